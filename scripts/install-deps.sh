@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the host tools needed to build and run the local Kubernetes control
+# plane used by the end-to-end tests (see scripts/local-cluster.sh).
+#
+# Idempotent: it only checks what is present and, if something is missing,
+# runs `apt-get update` once followed by a single `apt-get install`.
+# Nothing else on the system is changed.
+set -euo pipefail
+
+# Use sudo only when we are not root already (CI containers usually are root).
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    SUDO=(sudo)
+fi
+
+missing=()
+
+# Go 1.19 is the newest Go in bookworm that still builds Kubernetes 1.20 with
+# its vendored dependencies (see the reflect2 note in local-cluster.sh).
+[[ -x /usr/lib/go-1.19/bin/go ]] || missing+=(golang-1.19-go)
+# The Kubernetes build scripts (hack/lib) call rsync to stage outputs.
+command -v rsync >/dev/null 2>&1 || missing+=(rsync)
+# `make` drives the Kubernetes build.
+command -v make >/dev/null 2>&1 || missing+=(make)
+# openssl generates the CA, the serving certificate and the service-account key.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# dpkg-source unpacks the Debian source package.
+command -v dpkg-source >/dev/null 2>&1 || missing+=(dpkg-dev)
+# python3 picks free loopback ports (bind to port 0).
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The tests and the script talk to the apiserver with kubectl.
+if [[ ! -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
+    missing+=(kubernetes-client)
+fi
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "install-deps: all dependencies present"
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -q
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

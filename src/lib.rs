@@ -1,0 +1,3 @@
+//! ecs-vnc-operator: break-glass console access to Alibaba Cloud ECS instances.
+
+pub mod aliyun;
