@@ -1,4 +1,8 @@
 //! The `VncSession` domain: the resource, its validation rules and the timing of a console URL.
 
+pub mod crd;
+pub mod decide;
 pub mod expiry;
 pub mod validate;
+
+pub use crd::{VncSession, VncSessionSpec, VncSessionStatus};

@@ -85,3 +85,111 @@ mod tests {
         assert!(instance_id(&format!("i-{}", "a".repeat(63))).is_err());
     }
 }
+
+/// Parses a grant duration: one or more `<digits><unit>` with units `s`, `m`, `h`, `d`
+/// (`30m`, `8h`, `1h30m`). Zero and overflowing durations are refused.
+pub fn ttl(value: &str) -> Result<std::time::Duration, String> {
+    let bad =
+        || format!("ttl {value:?} is not a duration like 30m, 8h or 1h30m (units s, m, h, d)");
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in value.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit: u64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    // Ten years is far beyond any break-glass grant and keeps timestamp arithmetic in range.
+    if !digits.is_empty() || total == 0 || total > 10 * 366 * 86_400 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+/// Checks an endpoint override's form; the ECS client does the full parse.
+pub fn endpoint(value: &str) -> Result<(), String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => Ok(()),
+        _ => Err(format!(
+            "endpoint {value:?} is not an http:// or https:// URL without query or fragment"
+        )),
+    }
+}
+
+/// All spec rules at once; the first broken one is reported with the field it concerns.
+pub fn spec(spec: &super::VncSessionSpec) -> Result<(), String> {
+    region_id(&spec.region_id).map_err(|m| format!("spec.{m}"))?;
+    instance_id(&spec.instance_id).map_err(|m| format!("spec.{m}"))?;
+    if let Some(reason) = &spec.reason
+        && reason.chars().count() > REASON_MAX_LEN
+    {
+        return Err(format!(
+            "spec.reason is longer than {REASON_MAX_LEN} characters"
+        ));
+    }
+    if let Some(value) = &spec.ttl {
+        ttl(value).map_err(|m| format!("spec.{m}"))?;
+    }
+    if let Some(value) = &spec.endpoint {
+        endpoint(value).map_err(|m| format!("spec.{m}"))?;
+    }
+    if let Some(r) = &spec.credentials_ref
+        && (r.name.is_empty() || r.name.contains('/'))
+    {
+        return Err(format!(
+            "spec.credentialsRef.name {:?} must name a Secret in the session's own namespace",
+            r.name
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod spec_tests {
+    use super::*;
+
+    #[test]
+    fn ttls() {
+        assert_eq!(ttl("30m"), Ok(std::time::Duration::from_secs(1800)));
+        assert_eq!(ttl("1h30m"), Ok(std::time::Duration::from_secs(5400)));
+        assert_eq!(ttl("2d"), Ok(std::time::Duration::from_secs(172_800)));
+        for bad in [
+            "",
+            "0s",
+            "30",
+            "m",
+            "1.5h",
+            "-1h",
+            "1w",
+            "99999999999999999999h",
+            "4000d",
+        ] {
+            assert!(ttl(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints() {
+        assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com").is_ok());
+        assert!(endpoint("http://127.0.0.1:8080").is_ok());
+        for bad in ["ftp://x", "https://", "ecs.aliyuncs.com", "https://x?y=1"] {
+            assert!(endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `VncSession` custom resource (`vncsessions.ecsvnc.dev/v1alpha1`): a grant to open one ECS
+//! instance's console, and the status the operator keeps for it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Setting this annotation to a new value asks for a new URL; each value is served once.
+pub const REFRESH_ANNOTATION: &str = "ecsvnc.dev/refresh";
+
+/// A grant: "this instance may be opened from the console".
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "ecsvnc.dev",
+    version = "v1alpha1",
+    kind = "VncSession",
+    namespaced,
+    status = "VncSessionStatus",
+    derive = "PartialEq",
+    shortname = "vnc",
+    category = "ecsvnc",
+    doc = "A grant of break-glass VNC console access to one Alibaba Cloud ECS instance.",
+    printcolumn = r#"{"name": "Instance", "type": "string", "jsonPath": ".spec.instanceId"}"#,
+    printcolumn = r#"{"name": "Region", "type": "string", "jsonPath": ".spec.regionId"}"#,
+    printcolumn = r#"{"name": "Phase", "type": "string", "jsonPath": ".status.phase"}"#,
+    printcolumn = r#"{"name": "URL Expires", "type": "string", "jsonPath": ".status.urlExpiresAt"}"#,
+    printcolumn = r#"{"name": "Refreshable", "type": "boolean", "jsonPath": ".status.refreshable"}"#,
+    printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VncSessionSpec {
+    /// Region of the instance, e.g. `cn-hangzhou`.
+    #[schemars(regex(pattern = r"^[a-z]{2,}(-[a-z0-9]+)+$"))]
+    pub region_id: String,
+
+    /// ECS instance id, e.g. `i-bp1hzoinajzkh91h1234`.
+    #[schemars(regex(pattern = r"^i-[a-z0-9]+$"), length(max = 64))]
+    pub instance_id: String,
+
+    /// Secret in the same namespace with `accessKeyId`, `accessKeySecret` and optional
+    /// `securityToken`. Absent: the operator's own credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_ref: Option<CredentialsRef>,
+
+    /// Whether the instance runs Windows. Absent: read once from DescribeInstances `OSType`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_windows: Option<bool>,
+
+    /// Why access is needed; recorded in Events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+
+    /// How long the grant lasts from creation (`30m`, `8h`, `1h30m`); then it is `Closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    pub ttl: Option<String>,
+
+    /// ECS endpoint override (e.g. a VPC endpoint), an `https://` or `http://` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://[^\s?#]+$"))]
+    pub endpoint: Option<String>,
+}
+
+/// Names a Secret in the session's own namespace; there is deliberately no namespace field.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    Pending,
+    Ready,
+    UrlExpired,
+    Expired,
+    Failed,
+    Closed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Ready => "Ready",
+            Phase::UrlExpired => "UrlExpired",
+            Phase::Expired => "Expired",
+            Phase::Failed => "Failed",
+            Phase::Closed => "Closed",
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VncSessionStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The console page with the VncUrl; only while `Ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
+    /// The VncUrl exactly as ECS returned it; only while `Ready`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vnc_url: Option<String>,
+    /// When the issuing request was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Time>,
+    /// After this instant the URL no longer opens a connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_expires_at: Option<Time>,
+    /// The latest an idle console connection opened in time can live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expires_at: Option<Time>,
+    #[serde(default)]
+    pub refreshable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_windows: Option<bool>,
+    /// RequestId of the last successful ECS call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// URLs issued after the first one.
+    #[serde(default)]
+    pub refresh_count: u32,
+    /// The last `ecsvnc.dev/refresh` value the operator acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_refresh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastError>,
+    /// When a retryable failure or a throttled issue is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Time>,
+    /// Failed attempts in a row for the current request; drives the backoff.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+    /// resourceVersion of the credentials Secret when a credentials failure was recorded, so that
+    /// a changed Secret is tried again without a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `{code, message}` from ECS or the operator; never a RequestId (it changes on every retry).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct LastError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The `Ready` condition, shaped like `metav1.Condition` so `kubectl wait --for=condition=Ready` works.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: Time,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+impl VncSessionStatus {
+    pub fn ready_condition(&self) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == "Ready")
+    }
+}

@@ -1,0 +1,525 @@
+//! The heart of the operator: from a session's spec, status, annotation and the time, decide what
+//! happens next. No I/O here; the controller carries the decision out.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::crd::{Condition, LastError, Phase, VncSessionSpec, VncSessionStatus};
+use super::expiry::{self, Expiry, Limits};
+use super::validate;
+
+/// Failed attempts in a row after which automatic retries stop; a refresh starts over.
+pub const MAX_AUTOMATIC_RETRIES: u32 = 8;
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// Condition and Event messages are for people; an ECS message longer than this is cut.
+const MESSAGE_MAX: usize = 512;
+
+/// What the controller sees of one session.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed<'a> {
+    pub spec: &'a VncSessionSpec,
+    pub status: &'a VncSessionStatus,
+    pub generation: i64,
+    /// Value of the `ecsvnc.dev/refresh` annotation.
+    pub refresh: Option<&'a str>,
+    pub created_at: Timestamp,
+    /// resourceVersion of the referenced credentials Secret as it is now; `None` when the session
+    /// references none or it does not exist.
+    pub credentials_version: Option<&'a str>,
+}
+
+/// Why a URL is being asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IssueCause {
+    /// The session has never been served.
+    First,
+    /// A new generation of the spec.
+    SpecChanged,
+    /// A new value of the refresh annotation.
+    RefreshRequested,
+    /// A retryable failure or a throttled request is due again.
+    Retry,
+    /// The credentials Secret changed after a failure that waits for it.
+    CredentialsChanged,
+}
+
+/// The reasons of DESIGN.md, used for both conditions and Events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    UrlIssued,
+    UrlExpired,
+    SessionExpired,
+    RefreshRequested,
+    IssueFailed,
+    CredentialsNotFound,
+    Throttled,
+    Closed,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UrlIssued => "UrlIssued",
+            Reason::UrlExpired => "UrlExpired",
+            Reason::SessionExpired => "SessionExpired",
+            Reason::RefreshRequested => "RefreshRequested",
+            Reason::IssueFailed => "IssueFailed",
+            Reason::CredentialsNotFound => "CredentialsNotFound",
+            Reason::Throttled => "Throttled",
+            Reason::Closed => "Closed",
+        }
+    }
+}
+
+/// An Event to publish alongside a status change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub reason: Reason,
+    pub warning: bool,
+    pub message: String,
+}
+
+/// A status to write, the Event that goes with it, and when to look at the session again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Update {
+    pub status: VncSessionStatus,
+    pub note: Option<Note>,
+    pub wake_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Ask ECS for a URL now, then record the outcome with [`after_issue`].
+    Issue(IssueCause),
+    /// Write this status; no ECS call.
+    Write(Box<Update>),
+    /// Nothing to do until the instant (or until something changes).
+    Wait(Option<Timestamp>),
+}
+
+/// What happened when the controller tried to issue a URL.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Issued {
+        vnc_url: String,
+        console_url: String,
+        request_id: String,
+        sent_at: Timestamp,
+        is_windows: bool,
+    },
+    /// The per-instance limit is used up; a slot frees at `free_at`.
+    Throttled { free_at: Timestamp, limit: u32 },
+    /// The credentials Secret or one of its keys is missing or unusable.
+    CredentialsNotFound { message: String },
+    /// ECS or the operator failed; `code` is ECS's Code or an operator code.
+    Failed {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
+}
+
+/// Decides what to do with a session at `now`.
+pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
+    let status = obs.status;
+    let closes_at = ttl_deadline(obs);
+
+    if let Some(deadline) = closes_at
+        && now >= deadline
+    {
+        return if status.phase == Some(Phase::Closed) {
+            Decision::Wait(None)
+        } else {
+            Decision::Write(Box::new(closed(obs, now)))
+        };
+    }
+
+    if let Err(message) = validate::spec(obs.spec) {
+        let already = status.phase == Some(Phase::Failed)
+            && status.observed_generation == Some(obs.generation)
+            && status
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.code == INVALID_SPEC);
+        return if already {
+            Decision::Wait(None)
+        } else {
+            Decision::Write(Box::new(invalid_spec(obs, message, now)))
+        };
+    }
+
+    if status.observed_generation != Some(obs.generation) {
+        return Decision::Issue(if status.phase.is_none() {
+            IssueCause::First
+        } else {
+            IssueCause::SpecChanged
+        });
+    }
+    if let Some(value) = obs.refresh
+        && status.observed_refresh.as_deref() != Some(value)
+    {
+        return Decision::Issue(IssueCause::RefreshRequested);
+    }
+
+    let wake = |at: Option<Timestamp>| Decision::Wait(earliest(at, closes_at));
+    let url_expires_at = status.url_expires_at.as_ref().map(|t| t.0);
+    let session_expires_at = status.session_expires_at.as_ref().map(|t| t.0);
+    let due = |at: Option<Timestamp>| at.is_none_or(|at| now >= at);
+
+    match status.phase {
+        None => Decision::Issue(IssueCause::First),
+        Some(Phase::Ready) if due(session_expires_at) => {
+            Decision::Write(Box::new(expired(obs, now)))
+        }
+        Some(Phase::Ready) if due(url_expires_at) => {
+            Decision::Write(Box::new(url_expired(obs, now)))
+        }
+        Some(Phase::Ready) => wake(url_expires_at),
+        Some(Phase::UrlExpired) if due(session_expires_at) => {
+            Decision::Write(Box::new(expired(obs, now)))
+        }
+        Some(Phase::UrlExpired) => wake(session_expires_at),
+        Some(Phase::Expired | Phase::Closed) => wake(None),
+        Some(Phase::Failed) if !status.refreshable => {
+            if status.credentials_version.as_deref() != obs.credentials_version {
+                Decision::Issue(IssueCause::CredentialsChanged)
+            } else {
+                wake(None)
+            }
+        }
+        Some(Phase::Failed) if status.consecutive_failures >= MAX_AUTOMATIC_RETRIES => wake(None),
+        Some(Phase::Failed | Phase::Pending) => {
+            let retry_at = status.retry_at.as_ref().map(|t| t.0);
+            if due(retry_at) {
+                Decision::Issue(IssueCause::Retry)
+            } else {
+                wake(retry_at)
+            }
+        }
+    }
+}
+
+/// Records the outcome of an issue attempt that [`decide`] asked for.
+pub fn after_issue(
+    obs: &Observed,
+    cause: IssueCause,
+    outcome: Outcome,
+    now: Timestamp,
+    limits: Limits,
+    jitter: f64,
+) -> Update {
+    let mut status = obs.status.clone();
+    status.observed_generation = Some(obs.generation);
+    if let Some(value) = obs.refresh {
+        status.observed_refresh = Some(value.to_owned());
+    }
+    let closes_at = ttl_deadline(obs);
+    let target = &obs.spec.instance_id;
+
+    let (note, wake_at) = match outcome {
+        Outcome::Issued {
+            vnc_url,
+            console_url,
+            request_id,
+            sent_at,
+            is_windows,
+        } => {
+            // Whole seconds, rounded down: the status shows seconds and a URL must never look
+            // valid for longer than it is.
+            let issued_at = Timestamp::from_second(sent_at.as_second()).unwrap_or(sent_at);
+            let expiry = Expiry::from_issue(issued_at, limits);
+            if status.issued_at.is_some() {
+                status.refresh_count = status.refresh_count.saturating_add(1);
+            }
+            status.phase = Some(Phase::Ready);
+            status.console_url = Some(console_url);
+            status.vnc_url = Some(vnc_url);
+            status.issued_at = Some(Time(expiry.issued_at));
+            status.url_expires_at = Some(Time(expiry.url_expires_at));
+            status.session_expires_at = Some(Time(expiry.session_expires_at));
+            status.refreshable = false;
+            status.is_windows = Some(is_windows);
+            status.request_id = Some(request_id);
+            status.last_error = None;
+            status.retry_at = None;
+            status.consecutive_failures = 0;
+            status.credentials_version = None;
+            let message = format!(
+                "console URL issued for {target}; it opens a connection until {}",
+                expiry::rfc3339(expiry.url_expires_at)
+            );
+            set_ready(&mut status, obs, true, Reason::UrlIssued, &message, now);
+            let reason = if cause == IssueCause::RefreshRequested {
+                Reason::RefreshRequested
+            } else {
+                Reason::UrlIssued
+            };
+            let mut event = match cause {
+                IssueCause::RefreshRequested => {
+                    format!("issued a new console URL for {target} on request")
+                }
+                _ => format!("issued a console URL for {target}"),
+            };
+            if let Some(why) = &obs.spec.reason {
+                event.push_str(&format!("; reason: {}", clip(why)));
+            }
+            (normal(reason, event), Some(expiry.url_expires_at))
+        }
+        Outcome::Throttled { free_at, limit } => {
+            leave_ready(&mut status, Phase::Pending, false);
+            status.retry_at = Some(Time(free_at));
+            let message = format!(
+                "at most {limit} console URLs per minute for {target}; the next one is issued at {}",
+                expiry::rfc3339(free_at)
+            );
+            status.last_error = Some(LastError {
+                code: Reason::Throttled.as_str().to_owned(),
+                message: message.clone(),
+            });
+            set_ready(&mut status, obs, false, Reason::Throttled, &message, now);
+            (warning(Reason::Throttled, message), Some(free_at))
+        }
+        Outcome::CredentialsNotFound { message } => {
+            let message = sanitize(&message);
+            leave_ready(&mut status, Phase::Failed, false);
+            status.retry_at = None;
+            status.consecutive_failures = 0;
+            status.credentials_version = obs.credentials_version.map(str::to_owned);
+            status.last_error = Some(LastError {
+                code: Reason::CredentialsNotFound.as_str().to_owned(),
+                message: message.clone(),
+            });
+            set_ready(
+                &mut status,
+                obs,
+                false,
+                Reason::CredentialsNotFound,
+                &message,
+                now,
+            );
+            (warning(Reason::CredentialsNotFound, message), None)
+        }
+        Outcome::Failed {
+            code,
+            message,
+            retryable,
+        } => {
+            let failures = status.consecutive_failures.saturating_add(1);
+            let ecs_message = sanitize(&message);
+            let mut message = format!("{code}: {ecs_message}");
+            let retry_at = if retryable && failures < MAX_AUTOMATIC_RETRIES {
+                let at = expiry::add(now, backoff(failures, jitter));
+                message.push_str(&format!("; retrying at {}", expiry::rfc3339(at)));
+                Some(at)
+            } else {
+                if retryable {
+                    message.push_str(&format!(
+                        "; gave up after {failures} attempts, set the {} annotation to try again",
+                        super::crd::REFRESH_ANNOTATION
+                    ));
+                }
+                None
+            };
+            leave_ready(&mut status, Phase::Failed, retryable);
+            status.consecutive_failures = failures;
+            status.retry_at = retry_at.map(Time);
+            status.credentials_version = if retryable {
+                None
+            } else {
+                obs.credentials_version.map(str::to_owned)
+            };
+            status.last_error = Some(LastError {
+                code: code.clone(),
+                message: ecs_message,
+            });
+            let reason = if code.starts_with("Throttling") {
+                Reason::Throttled
+            } else {
+                Reason::IssueFailed
+            };
+            set_ready(&mut status, obs, false, reason, &message, now);
+            (warning(reason, message), retry_at)
+        }
+    };
+    Update {
+        status,
+        note: Some(note),
+        wake_at: earliest(wake_at, closes_at),
+    }
+}
+
+/// Capped exponential backoff with equal jitter: half the step is fixed, half is random, so
+/// retries spread out but never come sooner than half the nominal delay.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    let step = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
+    let jitter = if jitter.is_finite() {
+        jitter.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    step.mul_f64(0.5 + 0.5 * jitter)
+}
+
+/// When the grant ends, if it has a valid TTL.
+pub fn ttl_deadline(obs: &Observed) -> Option<Timestamp> {
+    let ttl = validate::ttl(obs.spec.ttl.as_deref()?).ok()?;
+    Some(expiry::add(obs.created_at, ttl))
+}
+
+const INVALID_SPEC: &str = "InvalidSpec";
+
+fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
+    let mut status = obs.status.clone();
+    leave_ready(&mut status, Phase::Failed, false);
+    status.observed_generation = Some(obs.generation);
+    status.retry_at = None;
+    status.last_error = Some(LastError {
+        code: INVALID_SPEC.to_owned(),
+        message: message.clone(),
+    });
+    set_ready(&mut status, obs, false, Reason::IssueFailed, &message, now);
+    Update {
+        status,
+        note: Some(warning(Reason::IssueFailed, message)),
+        wake_at: None,
+    }
+}
+
+fn closed(obs: &Observed, now: Timestamp) -> Update {
+    let mut status = obs.status.clone();
+    leave_ready(&mut status, Phase::Closed, false);
+    status.retry_at = None;
+    let message = format!(
+        "the grant's ttl of {} has passed; no more console URLs",
+        obs.spec.ttl.as_deref().unwrap_or_default()
+    );
+    set_ready(&mut status, obs, false, Reason::Closed, &message, now);
+    Update {
+        status,
+        note: Some(normal(Reason::Closed, message)),
+        wake_at: None,
+    }
+}
+
+fn url_expired(obs: &Observed, now: Timestamp) -> Update {
+    let mut status = obs.status.clone();
+    leave_ready(&mut status, Phase::UrlExpired, true);
+    let session_end = status.session_expires_at.as_ref().map(|t| t.0);
+    let message = format!(
+        "the console URL no longer opens connections; a connection opened in time lasts at most until {}",
+        session_end.map(expiry::rfc3339).unwrap_or_default()
+    );
+    set_ready(&mut status, obs, false, Reason::UrlExpired, &message, now);
+    Update {
+        status,
+        note: Some(normal(Reason::UrlExpired, message)),
+        wake_at: earliest(session_end, ttl_deadline(obs)),
+    }
+}
+
+fn expired(obs: &Observed, now: Timestamp) -> Update {
+    let mut status = obs.status.clone();
+    leave_ready(&mut status, Phase::Expired, true);
+    let message = "the console session has expired; refresh to get a new URL".to_owned();
+    set_ready(
+        &mut status,
+        obs,
+        false,
+        Reason::SessionExpired,
+        &message,
+        now,
+    );
+    Update {
+        status,
+        note: Some(normal(Reason::SessionExpired, message)),
+        wake_at: ttl_deadline(obs),
+    }
+}
+
+/// Moves to a phase other than `Ready`: the URLs go with it.
+fn leave_ready(status: &mut VncSessionStatus, phase: Phase, refreshable: bool) {
+    status.phase = Some(phase);
+    status.console_url = None;
+    status.vnc_url = None;
+    status.refreshable = refreshable;
+}
+
+fn set_ready(
+    status: &mut VncSessionStatus,
+    obs: &Observed,
+    ready: bool,
+    reason: Reason,
+    message: &str,
+    now: Timestamp,
+) {
+    let value = if ready { "True" } else { "False" };
+    let since = status
+        .ready_condition()
+        .filter(|c| c.status == value)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    status.conditions.retain(|c| c.type_ != "Ready");
+    status.conditions.push(Condition {
+        type_: "Ready".to_owned(),
+        status: value.to_owned(),
+        reason: reason.as_str().to_owned(),
+        message: message.to_owned(),
+        last_transition_time: since,
+        observed_generation: Some(obs.generation),
+    });
+}
+
+fn normal(reason: Reason, message: String) -> Note {
+    Note {
+        reason,
+        warning: false,
+        message,
+    }
+}
+
+fn warning(reason: Reason, message: String) -> Note {
+    Note {
+        reason,
+        warning: true,
+        message,
+    }
+}
+
+fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Keeps ECS messages fit for conditions and Events: no request ids (they change on every try and
+/// would rewrite the status for nothing), no server string-to-sign (it carries the AccessKeyId and
+/// token), bounded length.
+pub fn sanitize(message: &str) -> String {
+    let mut text = message;
+    for marker in ["server string to sign", "RequestId", "Request ID"] {
+        if let Some(at) = text.find(marker) {
+            text = &text[..at];
+        }
+    }
+    let text = text.trim_end_matches([' ', ',', ';', ':', '(', '.']).trim();
+    clip(text)
+}
+
+fn clip(text: &str) -> String {
+    if text.chars().count() <= MESSAGE_MAX {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(MESSAGE_MAX).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;
