@@ -1,4 +1,8 @@
 //! ecs-vnc-operator: break-glass console access to Alibaba Cloud ECS instances.
 
 pub mod aliyun;
+pub mod cli;
+pub mod controller;
 pub mod session;
+pub mod sim;
+pub mod telemetry;

@@ -1,4 +1,19 @@
 //! The Alibaba Cloud ECS client: signing, credentials, endpoints, errors, retries, console URLs.
 //! Nothing in here knows about Kubernetes.
 
+mod client;
+mod console_url;
+mod credentials;
+mod endpoint;
+mod error;
+mod retry;
 pub mod signature;
+
+pub use client::{ClientOptions, EcsClient, IssuedVncUrl, MAX_RESPONSE_BYTES, os_type_is_windows};
+pub use console_url::{DEFAULT_CONSOLE_BASE, console_url};
+pub use credentials::{
+    Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
+};
+pub use endpoint::{Endpoint, EndpointError};
+pub use error::EcsError;
+pub use retry::RetryPolicy;

@@ -1,0 +1,767 @@
+//! Signed RPC calls to ECS over HTTP, with bounded retries.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::credentials::Credentials;
+use super::endpoint::Endpoint;
+use super::error::{EcsError, decode_error_body, sanitize};
+use super::retry::RetryPolicy;
+use super::signature::{canonical_query, percent_encode, sign, string_to_sign};
+use crate::session::expiry::rfc3339;
+
+/// ECS API version of every call.
+const API_VERSION: &str = "2014-05-26";
+/// The most of a response body the client reads; ECS answers are a few hundred bytes.
+pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub connect_timeout: Duration,
+    /// Per attempt: sending, waiting and reading the body.
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            user_agent: concat!("ecs-vnc-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// The ECS client. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct EcsClient {
+    http: reqwest::Client,
+    options: Arc<ClientOptions>,
+}
+
+impl fmt::Debug for EcsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcsClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly issued VncUrl. `Debug` leaves the URL out: it must not reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedVncUrl {
+    /// As ECS returned it (already percent-encoded).
+    pub vnc_url: String,
+    pub request_id: String,
+    /// When the successful attempt's request was sent; the URL's validity counts from here.
+    pub sent_at: Timestamp,
+}
+
+impl fmt::Debug for IssuedVncUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedVncUrl")
+            .field("vnc_url", &"<redacted>")
+            .field("request_id", &self.request_id)
+            .field("sent_at", &self.sent_at)
+            .finish()
+    }
+}
+
+/// `OSType` as `DescribeInstances` reports it; only `windows` means Windows.
+pub fn os_type_is_windows(os_type: &str) -> bool {
+    os_type.trim().eq_ignore_ascii_case("windows")
+}
+
+/// One answered attempt: status, body (at most `MAX_RESPONSE_BYTES`) and when it was sent.
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    sent_at: Timestamp,
+}
+
+impl EcsClient {
+    pub fn new(options: ClientOptions) -> Result<Self, EcsError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .user_agent(options.user_agent.clone())
+            // A redirect would resend the signed query somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| EcsError::ClientSetup {
+                reason: error_chain(&e.without_url()),
+            })?;
+        Ok(Self {
+            http,
+            options: Arc::new(options),
+        })
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// `DescribeInstanceVncUrl`: a new console address, valid for a short time after `sent_at`.
+    pub async fn describe_instance_vnc_url(
+        &self,
+        endpoint: &Endpoint,
+        creds: &Credentials,
+        region_id: &str,
+        instance_id: &str,
+    ) -> Result<IssuedVncUrl, EcsError> {
+        let params = [("RegionId", region_id), ("InstanceId", instance_id)];
+        self.call(
+            endpoint,
+            creds,
+            "DescribeInstanceVncUrl",
+            &params,
+            decode_vnc_url,
+        )
+        .await
+    }
+
+    /// `DescribeInstances` for one instance; returns its `OSType` (e.g. `linux`, `windows`).
+    /// An answer without the instance is `InvalidInstanceId.NotFound`.
+    pub async fn describe_os_type(
+        &self,
+        endpoint: &Endpoint,
+        creds: &Credentials,
+        region_id: &str,
+        instance_id: &str,
+    ) -> Result<String, EcsError> {
+        let ids = serde_json::to_string(&[instance_id]).unwrap_or_default();
+        let params = [("RegionId", region_id), ("InstanceIds", ids.as_str())];
+        self.call(
+            endpoint,
+            creds,
+            "DescribeInstances",
+            &params,
+            |body: &[u8], status, _sent_at| decode_os_type(body, status, region_id, instance_id),
+        )
+        .await
+    }
+
+    /// Runs attempts until one succeeds, an error is terminal, or attempts or deadline run out.
+    async fn call<T>(
+        &self,
+        endpoint: &Endpoint,
+        creds: &Credentials,
+        action: &'static str,
+        params: &[(&str, &str)],
+        decode: impl Fn(&[u8], u16, Timestamp) -> Result<T, EcsError>,
+    ) -> Result<T, EcsError> {
+        let policy = self.options.retry;
+        let started = Instant::now();
+        let secrets: Vec<&str> = [creds.access_key_id(), creds.access_key_secret()]
+            .into_iter()
+            .chain(creds.security_token())
+            .collect();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let remaining = policy.deadline.saturating_sub(started.elapsed());
+            let limit = self.options.request_timeout.min(remaining);
+            tracing::debug!(action, attempt, "calling ECS");
+            let result =
+                match tokio::time::timeout(limit, self.attempt(endpoint, creds, action, params))
+                    .await
+                {
+                    Err(_) => Err(EcsError::Timeout {
+                        endpoint: endpoint.to_string(),
+                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    }),
+                    Ok(Err(e)) => Err(e),
+                    Ok(Ok(reply)) if (200..300).contains(&reply.status) => {
+                        decode(&reply.body, reply.status, reply.sent_at)
+                    }
+                    Ok(Ok(reply)) => Err(decode_error_body(reply.status, &reply.body, &secrets)),
+                };
+            let err = match result {
+                Ok(value) => return Ok(value),
+                Err(err) => err,
+            };
+            if !err.is_retryable() || attempt >= policy.attempts() {
+                return Err(err);
+            }
+            let delay = policy.backoff(attempt - 1);
+            if started.elapsed() + delay >= policy.deadline {
+                tracing::warn!(
+                    action,
+                    attempt,
+                    code = err.code(),
+                    "ECS call failed; no time left for a retry"
+                );
+                return Err(err);
+            }
+            tracing::warn!(
+                action,
+                attempt,
+                code = err.code(),
+                http_status = err.http_status(),
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                "ECS call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One signed request with a fresh nonce and timestamp.
+    async fn attempt(
+        &self,
+        endpoint: &Endpoint,
+        creds: &Credentials,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Reply, EcsError> {
+        let nonce = uuid::Uuid::new_v4().to_string();
+        let timestamp = rfc3339(Timestamp::now());
+        let query = signed_query(creds, action, params, &nonce, &timestamp);
+        let mut url = endpoint.request_url().clone();
+        url.set_query(Some(&query));
+
+        let request = self
+            .http
+            .post(url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(Vec::new());
+        let sent_at = Timestamp::now();
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| transport_error(endpoint, e, self.options.request_timeout))?;
+        let status = response.status().as_u16();
+        if response
+            .content_length()
+            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(EcsError::ResponseTooLarge {
+                http_status: status,
+                limit: MAX_RESPONSE_BYTES,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(endpoint, e, self.options.request_timeout))?
+        {
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(EcsError::ResponseTooLarge {
+                    http_status: status,
+                    limit: MAX_RESPONSE_BYTES,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            body,
+            sent_at,
+        })
+    }
+}
+
+/// The full query string: common parameters, the action's own, and `Signature` over `POST`.
+fn signed_query(
+    creds: &Credentials,
+    action: &str,
+    params: &[(&str, &str)],
+    nonce: &str,
+    timestamp: &str,
+) -> String {
+    let mut all: Vec<(&str, &str)> = vec![
+        ("Action", action),
+        ("Version", API_VERSION),
+        ("Format", "JSON"),
+        ("AccessKeyId", creds.access_key_id()),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce),
+        ("Timestamp", timestamp),
+    ];
+    if let Some(token) = creds.security_token() {
+        all.push(("SecurityToken", token));
+    }
+    all.extend_from_slice(params);
+    let signature = sign(
+        creds.access_key_secret(),
+        &string_to_sign("POST", all.iter().copied()),
+    );
+    format!(
+        "{}&Signature={}",
+        canonical_query(all.iter().copied()),
+        percent_encode(&signature)
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct VncUrlBody {
+    vnc_url: Option<String>,
+    request_id: Option<String>,
+}
+
+fn decode_vnc_url(body: &[u8], status: u16, sent_at: Timestamp) -> Result<IssuedVncUrl, EcsError> {
+    let parsed: VncUrlBody =
+        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let request_id = parsed.request_id.filter(|r| !r.is_empty());
+    match (parsed.vnc_url.filter(|v| !v.is_empty()), request_id) {
+        (Some(vnc_url), Some(request_id)) => Ok(IssuedVncUrl {
+            vnc_url,
+            request_id,
+            sent_at,
+        }),
+        (None, request_id) => Err(EcsError::MalformedResponse {
+            http_status: status,
+            reason: "answer has no VncUrl".into(),
+            request_id,
+        }),
+        (Some(_), None) => Err(EcsError::MalformedResponse {
+            http_status: status,
+            reason: "answer has no RequestId".into(),
+            request_id: None,
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InstancesBody {
+    instances: Option<InstanceList>,
+    request_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InstanceList {
+    #[serde(default)]
+    instance: Vec<InstanceItem>,
+}
+
+#[derive(Deserialize)]
+struct InstanceItem {
+    #[serde(rename = "InstanceId")]
+    instance_id: Option<String>,
+    #[serde(rename = "OSType")]
+    os_type: Option<String>,
+}
+
+fn decode_os_type(
+    body: &[u8],
+    status: u16,
+    region_id: &str,
+    instance_id: &str,
+) -> Result<String, EcsError> {
+    let parsed: InstancesBody =
+        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let Some(list) = parsed.instances else {
+        return Err(EcsError::MalformedResponse {
+            http_status: status,
+            reason: "answer has no Instances".into(),
+            request_id: parsed.request_id,
+        });
+    };
+    let Some(item) = list
+        .instance
+        .into_iter()
+        .find(|i| i.instance_id.as_deref() == Some(instance_id))
+    else {
+        return Err(EcsError::instance_not_found(
+            region_id,
+            instance_id,
+            parsed.request_id,
+        ));
+    };
+    match item.os_type.filter(|o| !o.trim().is_empty()) {
+        Some(os) => Ok(os),
+        None => Err(EcsError::MalformedResponse {
+            http_status: status,
+            reason: "instance has no OSType".into(),
+            request_id: parsed.request_id,
+        }),
+    }
+}
+
+fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> EcsError {
+    EcsError::MalformedResponse {
+        http_status: status,
+        reason: format!("answer is not the expected JSON ({e})"),
+        request_id,
+    }
+}
+
+/// Maps a transport failure to an error whose text has no URL (reqwest puts the full request URL,
+/// signature and AccessKeyId included, into its messages).
+fn transport_error(endpoint: &Endpoint, err: reqwest::Error, timeout: Duration) -> EcsError {
+    let err = err.without_url();
+    let endpoint = endpoint.to_string();
+    if err.is_builder() {
+        return EcsError::RequestFailed {
+            endpoint,
+            reason: error_chain(&err),
+        };
+    }
+    if err.is_timeout() && !err.is_connect() {
+        return EcsError::Timeout {
+            endpoint,
+            after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        };
+    }
+    let reason = match io_kind(&err) {
+        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
+        Some(std::io::ErrorKind::ConnectionReset) => "connection reset".to_owned(),
+        Some(std::io::ErrorKind::TimedOut) => "connect timed out".to_owned(),
+        _ if err.is_connect() && err.is_timeout() => "connect timed out".to_owned(),
+        _ if err.is_connect() => deepest(&err),
+        _ => format!(
+            "connection lost before a complete answer ({})",
+            deepest(&err)
+        ),
+    };
+    EcsError::ConnectionFailed { endpoint, reason }
+}
+
+fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The innermost cause, which names what actually happened ("dns error", "connection closed").
+fn deepest(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    scrub(&current.to_string())
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut current = err.source();
+    while let Some(e) = current {
+        parts.push(e.to_string());
+        current = e.source();
+    }
+    scrub(&parts.join(": "))
+}
+
+/// Belt and braces: no query string of any URL survives into a message.
+fn scrub(text: &str) -> String {
+    let text = text
+        .split(' ')
+        .map(|word| match (word.contains("://"), word.find('?')) {
+            (true, Some(q)) => &word[..q],
+            _ => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    sanitize(&text, &[], 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aliyun::signature;
+    use std::collections::BTreeMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn creds() -> Credentials {
+        Credentials::new("test-key-id", "test-secret", Some("sts-token".into()))
+    }
+
+    fn query_params(query: &str) -> BTreeMap<String, String> {
+        query
+            .split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                (
+                    signature::percent_decode(k).unwrap(),
+                    signature::percent_decode(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn signed_query_carries_every_common_parameter_and_verifies() {
+        let q = signed_query(
+            &creds(),
+            "DescribeInstanceVncUrl",
+            &[("RegionId", "cn-hangzhou"), ("InstanceId", "i-abc")],
+            "nonce-1",
+            "2026-01-02T03:04:05Z",
+        );
+        let p = query_params(&q);
+        for (k, v) in [
+            ("Action", "DescribeInstanceVncUrl"),
+            ("Version", "2014-05-26"),
+            ("Format", "JSON"),
+            ("AccessKeyId", "test-key-id"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+            ("SignatureNonce", "nonce-1"),
+            ("Timestamp", "2026-01-02T03:04:05Z"),
+            ("SecurityToken", "sts-token"),
+            ("RegionId", "cn-hangzhou"),
+            ("InstanceId", "i-abc"),
+        ] {
+            assert_eq!(p.get(k).map(String::as_str), Some(v), "{k}");
+        }
+        let expected = signature::sign(
+            "test-secret",
+            &signature::string_to_sign("POST", p.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        );
+        assert_eq!(p["Signature"], expected);
+        assert!(!q.contains("test-secret"));
+    }
+
+    #[test]
+    fn no_token_no_security_token_parameter() {
+        let c = Credentials::new("id", "secret", None);
+        let q = signed_query(&c, "DescribeInstances", &[], "n", "t");
+        assert!(!q.contains("SecurityToken"));
+    }
+
+    #[test]
+    fn vnc_url_body_decoding() {
+        let t = Timestamp::UNIX_EPOCH;
+        let ok = decode_vnc_url(br#"{"VncUrl":"wss%3A%2F%2Fx","RequestId":"r"}"#, 200, t).unwrap();
+        assert_eq!(ok.vnc_url, "wss%3A%2F%2Fx");
+        assert_eq!(ok.request_id, "r");
+        assert!(!format!("{ok:?}").contains("wss"), "Debug redacts the URL");
+        for bad in [
+            &b"{}"[..],
+            br#"{"RequestId":"r"}"#,
+            br#"{"VncUrl":"","RequestId":"r"}"#,
+            br#"{"VncUrl":"x"}"#,
+            br#"{"VncUrl":5,"RequestId":"r"}"#,
+            b"not json",
+            b"[1,2]",
+        ] {
+            let err = decode_vnc_url(bad, 200, t).unwrap_err();
+            assert_eq!(err.code(), "MalformedResponse", "{bad:?}");
+            assert!(err.is_retryable());
+        }
+    }
+
+    #[test]
+    fn instances_body_decoding() {
+        let body = br#"{"RequestId":"r","TotalCount":1,"Instances":{"Instance":[
+            {"InstanceId":"i-other","OSType":"linux"},
+            {"InstanceId":"i-win","OSType":"windows"}]}}"#;
+        assert_eq!(
+            decode_os_type(body, 200, "cn-hangzhou", "i-win").unwrap(),
+            "windows"
+        );
+        let err = decode_os_type(body, 200, "cn-hangzhou", "i-gone").unwrap_err();
+        assert_eq!(err.code(), "InvalidInstanceId.NotFound");
+        assert!(!err.is_retryable());
+        assert_eq!(err.request_id(), Some("r"));
+
+        let empty = br#"{"RequestId":"r","TotalCount":0,"Instances":{"Instance":[]}}"#;
+        let err = decode_os_type(empty, 200, "cn-hangzhou", "i-win").unwrap_err();
+        assert_eq!(err.code(), "InvalidInstanceId.NotFound");
+
+        let err = decode_os_type(br#"{"RequestId":"r"}"#, 200, "r", "i").unwrap_err();
+        assert_eq!(err.code(), "MalformedResponse");
+        let no_os = br#"{"Instances":{"Instance":[{"InstanceId":"i-win"}]}}"#;
+        let err = decode_os_type(no_os, 200, "r", "i-win").unwrap_err();
+        assert_eq!(err.code(), "MalformedResponse");
+    }
+
+    #[test]
+    fn windows_detection() {
+        assert!(os_type_is_windows("windows"));
+        assert!(os_type_is_windows("Windows"));
+        assert!(!os_type_is_windows("linux"));
+        assert!(!os_type_is_windows(""));
+    }
+
+    #[test]
+    fn scrub_removes_query_strings() {
+        assert_eq!(
+            scrub("error for url (http://h/?Signature=abc&AccessKeyId=x) here"),
+            "error for url (http://h/ here"
+        );
+    }
+
+    /// A one-shot server: answers each connection with the next canned response and records the
+    /// request heads.
+    async fn canned(responses: Vec<Vec<u8>>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let mut heads = Vec::new();
+            for response in responses {
+                let (mut sock, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = sock.read(&mut tmp).await.unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                heads.push(String::from_utf8_lossy(&buf).into_owned());
+                let _ = sock.write_all(&response).await;
+                let _ = sock.shutdown().await;
+            }
+            heads
+        });
+        (format!("http://{addr}"), task)
+    }
+
+    fn http(status: &str, body: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn fast_client() -> EcsClient {
+        EcsClient::new(ClientOptions {
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(1000),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+                deadline: Duration::from_secs(5),
+            },
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn posts_signed_query_and_retries_with_a_new_nonce() {
+        let (url, server) = canned(vec![
+            http(
+                "500 Internal Server Error",
+                r#"{"Code":"InternalError","Message":"m","RequestId":"r1"}"#,
+            ),
+            http("200 OK", r#"{"VncUrl":"wss%3A%2F%2Fvnc","RequestId":"r2"}"#),
+        ])
+        .await;
+        let endpoint = Endpoint::parse(&url).unwrap();
+        let before = Timestamp::now();
+        let issued = fast_client()
+            .describe_instance_vnc_url(&endpoint, &creds(), "cn-hangzhou", "i-abc")
+            .await
+            .unwrap();
+        assert_eq!(issued.vnc_url, "wss%3A%2F%2Fvnc");
+        assert_eq!(issued.request_id, "r2");
+        assert!(
+            issued.sent_at
+                >= before
+                    .checked_sub(jiff::SignedDuration::from_secs(1))
+                    .unwrap()
+        );
+        let heads = server.await.unwrap();
+        assert_eq!(heads.len(), 2);
+        let nonces: Vec<String> = heads
+            .iter()
+            .map(|h| {
+                let line = h.lines().next().unwrap();
+                assert!(line.starts_with("POST /?"), "{line}");
+                let query = line.split(' ').nth(1).unwrap().trim_start_matches("/?");
+                query_params(query)["SignatureNonce"].clone()
+            })
+            .collect();
+        assert_ne!(nonces[0], nonces[1]);
+    }
+
+    #[tokio::test]
+    async fn streamed_body_over_the_cap_is_refused() {
+        // Chunked, so the size is only known while reading.
+        let mut response =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        let chunk = vec![b'a'; 64 * 1024];
+        for _ in 0..20 {
+            response.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            response.extend_from_slice(&chunk);
+            response.extend_from_slice(b"\r\n");
+        }
+        response.extend_from_slice(b"0\r\n\r\n");
+        let client = EcsClient::new(ClientOptions {
+            retry: RetryPolicy::none(Duration::from_secs(5)),
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        let (url, _server) = canned(vec![response]).await;
+        let err = client
+            .describe_instance_vnc_url(
+                &Endpoint::parse(&url).unwrap(),
+                &creds(),
+                "cn-hangzhou",
+                "i-a",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ResponseTooLarge");
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn refused_connection_names_the_endpoint_without_query() {
+        // Bind and drop to find a port nobody listens on.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        let err = fast_client()
+            .describe_instance_vnc_url(&endpoint, &creds(), "cn-hangzhou", "i-a")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "ConnectionFailed");
+        assert_eq!(
+            err.to_string(),
+            format!("could not reach http://127.0.0.1:{port}: connection refused")
+        );
+        assert!(!format!("{err:?}").contains("Signature"));
+    }
+
+    #[tokio::test]
+    async fn terminal_errors_are_not_retried() {
+        let (url, server) = canned(vec![http(
+            "404 Not Found",
+            r#"{"Code":"InvalidInstanceId.NotFound","Message":"The specified InstanceId does not exist.","RequestId":"r"}"#,
+        )])
+        .await;
+        let err = fast_client()
+            .describe_instance_vnc_url(
+                &Endpoint::parse(&url).unwrap(),
+                &creds(),
+                "cn-hangzhou",
+                "i-a",
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "InvalidInstanceId.NotFound");
+        assert_eq!(err.http_status(), Some(404));
+        assert_eq!(server.await.unwrap().len(), 1);
+    }
+}

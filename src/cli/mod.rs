@@ -1,0 +1,4 @@
+//! The binary's subcommands, one file each.
+
+pub mod run;
+pub mod url;

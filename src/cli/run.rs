@@ -1,0 +1,98 @@
+//! `ecs-vnc-operator run`: the controller. Every flag can also come from its environment variable.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aliyun::{
+    ClientOptions, Credentials, DEFAULT_CONSOLE_BASE, EcsClient, Endpoint, RetryPolicy,
+};
+use crate::controller::{self, Context, Settings};
+use crate::session::expiry::Limits;
+use crate::session::validate;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// ECS endpoint for every session without spec.endpoint (http:// or https://).
+    #[arg(long, env = "ECS_VNC_ENDPOINT", value_name = "URL")]
+    pub ecs_endpoint: Option<String>,
+    /// How long a URL opens connections after it is issued.
+    #[arg(long, env = "ECS_VNC_URL_VALIDITY", default_value = "15s", value_parser = duration)]
+    pub url_validity: Duration,
+    /// How long an idle console connection lives after the URL window.
+    #[arg(long, env = "ECS_VNC_SESSION_KEEPALIVE", default_value = "300s", value_parser = duration)]
+    pub session_keepalive: Duration,
+    /// Console page the VncUrl is handed to.
+    #[arg(long, env = "ECS_VNC_CONSOLE_BASE_URL", value_name = "URL", default_value = DEFAULT_CONSOLE_BASE)]
+    pub console_base_url: String,
+    /// Console URLs per minute per instance, across all sessions (ECS allows 30).
+    #[arg(long, env = "ECS_VNC_RECONNECT_LIMIT_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub reconnect_limit_per_minute: u32,
+    /// Only watch VncSessions (and Secrets) in this namespace.
+    #[arg(long, env = "ECS_VNC_WATCH_NAMESPACE", value_name = "NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Log format: text for people, json for collectors.
+    #[arg(long, env = "ECS_VNC_LOG_FORMAT", value_enum, default_value_t = crate::telemetry::LogFormat::Text)]
+    pub log_format: crate::telemetry::LogFormat,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "ECS_VNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+}
+
+/// Durations like `15s`, `300s`, `5m`, `1h30m`.
+fn duration(value: &str) -> Result<Duration, String> {
+    validate::ttl(value).map_err(|e| e.replacen("ttl", "duration", 1))
+}
+
+pub async fn run(args: RunArgs) -> ExitCode {
+    match start(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn start(args: RunArgs) -> Result<(), String> {
+    if let Some(url) = &args.ecs_endpoint {
+        Endpoint::parse(url).map_err(|e| format!("--ecs-endpoint: {e}"))?;
+    }
+    let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    if credentials.is_none() {
+        tracing::info!(
+            "no operator credentials in the environment; sessions need spec.credentialsRef"
+        );
+    }
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach Kubernetes (kubeconfig or in-cluster config): {e}"))?;
+    let ecs = EcsClient::new(ClientOptions {
+        // Short inner retries keep a refresh quick; the controller's own backoff does the rest.
+        retry: RetryPolicy {
+            max_attempts: 3,
+            deadline: Duration::from_secs(10),
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let settings = Settings {
+        limits: Limits {
+            url_validity: args.url_validity,
+            session_keepalive: args.session_keepalive,
+        },
+        console_base_url: args.console_base_url,
+        reconnect_limit_per_minute: args.reconnect_limit_per_minute,
+        ecs_endpoint: args.ecs_endpoint,
+        credentials,
+        watch_namespace: args.watch_namespace,
+    };
+    let ctx = Arc::new(Context::new(client, ecs, settings));
+    tracing::info!("ecs-vnc-operator starting");
+    controller::run(ctx).await.map_err(|e| e.to_string())?;
+    tracing::info!("ecs-vnc-operator stopped");
+    Ok(())
+}

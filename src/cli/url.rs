@@ -1,0 +1,225 @@
+//! `ecs-vnc-operator url`: one console URL, straight from ECS, for when Kubernetes itself is down.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::aliyun::{
+    ClientOptions, Credentials, DEFAULT_CONSOLE_BASE, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
+    ENV_SECURITY_TOKEN, EcsClient, EcsError, Endpoint, console_url, os_type_is_windows,
+};
+use crate::session::expiry::{Expiry, Limits, rfc3339};
+use crate::session::validate;
+
+/// ECS answered with an error (or the call failed after retries).
+const EXIT_ECS_ERROR: u8 = 1;
+/// Bad input, no credentials, or an endpoint that cannot be reached.
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct UrlArgs {
+    /// Region of the instance, e.g. cn-hangzhou.
+    #[arg(long)]
+    pub region_id: String,
+    /// Instance ID, e.g. i-bp1hzoinajzkh91h1234.
+    #[arg(long)]
+    pub instance_id: String,
+    /// Whether the instance runs Windows; `auto` asks DescribeInstances for its OSType.
+    #[arg(long, value_enum, default_value_t = Windows::Auto)]
+    pub windows: Windows,
+    /// ECS endpoint (http:// or https://); default: the official SDK's endpoint for the region.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// Console page the VncUrl is handed to.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_CONSOLE_BASE)]
+    pub console_base_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Windows {
+    Auto,
+    True,
+    False,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The console URL alone, on one line.
+    Text,
+    /// URL, VncUrl and timing as a JSON object.
+    Json,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonOutput<'a> {
+    console_url: &'a str,
+    vnc_url: &'a str,
+    instance_id: &'a str,
+    is_windows: bool,
+    issued_at: String,
+    url_expires_at: String,
+    session_expires_at: String,
+    request_id: &'a str,
+}
+
+/// A failure with the exit code it maps to; the message never holds credentials or URLs with a
+/// query string.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EcsError> for Failure {
+    fn from(err: EcsError) -> Self {
+        let code = match err {
+            EcsError::ConnectionFailed { .. } | EcsError::ClientSetup { .. } => EXIT_USAGE,
+            _ => EXIT_ECS_ERROR,
+        };
+        let mut message = err.to_string();
+        if let Some(request_id) = err.request_id() {
+            message.push_str(&format!(" (RequestId: {request_id})"));
+        }
+        Self { code, message }
+    }
+}
+
+pub async fn run(args: UrlArgs) -> ExitCode {
+    match issue(&args).await {
+        Ok(output) => {
+            let mut stdout = std::io::stdout().lock();
+            if writeln!(stdout, "{output}")
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                return ExitCode::from(EXIT_USAGE);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn issue(args: &UrlArgs) -> Result<String, Failure> {
+    validate::region_id(&args.region_id).map_err(Failure::usage)?;
+    validate::instance_id(&args.instance_id).map_err(Failure::usage)?;
+    let endpoint = Endpoint::resolve(&args.region_id, args.endpoint.as_deref())
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    check_console_base(&args.console_base_url)?;
+    let creds = Credentials::from_env()
+        .map_err(|e| Failure::usage(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} \
+                 (and {ENV_SECURITY_TOKEN} for STS)"
+            ))
+        })?;
+    let client = EcsClient::new(ClientOptions::default())?;
+
+    let is_windows = match args.windows {
+        Windows::True => true,
+        Windows::False => false,
+        Windows::Auto => {
+            let os_type = client
+                .describe_os_type(&endpoint, &creds, &args.region_id, &args.instance_id)
+                .await?;
+            os_type_is_windows(&os_type)
+        }
+    };
+    let issued = client
+        .describe_instance_vnc_url(&endpoint, &creds, &args.region_id, &args.instance_id)
+        .await?;
+    let console = console_url(
+        &args.console_base_url,
+        &issued.vnc_url,
+        &args.instance_id,
+        is_windows,
+    );
+    match args.output {
+        Output::Text => Ok(console),
+        Output::Json => {
+            let expiry = Expiry::from_issue(issued.sent_at, Limits::default());
+            let out = JsonOutput {
+                console_url: &console,
+                vnc_url: &issued.vnc_url,
+                instance_id: &args.instance_id,
+                is_windows,
+                issued_at: rfc3339(expiry.issued_at),
+                url_expires_at: rfc3339(expiry.url_expires_at),
+                session_expires_at: rfc3339(expiry.session_expires_at),
+                request_id: &issued.request_id,
+            };
+            serde_json::to_string_pretty(&out)
+                .map_err(|e| Failure::usage(format!("could not encode the output: {e}")))
+        }
+    }
+}
+
+/// The console base is pasted into a browser: it must be an http(s) URL without a fragment.
+fn check_console_base(base: &str) -> Result<(), Failure> {
+    let parsed = reqwest::Url::parse(base)
+        .map_err(|e| Failure::usage(format!("console base URL {base:?} is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.fragment().is_some() {
+        return Err(Failure::usage(format!(
+            "console base URL {base:?} must be an http:// or https:// URL without a fragment"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecs_errors_carry_the_request_id_and_exit_1() {
+        let f = Failure::from(EcsError::Api {
+            code: "InvalidInstanceId.NotFound".into(),
+            message: "The specified InstanceId does not exist.".into(),
+            request_id: Some("R-1".into()),
+            http_status: Some(404),
+        });
+        assert_eq!(f.code, 1);
+        assert_eq!(
+            f.message,
+            "ECS answered InvalidInstanceId.NotFound: The specified InstanceId does not exist. (RequestId: R-1)"
+        );
+    }
+
+    #[test]
+    fn unreachable_endpoint_exits_2() {
+        let f = Failure::from(EcsError::ConnectionFailed {
+            endpoint: "http://127.0.0.1:1".into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(f.code, 2);
+        assert_eq!(
+            f.message,
+            "could not reach http://127.0.0.1:1: connection refused"
+        );
+    }
+
+    #[test]
+    fn console_base_must_be_http() {
+        assert!(check_console_base(DEFAULT_CONSOLE_BASE).is_ok());
+        assert!(check_console_base("https://c.example/x?lang=en").is_ok());
+        assert!(check_console_base("javascript:alert(1)").is_err());
+        assert!(check_console_base("https://c.example/#frag").is_err());
+        assert!(check_console_base("nope").is_err());
+    }
+}

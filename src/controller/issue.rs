@@ -1,0 +1,130 @@
+//! Carries out one issue: credentials, endpoint, Windows or not, the per-instance limit, then
+//! `DescribeInstanceVncUrl`. Every way it can end is an [`Outcome`] for the decision function.
+
+use jiff::Timestamp;
+
+use super::Context;
+use super::credentials::{self, Found};
+use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
+use crate::session::VncSession;
+use crate::session::decide::Outcome;
+
+/// Asks ECS for a URL for `session`. Also returns the resourceVersion of the credentials Secret
+/// that was used (or looked for), so a failure can wait for that Secret to change.
+pub async fn issue(
+    ctx: &Context,
+    namespace: &str,
+    session: &VncSession,
+) -> (Outcome, Option<String>) {
+    let spec = &session.spec;
+    let (found, version) = match credentials::load(
+        &ctx.client,
+        namespace,
+        spec,
+        ctx.settings.credentials.as_ref(),
+    )
+    .await
+    {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            return (
+                Outcome::Failed {
+                    code: "SecretReadFailed".to_owned(),
+                    message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
+                    retryable: true,
+                },
+                None,
+            );
+        }
+    };
+    let creds = match found {
+        Found::Credentials(c) => c,
+        Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
+    };
+
+    let override_url = spec
+        .endpoint
+        .as_deref()
+        .or(ctx.settings.ecs_endpoint.as_deref());
+    let endpoint = match Endpoint::resolve(&spec.region_id, override_url) {
+        Ok(e) => e,
+        Err(e) => {
+            return (
+                Outcome::Failed {
+                    code: "InvalidEndpoint".to_owned(),
+                    message: e.to_string(),
+                    retryable: false,
+                },
+                version,
+            );
+        }
+    };
+
+    let known = spec
+        .is_windows
+        .or(session.status.as_ref().and_then(|s| s.is_windows));
+    let is_windows = match known {
+        Some(w) => w,
+        None => match ctx
+            .ecs
+            .describe_os_type(&endpoint, &creds, &spec.region_id, &spec.instance_id)
+            .await
+        {
+            Ok(os) => os_type_is_windows(&os),
+            Err(e) => return (failed(&e), version),
+        },
+    };
+
+    let now = Timestamp::now();
+    if let Err(free_at) = ctx
+        .limiter
+        .try_acquire(&spec.region_id, &spec.instance_id, now)
+    {
+        return (
+            Outcome::Throttled {
+                free_at,
+                limit: ctx.limiter.per_minute(),
+            },
+            version,
+        );
+    }
+
+    match ctx
+        .ecs
+        .describe_instance_vnc_url(&endpoint, &creds, &spec.region_id, &spec.instance_id)
+        .await
+    {
+        Ok(issued) => (
+            Outcome::Issued {
+                console_url: console_url(
+                    &ctx.settings.console_base_url,
+                    &issued.vnc_url,
+                    &spec.instance_id,
+                    is_windows,
+                ),
+                vnc_url: issued.vnc_url,
+                request_id: issued.request_id,
+                sent_at: issued.sent_at,
+                is_windows,
+            },
+            version,
+        ),
+        Err(e) => (failed(&e), version),
+    }
+}
+
+fn failed(e: &EcsError) -> Outcome {
+    Outcome::Failed {
+        code: e.code().to_owned(),
+        message: e.message(),
+        retryable: e.is_retryable(),
+    }
+}
+
+/// A Kubernetes error as one short line, e.g. `secrets "x" is forbidden: …` (code and reason).
+pub fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
+        other => other.to_string(),
+    }
+}

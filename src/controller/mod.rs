@@ -1,0 +1,42 @@
+//! The Kubernetes shell around the decision function: watch sessions (and the Secrets they use),
+//! carry decisions out, write status and Events.
+
+mod context;
+mod credentials;
+mod issue;
+pub mod limiter;
+mod reconcile;
+mod run;
+mod write;
+
+pub use context::{Context, Settings};
+pub use reconcile::{error_policy, reconcile};
+pub use run::run;
+
+/// Field manager for server-side apply of the status, and the Events' reporting controller.
+pub const MANAGER: &str = "ecs-vnc-operator";
+
+/// What can go wrong in the shell itself; ECS failures are outcomes recorded in status, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("object has no {0}")]
+    MissingMetadata(&'static str),
+    #[error("the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml")]
+    CrdNotInstalled,
+}
+
+impl Error {
+    /// A short, fixed label for metrics (never free text).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::MissingMetadata(_) => "metadata",
+            Error::CrdNotInstalled => "crd",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! One reconcile: observe, decide, carry out, record.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use tracing::Instrument;
+
+use super::{Context, Error, credentials, issue, write};
+use crate::session::crd::{Phase, REFRESH_ANNOTATION};
+use crate::session::decide::{self, Decision, Observed};
+use crate::session::{VncSession, VncSessionStatus};
+
+pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = session
+        .namespace()
+        .ok_or(Error::MissingMetadata("namespace"))?;
+    let name = session.name_any();
+    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    let key = format!("{namespace}/{name}");
+    let action = reconcile_one(&session, &namespace, &ctx)
+        .instrument(span)
+        .await?;
+    ctx.clear_failures(&key);
+    Ok(action)
+}
+
+async fn reconcile_one(
+    cached: &VncSession,
+    namespace: &str,
+    ctx: &Context,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    if cached.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let version = credentials_version(ctx, namespace, cached).await?;
+    if let Decision::Wait(at) = decide::decide(&observe(cached, version.as_deref())?, now) {
+        return Ok(requeue(at));
+    }
+
+    // Re-read before acting: the watch cache can lag behind this operator's own last write, and
+    // acting on a stale copy would issue a URL twice or overwrite a newer status.
+    let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(session) = api.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if session.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let version = credentials_version(ctx, namespace, &session).await?;
+    let observed = observe(&session, version.as_deref())?;
+    let (update, action) = match decide::decide(&observed, Timestamp::now()) {
+        Decision::Wait(at) => return Ok(requeue(at)),
+        Decision::Write(update) => (*update, "Expire"),
+        Decision::Issue(cause) => {
+            tracing::info!(?cause, "issuing a console URL");
+            let (outcome, used_version) = issue::issue(ctx, namespace, &session).await;
+            let observed = Observed {
+                credentials_version: used_version.as_deref(),
+                ..observed
+            };
+            let limits = ctx.settings.limits;
+            let update = decide::after_issue(
+                &observed,
+                cause,
+                outcome,
+                Timestamp::now(),
+                limits,
+                fastrand::f64(),
+            );
+            (update, "Issue")
+        }
+    };
+
+    match write::status(&api, &session, &update.status).await? {
+        write::Written::Conflict => return Ok(Action::requeue(Duration::ZERO)),
+        write::Written::Gone => return Ok(Action::await_change()),
+        write::Written::Done => {}
+    }
+    tracing::info!(
+        phase = update.status.phase.map(Phase::as_str).unwrap_or_default(),
+        reason = update
+            .note
+            .as_ref()
+            .map(|n| n.reason.as_str())
+            .unwrap_or_default(),
+        "status written"
+    );
+    if let Some(note) = &update.note {
+        write::event(ctx, &session, note, action).await;
+    }
+    Ok(requeue(update.wake_at))
+}
+
+/// Only sessions waiting for their Secret to change need its version; the rest skip the read.
+async fn credentials_version(
+    ctx: &Context,
+    namespace: &str,
+    session: &VncSession,
+) -> Result<Option<String>, Error> {
+    let waiting = session
+        .status
+        .as_ref()
+        .is_some_and(|s| s.phase == Some(Phase::Failed) && !s.refreshable);
+    if !waiting {
+        return Ok(session
+            .status
+            .as_ref()
+            .and_then(|s| s.credentials_version.clone()));
+    }
+    Ok(credentials::version(&ctx.client, namespace, &session.spec).await?)
+}
+
+fn observe<'a>(
+    session: &'a VncSession,
+    credentials_version: Option<&'a str>,
+) -> Result<Observed<'a>, Error> {
+    static EMPTY: std::sync::LazyLock<VncSessionStatus> =
+        std::sync::LazyLock::new(VncSessionStatus::default);
+    let created_at = session
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .ok_or(Error::MissingMetadata("creationTimestamp"))?;
+    Ok(Observed {
+        spec: &session.spec,
+        status: session.status.as_ref().unwrap_or(&EMPTY),
+        generation: session.metadata.generation.unwrap_or(0),
+        refresh: session
+            .annotations()
+            .get(REFRESH_ANNOTATION)
+            .map(String::as_str),
+        created_at,
+        credentials_version,
+    })
+}
+
+/// Looks again exactly when the next thing is due, or only on change.
+fn requeue(at: Option<Timestamp>) -> Action {
+    match at {
+        None => Action::await_change(),
+        Some(at) => {
+            let wait = at.duration_since(Timestamp::now());
+            // Whole milliseconds, rounded up, so the next look is never a hair early.
+            let ms = wait.as_millis().max(0) as u64 + 1;
+            Action::requeue(Duration::from_millis(ms))
+        }
+    }
+}
+
+/// Shell errors (the Kubernetes API failing) back off per object, capped, with jitter.
+pub fn error_policy(session: Arc<VncSession>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!(
+        "{}/{}",
+        session.namespace().unwrap_or_default(),
+        session.name_any()
+    );
+    let failures = ctx.record_failure(&key);
+    let delay = decide::backoff(failures, fastrand::f64());
+    tracing::warn!(
+        namespace = %session.namespace().unwrap_or_default(),
+        name = %session.name_any(),
+        error = %error,
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}

@@ -1,0 +1,73 @@
+//! Wires the controller: sessions, the Secrets they reference (metadata only), shutdown.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+
+use super::{Context, Error, error_policy, reconcile};
+use crate::session::VncSession;
+
+/// Runs until SIGTERM or Ctrl-C.
+pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
+    let client = ctx.client.clone();
+    let (sessions, secrets): (Api<VncSession>, Api<PartialObjectMeta<Secret>>) =
+        match &ctx.settings.watch_namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client, ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client)),
+        };
+    // Fail at once with the fix, instead of a watch that retries a 404 forever.
+    if let Err(kube::Error::Api(s)) = sessions.list(&ListParams::default().limit(1)).await
+        && s.code == 404
+    {
+        return Err(Error::CrdNotInstalled);
+    }
+
+    let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // Metadata only: the operator never holds other Secrets' data, yet sees every change.
+    let secret_changes =
+        watcher(secrets, watcher::Config::default().any_semantic()).touched_objects();
+    controller
+        .watches_stream(secret_changes, move |secret| {
+            sessions_using(&store, &secret)
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+/// The sessions whose `credentialsRef` names this Secret (same namespace only).
+fn sessions_using(
+    store: &Store<VncSession>,
+    secret: &PartialObjectMeta<Secret>,
+) -> Vec<ObjectRef<VncSession>> {
+    let namespace = secret.namespace();
+    let name = secret.name_any();
+    store
+        .state()
+        .iter()
+        .filter(|s| s.namespace() == namespace)
+        .filter(|s| {
+            s.spec
+                .credentials_ref
+                .as_ref()
+                .is_some_and(|r| r.name == name)
+        })
+        .map(|s| ObjectRef::from_obj(s.as_ref()))
+        .collect()
+}

@@ -1,0 +1,62 @@
+//! The operator's only writes to Kubernetes: the status (server-side apply) and Events.
+
+use kube::api::{Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource};
+use serde_json::json;
+
+use super::{Context, MANAGER};
+use crate::session::decide::Note;
+use crate::session::{VncSession, VncSessionStatus};
+
+/// How a status write ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Written {
+    Done,
+    /// The object changed since it was read (someone else wrote): decide again on the new state.
+    Conflict,
+    /// The object is gone (deleted while an ECS call was in flight).
+    Gone,
+}
+
+/// Applies `status` as the whole status this operator owns: fields it leaves out (a cleared
+/// console URL) are removed. `resourceVersion` makes the write conditional on the object read.
+pub async fn status(
+    api: &Api<VncSession>,
+    session: &VncSession,
+    status: &VncSessionStatus,
+) -> Result<Written, kube::Error> {
+    let name = session.metadata.name.as_deref().unwrap_or_default();
+    let patch = json!({
+        "apiVersion": "ecsvnc.dev/v1alpha1",
+        "kind": "VncSession",
+        "metadata": { "resourceVersion": session.metadata.resource_version },
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
+        Ok(_) => Ok(Written::Done),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(Written::Conflict),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Written::Gone),
+        Err(e) => Err(e),
+    }
+}
+
+/// Publishes an Event on the session. Failing to publish is logged, not fatal: the status is the
+/// record that matters.
+pub async fn event(ctx: &Context, session: &VncSession, note: &Note, action: &str) {
+    let event = Event {
+        type_: if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: note.reason.as_str().to_owned(),
+        note: Some(note.message.clone()),
+        action: action.to_owned(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &session.object_ref(&())).await {
+        tracing::warn!(reason = note.reason.as_str(), error = %super::issue::kube_reason(&e), "could not publish Event");
+    }
+}
