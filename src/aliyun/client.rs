@@ -27,6 +27,37 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     pub retry: RetryPolicy,
     pub user_agent: String,
+    /// Told of every attempt's outcome, for metrics.
+    pub observer: Observer,
+}
+
+/// Sees each attempt: the action, ECS's Code (or `Success`, or an operator code such as
+/// `Timeout`) and the attempt number (2 and up are retries).
+#[derive(Clone, Default)]
+pub struct Observer(Option<Arc<ObserveFn>>);
+
+type ObserveFn = dyn Fn(&'static str, &str, u32) + Send + Sync;
+
+impl Observer {
+    pub fn new(f: impl Fn(&'static str, &str, u32) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    fn observe(&self, action: &'static str, code: &str, attempt: u32) {
+        if let Some(f) = &self.0 {
+            f(action, code, attempt);
+        }
+    }
+}
+
+impl fmt::Debug for Observer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Observer(set)"
+        } else {
+            "Observer(none)"
+        })
+    }
 }
 
 impl Default for ClientOptions {
@@ -36,6 +67,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             user_agent: concat!("ecs-vnc-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            observer: Observer::default(),
         }
     }
 }
@@ -184,8 +216,14 @@ impl EcsClient {
                     Ok(Ok(reply)) => Err(decode_error_body(reply.status, &reply.body, &secrets)),
                 };
             let err = match result {
-                Ok(value) => return Ok(value),
-                Err(err) => err,
+                Ok(value) => {
+                    self.options.observer.observe(action, "Success", attempt);
+                    return Ok(value);
+                }
+                Err(err) => {
+                    self.options.observer.observe(action, err.code(), attempt);
+                    err
+                }
             };
             if !err.is_retryable() || attempt >= policy.attempts() {
                 return Err(err);

@@ -9,7 +9,9 @@ mod error;
 mod retry;
 pub mod signature;
 
-pub use client::{ClientOptions, EcsClient, IssuedVncUrl, MAX_RESPONSE_BYTES, os_type_is_windows};
+pub use client::{
+    ClientOptions, EcsClient, IssuedVncUrl, MAX_RESPONSE_BYTES, Observer, os_type_is_windows,
+};
 pub use console_url::{DEFAULT_CONSOLE_BASE, console_url};
 pub use credentials::{
     Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,

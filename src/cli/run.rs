@@ -8,9 +8,12 @@ use std::time::Duration;
 use crate::aliyun::{
     ClientOptions, Credentials, DEFAULT_CONSOLE_BASE, EcsClient, Endpoint, RetryPolicy,
 };
+use crate::controller::leader::{Elector, LeaseSettings};
 use crate::controller::{self, Context, Settings};
 use crate::session::expiry::Limits;
 use crate::session::validate;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::server::{self, Probe};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -39,6 +42,21 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "ECS_VNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Reconcile only while holding the Lease (run several replicas, one active).
+    #[arg(long, env = "ECS_VNC_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the leader Lease.
+    #[arg(long, env = "ECS_VNC_LEASE_NAME", default_value = "ecs-vnc-operator")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (in a pod: its own namespace, from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// A standby takes over this long after the leader stops renewing.
+    #[arg(long, env = "ECS_VNC_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    pub lease_duration: Duration,
+    /// Longest wait for in-flight reconciles (and their ECS calls) after SIGTERM.
+    #[arg(long, env = "ECS_VNC_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
+    pub shutdown_grace: Duration,
 }
 
 /// Durations like `15s`, `300s`, `5m`, `1h30m`.
@@ -66,6 +84,13 @@ async fn start(args: RunArgs) -> Result<(), String> {
             "no operator credentials in the environment; sessions need spec.credentialsRef"
         );
     }
+    let metrics = Arc::new(Metrics::new());
+    let probe = Arc::new(Probe::default());
+    let bound = server::start(args.metrics_addr, metrics.clone(), probe.clone())
+        .await
+        .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+
     let client = kube::Client::try_default()
         .await
         .map_err(|e| format!("cannot reach Kubernetes (kubeconfig or in-cluster config): {e}"))?;
@@ -76,6 +101,7 @@ async fn start(args: RunArgs) -> Result<(), String> {
             deadline: Duration::from_secs(10),
             ..RetryPolicy::default()
         },
+        observer: metrics.ecs_observer(),
         ..ClientOptions::default()
     })
     .map_err(|e| e.to_string())?;
@@ -90,9 +116,64 @@ async fn start(args: RunArgs) -> Result<(), String> {
         credentials,
         watch_namespace: args.watch_namespace,
     };
-    let ctx = Arc::new(Context::new(client, ecs, settings));
+    let ctx = Arc::new(Context::new(client.clone(), ecs, settings, metrics.clone()));
+    let stop =
+        super::shutdown::Signal::install().map_err(|e| format!("cannot watch for signals: {e}"))?;
+
+    let elector = args.leader_elect.then(|| {
+        Elector::new(
+            client,
+            LeaseSettings {
+                name: args.lease_name.clone(),
+                namespace: args.lease_namespace.clone(),
+                identity: identity(),
+                duration: args.lease_duration,
+            },
+        )
+    });
+    if let Some(elector) = &elector {
+        // A standby is ready: readiness must not wait for leadership.
+        probe.set_ready(true);
+        tracing::info!(
+            identity = elector.identity(),
+            "waiting for the leader Lease"
+        );
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = stop.wait() => return Ok(()),
+        }
+        metrics.leader.set(1);
+        tracing::info!(identity = elector.identity(), "became the leader");
+    }
+
     tracing::info!("ecs-vnc-operator starting");
-    controller::run(ctx).await.map_err(|e| e.to_string())?;
+    let controller = controller::run(ctx, probe, stop.wait_owned());
+    let grace = args.shutdown_grace;
+    let outcome = tokio::select! {
+        result = controller => result.map_err(|e| e.to_string()),
+        () = async { stop.wait().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight work abandoned at the shutdown deadline");
+            Ok(())
+        }
+        () = async {
+            match &elector {
+                Some(e) => e.keep().await,
+                None => std::future::pending().await,
+            }
+        } => Err("lost the leader Lease; exiting so a standby takes over".to_owned()),
+    };
+    if let Some(elector) = &elector {
+        metrics.leader.set(0);
+        elector.release().await;
+    }
     tracing::info!("ecs-vnc-operator stopped");
-    Ok(())
+    outcome
+}
+
+/// The Lease holder's name: the pod name in a cluster, else host and a random suffix.
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "ecs-vnc-operator".to_owned());
+        format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+    })
 }

@@ -1,13 +1,14 @@
 //! What every reconcile shares: clients, settings, the per-instance limiter, Event recorder.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::runtime::events::{Recorder, Reporter};
 
 use super::limiter::Limiter;
 use crate::aliyun::{Credentials, EcsClient};
 use crate::session::expiry::Limits;
+use crate::telemetry::metrics::Metrics;
 
 /// The operator's configuration, from `run`'s flags.
 #[derive(Clone, Debug)]
@@ -28,12 +29,18 @@ pub struct Context {
     pub settings: Settings,
     pub limiter: Limiter,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
     /// Consecutive shell errors per object, for per-object backoff in `error_policy`.
     pub failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    pub fn new(client: kube::Client, ecs: EcsClient, settings: Settings) -> Self {
+    pub fn new(
+        client: kube::Client,
+        ecs: EcsClient,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let reporter = Reporter {
             controller: super::MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
@@ -44,6 +51,7 @@ impl Context {
             client,
             ecs,
             settings,
+            metrics,
             failures: Mutex::new(HashMap::new()),
         }
     }

@@ -4,6 +4,7 @@
 mod context;
 mod credentials;
 mod issue;
+pub mod leader;
 pub mod limiter;
 mod reconcile;
 mod run;

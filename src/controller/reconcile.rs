@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{Context, Error, credentials, issue, write};
 use crate::session::crd::{Phase, REFRESH_ANNOTATION};
-use crate::session::decide::{self, Decision, Observed};
+use crate::session::decide::{self, Decision, Observed, Reason};
 use crate::session::{VncSession, VncSessionStatus};
 
 pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -20,11 +20,14 @@ pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Ac
     let name = session.name_any();
     let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
     let key = format!("{namespace}/{name}");
-    let action = reconcile_one(&session, &namespace, &ctx)
+    let result = reconcile_one(&session, &namespace, &ctx)
         .instrument(span)
-        .await?;
-    ctx.clear_failures(&key);
-    Ok(action)
+        .await;
+    ctx.metrics.reconciled(result.is_ok());
+    if result.is_ok() {
+        ctx.clear_failures(&key);
+    }
+    result
 }
 
 async fn reconcile_one(
@@ -52,11 +55,13 @@ async fn reconcile_one(
     }
     let version = credentials_version(ctx, namespace, &session).await?;
     let observed = observe(&session, version.as_deref())?;
+    let mut started = None;
     let (update, action) = match decide::decide(&observed, Timestamp::now()) {
         Decision::Wait(at) => return Ok(requeue(at)),
         Decision::Write(update) => (*update, "Expire"),
         Decision::Issue(cause) => {
             tracing::info!(?cause, "issuing a console URL");
+            started = Some(std::time::Instant::now());
             let (outcome, used_version) = issue::issue(ctx, namespace, &session).await;
             let observed = Observed {
                 credentials_version: used_version.as_deref(),
@@ -89,7 +94,15 @@ async fn reconcile_one(
             .unwrap_or_default(),
         "status written"
     );
+    if update.status.phase == Some(Phase::Ready)
+        && let Some(started) = started
+    {
+        ctx.metrics.url_issued(started.elapsed().as_secs_f64());
+    }
     if let Some(note) = &update.note {
+        if note.reason == Reason::Throttled {
+            ctx.metrics.throttled.inc();
+        }
         write::event(ctx, &session, note, action).await;
     }
     Ok(requeue(update.wake_at))

@@ -12,9 +12,14 @@ use kube::{Api, ResourceExt};
 
 use super::{Context, Error, error_policy, reconcile};
 use crate::session::VncSession;
+use crate::telemetry::server::Probe;
 
-/// Runs until SIGTERM or Ctrl-C.
-pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
+/// Runs until `shutdown` completes, then lets in-flight reconciles finish.
+pub async fn run(
+    ctx: Arc<Context>,
+    probe: Arc<Probe>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
     let client = ctx.client.clone();
     let (sessions, secrets): (Api<VncSession>, Api<PartialObjectMeta<Secret>>) =
         match &ctx.settings.watch_namespace {
@@ -33,6 +38,14 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
 
     let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
     let store = controller.store();
+    probe.watch_sessions(store.clone());
+    let ready = store.clone();
+    let ready_probe = probe.clone();
+    tokio::spawn(async move {
+        if ready.wait_until_ready().await.is_ok() {
+            ready_probe.set_ready(true);
+        }
+    });
     // Metadata only: the operator never holds other Secrets' data, yet sees every change.
     let secret_changes =
         watcher(secrets, watcher::Config::default().any_semantic()).touched_objects();
@@ -40,7 +53,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
         .watches_stream(secret_changes, move |secret| {
             sessions_using(&store, &secret)
         })
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {

@@ -59,7 +59,7 @@ async fn fixture_with(tune: impl FnOnce(&mut Settings)) -> Fixture {
     };
     tune(&mut settings);
     Fixture {
-        ctx: Arc::new(Context::new(client, ecs, settings)),
+        ctx: Arc::new(Context::new(client, ecs, settings, Arc::default())),
         api,
         sim,
     }
@@ -305,6 +305,15 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
         "OSType asked once"
     );
     assert_eq!(stats.count("DescribeInstanceVncUrl", "Success"), 1);
+    let metrics = f.ctx.metrics.encode();
+    assert!(
+        metrics.contains("ecsvnc_url_issue_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"ecsvnc_reconciles_total{result="ok"} 1"#),
+        "{metrics}"
+    );
     let wait = requeue_secs(&action);
     assert!(
         wait > 10.0 && wait <= 15.1,

@@ -1,4 +1,5 @@
-//! Logging: text for people, JSON for collectors, `RUST_LOG`-style filtering, always on stderr.
+//! Logs, metrics and the health endpoints. Logging: text for people, JSON for collectors,
+//! `RUST_LOG`-style filtering, always on stderr.
 
 use tracing_subscriber::EnvFilter;
 
@@ -25,3 +26,6 @@ pub fn init(format: LogFormat, default_filter: &str) {
             .init(),
     }
 }
+
+pub mod metrics;
+pub mod server;

@@ -1,0 +1,443 @@
+//! Whether the operator has served a refresh request, and what its answer means for the user:
+//! a URL to open, or the reason there is none and what fixes it. Pure: no I/O, `now` is given.
+
+use std::fmt;
+
+use jiff::Timestamp;
+
+use super::error::{EXIT_CLOSED, EXIT_FAILED, EXIT_NOT_READY, EXIT_THROTTLED};
+use crate::session::crd::{Phase, REFRESH_ANNOTATION, VncSession, VncSessionStatus};
+use crate::session::decide::Reason;
+
+/// A URL that can open a connection until `url_expires_at`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ready {
+    pub console_url: String,
+    pub url_expires_at: Option<Timestamp>,
+}
+
+/// Why there is no URL, worded for the terminal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub name: String,
+    pub namespace: String,
+    pub phase: String,
+    /// The `Ready` condition's reason (`IssueFailed`, `Throttled`, …).
+    pub reason: String,
+    pub message: String,
+    pub fix: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalKind {
+    Failed,
+    Closed,
+    Throttled,
+    /// Served, but in a phase without a URL (it expired on the way, or is still pending).
+    NotReady,
+}
+
+impl RefusalKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RefusalKind::Failed => EXIT_FAILED,
+            RefusalKind::Closed => EXIT_CLOSED,
+            RefusalKind::Throttled => EXIT_THROTTLED,
+            RefusalKind::NotReady => EXIT_NOT_READY,
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "vncsession {:?} in namespace {:?} is {}\n  reason:  {}\n  message: {}\n  fix:     {}",
+            self.name, self.namespace, self.phase, self.reason, self.message, self.fix
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Verdict {
+    /// The operator has not acted on the request yet.
+    Waiting,
+    Ready(Ready),
+    Refused(Refusal),
+}
+
+/// True once the operator has acted on the refresh value `ours`, or on a later value someone
+/// else set in the meantime (each value is served once; the operator may skip straight to the
+/// newest, and its answer is just as fresh).
+pub fn served(session: &VncSession, ours: &str) -> bool {
+    let Some(observed) = session
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_refresh.as_deref())
+    else {
+        return false;
+    };
+    let current = session
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(REFRESH_ANNOTATION))
+        .map(String::as_str);
+    observed == ours || (current.is_some_and(|c| c != ours) && current == Some(observed))
+}
+
+/// What the session says about the request `ours` at `now`.
+pub fn verdict(session: &VncSession, ours: &str, now: Timestamp) -> Verdict {
+    if !served(session, ours) {
+        return Verdict::Waiting;
+    }
+    let status = session.status.clone().unwrap_or_default();
+    let name = session.metadata.name.clone().unwrap_or_default();
+    let namespace = session.metadata.namespace.clone().unwrap_or_default();
+    let reason = status
+        .ready_condition()
+        .map(|c| c.reason.clone())
+        .unwrap_or_default();
+    let phase = status.phase;
+
+    if phase == Some(Phase::Ready)
+        && let Some(url) = status.console_url.clone()
+    {
+        return Verdict::Ready(Ready {
+            console_url: url,
+            url_expires_at: status.url_expires_at.as_ref().map(|t| t.0),
+        });
+    }
+
+    let mut refusal = Refusal {
+        kind: RefusalKind::NotReady,
+        phase: phase.map_or("Pending", Phase::as_str).to_owned(),
+        message: message(&status),
+        fix: String::new(),
+        reason,
+        name,
+        namespace,
+    };
+    let (kind, fix) = advice(&refusal, &status, now);
+    refusal.kind = kind;
+    refusal.fix = fix;
+    Verdict::Refused(refusal)
+}
+
+fn message(status: &VncSessionStatus) -> String {
+    match (&status.last_error, status.ready_condition()) {
+        (Some(e), _) if e.code != Reason::Throttled.as_str() => {
+            format!("{}: {}", e.code, e.message)
+        }
+        (_, Some(c)) if !c.message.is_empty() => c.message.clone(),
+        (Some(e), None) => e.message.clone(),
+        _ => "(no message from the operator)".to_owned(),
+    }
+}
+
+/// The kind of refusal and the fix, from the phase, reason and error code.
+fn advice(r: &Refusal, status: &VncSessionStatus, now: Timestamp) -> (RefusalKind, String) {
+    let (name, ns) = (&r.name, &r.namespace);
+    let edit = format!("kubectl edit vncsession {name} -n {ns}");
+    let again = format!("kubectl vnc open {name} -n {ns}");
+    let code = status
+        .last_error
+        .as_ref()
+        .map(|e| e.code.as_str())
+        .unwrap_or_default();
+
+    if r.reason == Reason::Throttled.as_str() {
+        let when = match status.retry_at.as_ref().map(|t| t.0) {
+            Some(at) => {
+                let secs = at.duration_since(now).as_secs().max(0);
+                format!(
+                    "at {} (in {secs} s)",
+                    crate::session::expiry::rfc3339(at)
+                )
+            }
+            None => "when a slot frees".to_owned(),
+        };
+        return (
+            RefusalKind::Throttled,
+            format!(
+                "too many console URLs for this instance in the last minute; the operator issues this one by itself {when}: \
+                 wait for it with `kubectl vnc status {name} -n {ns}`, or run `{again}` after that"
+            ),
+        );
+    }
+
+    match status.phase {
+        Some(Phase::Closed) => (
+            RefusalKind::Closed,
+            format!(
+                "the grant's ttl has passed: raise spec.ttl (`{edit}`) or create a new VncSession"
+            ),
+        ),
+        Some(Phase::Failed) => (RefusalKind::Failed, failed_fix(code, status, &edit, &again)),
+        Some(Phase::UrlExpired | Phase::Expired) => (
+            RefusalKind::NotReady,
+            format!(
+                "the URL expired before it reached you (a slow watch, or this machine's clock is off): run `{again}` again"
+            ),
+        ),
+        _ => (
+            RefusalKind::NotReady,
+            format!("see `kubectl vnc status {name} -n {ns}` and the operator's logs"),
+        ),
+    }
+}
+
+fn failed_fix(code: &str, status: &VncSessionStatus, edit: &str, again: &str) -> String {
+    match code {
+        "CredentialsNotFound" => "create or fix the Secret named in spec.credentialsRef (same namespace, keys \
+             accessKeyId and accessKeySecret), or give the operator its own credentials; \
+             the operator tries again when the Secret changes"
+            .to_owned(),
+        "InvalidSpec" => format!("fix the spec: `{edit}`"),
+        "InvalidAccessKeyId.NotFound" | "SignatureDoesNotMatch" | "InvalidSecurityToken.Expired"
+        | "InvalidSecurityToken.MismatchWithAccessKey" => "the AccessKey in the credentials Secret is wrong, disabled or expired: update the Secret; \
+             the operator tries again when it changes"
+            .to_owned(),
+        "InvalidInstanceId.NotFound" | "InvalidRegionId.NotFound" | "InvalidRegionInstance" => {
+            format!("check spec.instanceId and spec.regionId: `{edit}`")
+        }
+        "IncorrectInstanceStatus" | "InstanceNotReady" => {
+            format!("the instance must be Running: start it, then run `{again}`")
+        }
+        c if c.starts_with("Forbidden") => format!(
+            "the AccessKey's RAM user may not call ecs:DescribeInstanceVncUrl on this instance: grant it, then run `{again}`"
+        ),
+        _ if status.refreshable => {
+            format!("a retry may help: run `{again}` (the operator also retries by itself)")
+        }
+        _ => format!(
+            "a retry will not help until the spec or the credentials change: see the message, then `{edit}`"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::crd::{Condition, LastError};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    const NOW: &str = "2026-11-26T08:00:01Z";
+
+    fn now() -> Timestamp {
+        NOW.parse().unwrap()
+    }
+
+    fn session(annotation: &str, edit: impl FnOnce(&mut VncSessionStatus)) -> VncSession {
+        let mut s: VncSession = serde_json::from_value(json!({
+            "apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
+            "metadata": {"name": "db-1", "namespace": "team-a",
+                         "annotations": {REFRESH_ANNOTATION: annotation}},
+            "spec": {"regionId": "cn-hangzhou", "instanceId": "i-bp1abc"}
+        }))
+        .unwrap();
+        let mut status = VncSessionStatus::default();
+        edit(&mut status);
+        s.status = Some(status);
+        s
+    }
+
+    fn condition(reason: &str, message: &str) -> Condition {
+        Condition {
+            type_: "Ready".into(),
+            status: "False".into(),
+            reason: reason.into(),
+            message: message.into(),
+            last_transition_time: Time(now()),
+            observed_generation: Some(1),
+        }
+    }
+
+    fn refused(v: Verdict) -> Refusal {
+        match v {
+            Verdict::Refused(r) => r,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_older_answer_is_not_ours() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("earlier".into());
+            st.phase = Some(Phase::Ready);
+            st.console_url = Some("https://console/?vncUrl=old".into());
+        });
+        assert!(!served(&s, "mine"));
+        assert_eq!(verdict(&s, "mine", now()), Verdict::Waiting);
+        let fresh = session("mine", |_| {});
+        assert_eq!(verdict(&fresh, "mine", now()), Verdict::Waiting);
+    }
+
+    #[test]
+    fn a_later_request_served_in_our_place_counts() {
+        let s = session("theirs", |st| st.observed_refresh = Some("theirs".into()));
+        assert!(served(&s, "mine"));
+        // ...but not while the operator still works on the later one.
+        let s = session("theirs", |st| st.observed_refresh = Some("older".into()));
+        assert!(!served(&s, "mine"));
+    }
+
+    #[test]
+    fn ready_hands_over_the_url_and_its_expiry() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Ready);
+            st.console_url = Some("https://console/?vncUrl=wss%3A%2F%2Fx&instanceId=i-bp1abc&isWindows=false".into());
+            st.url_expires_at = Some(Time("2026-11-26T08:00:15Z".parse().unwrap()));
+        });
+        assert_eq!(
+            verdict(&s, "mine", now()),
+            Verdict::Ready(Ready {
+                console_url:
+                    "https://console/?vncUrl=wss%3A%2F%2Fx&instanceId=i-bp1abc&isWindows=false"
+                        .into(),
+                url_expires_at: Some("2026-11-26T08:00:15Z".parse().unwrap()),
+            })
+        );
+    }
+
+    #[test]
+    fn failed_with_a_wrong_instance_points_at_the_spec() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Failed);
+            st.last_error = Some(LastError {
+                code: "InvalidInstanceId.NotFound".into(),
+                message: "The specified InstanceId does not exist.".into(),
+            });
+            st.conditions = vec![condition("IssueFailed", "InvalidInstanceId.NotFound: ...")];
+        });
+        let r = refused(verdict(&s, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Failed);
+        assert_eq!(r.reason, "IssueFailed");
+        assert_eq!(
+            r.message,
+            "InvalidInstanceId.NotFound: The specified InstanceId does not exist."
+        );
+        assert_eq!(
+            r.fix,
+            "check spec.instanceId and spec.regionId: `kubectl edit vncsession db-1 -n team-a`"
+        );
+        assert_eq!(
+            r.to_string(),
+            "vncsession \"db-1\" in namespace \"team-a\" is Failed\n  reason:  IssueFailed\n  \
+             message: InvalidInstanceId.NotFound: The specified InstanceId does not exist.\n  \
+             fix:     check spec.instanceId and spec.regionId: `kubectl edit vncsession db-1 -n team-a`"
+        );
+    }
+
+    #[test]
+    fn failed_fixes_follow_the_code() {
+        let fix = |code: &str, refreshable: bool| {
+            let s = session("mine", |st| {
+                st.observed_refresh = Some("mine".into());
+                st.phase = Some(Phase::Failed);
+                st.refreshable = refreshable;
+                st.last_error = Some(LastError {
+                    code: code.into(),
+                    message: "m".into(),
+                });
+            });
+            refused(verdict(&s, "mine", now())).fix
+        };
+        assert!(fix("CredentialsNotFound", false).contains("spec.credentialsRef"));
+        assert!(fix("SignatureDoesNotMatch", false).contains("AccessKey"));
+        assert!(fix("Forbidden.RAM", false).contains("ecs:DescribeInstanceVncUrl"));
+        assert!(fix("IncorrectInstanceStatus", true).contains("must be Running"));
+        assert!(fix("InvalidSpec", false).contains("kubectl edit vncsession db-1 -n team-a"));
+        assert!(fix("InternalError", true).starts_with("a retry may help"));
+        assert!(fix("SomethingNew", false).starts_with("a retry will not help"));
+    }
+
+    #[test]
+    fn throttled_says_when_the_operator_tries_again() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Pending);
+            st.retry_at = Some(Time("2026-11-26T08:00:21Z".parse().unwrap()));
+            st.last_error = Some(LastError {
+                code: "Throttled".into(),
+                message: "at most 30 console URLs per minute".into(),
+            });
+            st.conditions = vec![condition(
+                "Throttled",
+                "at most 30 console URLs per minute for i-bp1abc; the next one is issued at 2026-11-26T08:00:21Z",
+            )];
+        });
+        let r = refused(verdict(&s, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Throttled);
+        assert_eq!(r.kind.exit_code(), EXIT_THROTTLED);
+        assert_eq!(r.phase, "Pending");
+        assert!(r.message.starts_with("at most 30 console URLs per minute for i-bp1abc"));
+        assert!(r.fix.contains("at 2026-11-26T08:00:21Z (in 20 s)"), "{}", r.fix);
+    }
+
+    #[test]
+    fn ecs_throttling_in_a_failure_is_throttled_too() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Failed);
+            st.refreshable = true;
+            st.last_error = Some(LastError {
+                code: "Throttling.User".into(),
+                message: "Request was denied due to user flow control.".into(),
+            });
+            st.conditions = vec![condition("Throttled", "Throttling.User: ...")];
+        });
+        let r = refused(verdict(&s, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Throttled);
+        assert_eq!(
+            r.message,
+            "Throttling.User: Request was denied due to user flow control."
+        );
+        assert!(r.fix.contains("when a slot frees"));
+    }
+
+    #[test]
+    fn closed_says_the_ttl_passed() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Closed);
+            st.conditions = vec![condition(
+                "Closed",
+                "the grant's ttl of 8h has passed; no more console URLs",
+            )];
+        });
+        let r = refused(verdict(&s, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Closed);
+        assert_eq!(r.kind.exit_code(), EXIT_CLOSED);
+        assert_eq!(r.reason, "Closed");
+        assert_eq!(
+            r.message,
+            "the grant's ttl of 8h has passed; no more console URLs"
+        );
+        assert!(r.fix.contains("raise spec.ttl"));
+    }
+
+    #[test]
+    fn a_url_that_expired_on_the_way_asks_to_try_again() {
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::UrlExpired);
+            st.refreshable = true;
+            st.conditions = vec![condition("UrlExpired", "the console URL no longer opens connections")];
+        });
+        let r = refused(verdict(&s, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::NotReady);
+        assert_eq!(r.kind.exit_code(), EXIT_NOT_READY);
+        assert!(r.fix.contains("kubectl vnc open db-1 -n team-a"));
+        // Ready without a URL is not a URL either.
+        let s = session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(Phase::Ready);
+        });
+        assert_eq!(refused(verdict(&s, "mine", now())).kind, RefusalKind::NotReady);
+    }
+}
