@@ -26,6 +26,8 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # dpkg-source unpacks the Debian source package.
 command -v dpkg-source >/dev/null 2>&1 || missing+=(dpkg-dev)
+# curl polls the health endpoints of etcd and the apiserver.
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 # python3 picks free loopback ports (bind to port 0).
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 # The tests and the script talk to the apiserver with kubectl.

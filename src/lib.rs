@@ -3,6 +3,7 @@
 pub mod aliyun;
 pub mod cli;
 pub mod controller;
+pub mod plugin;
 pub mod session;
 pub mod sim;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! `crds/vncsession.yaml` (and the chart's copy, once there) must be exactly what
+//! `crds/vncsession.yaml` and its copies in `deploy/` and the chart must be exactly what
 //! `ecs-vnc-operator crd` prints.
 
 use std::process::Command;
@@ -20,12 +20,19 @@ fn printed() -> String {
 fn the_committed_crd_is_the_generated_one() {
     let root = env!("CARGO_MANIFEST_DIR");
     let generated = printed();
-    let path = "crds/vncsession.yaml";
-    let committed = std::fs::read_to_string(format!("{root}/{path}")).unwrap();
-    assert!(
-        committed == generated,
-        "{path} drifted from the code: run `cargo run -- crd > {path}`"
-    );
+    for path in [
+        "crds/vncsession.yaml",
+        "deploy/base/crds/vncsession.yaml",
+        "charts/ecs-vnc-operator/crds/vncsession.yaml",
+    ] {
+        let committed = std::fs::read_to_string(format!("{root}/{path}"))
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(
+            committed == generated,
+            "{path} drifted from the code: run `cargo run -- crd > crds/vncsession.yaml && \
+             cp crds/vncsession.yaml deploy/base/crds/ && cp crds/vncsession.yaml charts/ecs-vnc-operator/crds/`"
+        );
+    }
 }
 
 #[test]

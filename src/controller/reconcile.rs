@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::{Context, Error, credentials, issue, write};
 use crate::session::crd::{Phase, REFRESH_ANNOTATION};
-use crate::session::decide::{self, Decision, Observed, Reason};
+use crate::session::decide::{self, Decision, IssueCause, Observed, Reason};
 use crate::session::{VncSession, VncSessionStatus};
 
 pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -56,12 +56,22 @@ async fn reconcile_one(
     let version = credentials_version(ctx, namespace, &session).await?;
     let observed = observe(&session, version.as_deref())?;
     let mut started = None;
+    let mut resource_version = session.metadata.resource_version.clone();
     let (update, action) = match decide::decide(&observed, Timestamp::now()) {
         Decision::Wait(at) => return Ok(requeue(at)),
         Decision::Write(update) => (*update, "Expire"),
         Decision::Issue(cause) => {
             tracing::info!(?cause, "issuing a console URL");
             started = Some(std::time::Instant::now());
+            if cause == IssueCause::First {
+                // Show Pending while the first call runs; later writes build on its version.
+                let pending = decide::pending(&observed);
+                match write::status(&api, &session, resource_version.as_deref(), &pending).await? {
+                    write::Written::Done(version) => resource_version = version,
+                    write::Written::Conflict => return Ok(Action::requeue(Duration::ZERO)),
+                    write::Written::Gone => return Ok(Action::await_change()),
+                }
+            }
             let (outcome, used_version) = issue::issue(ctx, namespace, &session).await;
             let observed = Observed {
                 credentials_version: used_version.as_deref(),
@@ -80,10 +90,10 @@ async fn reconcile_one(
         }
     };
 
-    match write::status(&api, &session, &update.status).await? {
+    match write::status(&api, &session, resource_version.as_deref(), &update.status).await? {
         write::Written::Conflict => return Ok(Action::requeue(Duration::ZERO)),
         write::Written::Gone => return Ok(Action::await_change()),
-        write::Written::Done => {}
+        write::Written::Done(_) => {}
     }
     tracing::info!(
         phase = update.status.phase.map(Phase::as_str).unwrap_or_default(),

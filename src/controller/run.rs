@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
+use futures::TryStreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 
@@ -36,16 +37,21 @@ pub async fn run(
         return Err(Error::CrdNotInstalled);
     }
 
-    let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    // Our own reflector, so readiness can be tied to the first complete list of sessions.
+    let (store, writer) = reflector::store();
+    let synced = probe.clone();
+    let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .inspect_ok(move |event| {
+            if matches!(event, watcher::Event::InitDone) && !synced.is_ready() {
+                tracing::info!("watch cache synced: ready");
+                synced.set_ready(true);
+            }
+        })
+        .reflect(writer)
+        .touched_objects();
+    let controller = Controller::for_stream(sessions_stream, store.clone());
     probe.watch_sessions(store.clone());
-    let ready = store.clone();
-    let ready_probe = probe.clone();
-    tokio::spawn(async move {
-        if ready.wait_until_ready().await.is_ok() {
-            ready_probe.set_ready(true);
-        }
-    });
     // Metadata only: the operator never holds other Secrets' data, yet sees every change.
     let secret_changes =
         watcher(secrets, watcher::Config::default().any_semantic()).touched_objects();

@@ -193,6 +193,18 @@ fn status_patch(name: &str) -> Expect {
     }
 }
 
+/// The Pending status written before the first ECS call; answered with a new resourceVersion.
+fn pending_patch(name: &str) -> Expect {
+    let mut obj = session_json(&session(name));
+    obj["metadata"]["resourceVersion"] = json!("11");
+    obj["status"] = json!({"phase": "Pending"});
+    Expect {
+        method: "PATCH",
+        path: format!("{SESSIONS}/{name}/status"),
+        reply: (200, obj),
+    }
+}
+
 fn event() -> Expect {
     Expect {
         method: "POST",
@@ -249,6 +261,7 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),
@@ -259,14 +272,22 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
     )
     .await;
 
-    let (query, patch) = &seen[2];
+    let (query, patch) = &seen[3];
     assert!(
         query.contains("fieldManager=ecs-vnc-operator") && query.contains("force=true"),
         "{query}"
     );
     assert_eq!(
-        patch["metadata"]["resourceVersion"], "10",
+        seen[1].1["status"]["phase"], "Pending",
+        "Pending while the first call runs"
+    );
+    assert_eq!(
+        seen[1].1["metadata"]["resourceVersion"], "10",
         "the write is conditional on what was read"
+    );
+    assert_eq!(
+        patch["metadata"]["resourceVersion"], "11",
+        "and the next write on the Pending one"
     );
     let st = &patch["status"];
     assert_eq!(st["phase"], "Ready");
@@ -292,7 +313,7 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
     assert_eq!(st["conditions"][0]["status"], "True");
     assert_eq!(st["conditions"][0]["reason"], "UrlIssued");
 
-    let (_, ev) = &seen[3];
+    let (_, ev) = &seen[4];
     assert_eq!(ev["reason"], "UrlIssued");
     assert_eq!(ev["type"], "Normal");
     assert!(ev["note"].as_str().unwrap().contains("INC-42 disk full"));
@@ -440,6 +461,7 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             Expect {
                 method: "GET",
                 path: format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
@@ -450,7 +472,7 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
         ],
     )
     .await;
-    let st = &seen[2].1["status"];
+    let st = &seen[3].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["refreshable"], false);
     assert_eq!(st["conditions"][0]["reason"], "CredentialsNotFound");
@@ -460,8 +482,8 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
             .unwrap()
             .contains("team-a/ecs-credentials")
     );
-    assert_eq!(seen[3].1["reason"], "CredentialsNotFound");
-    assert_eq!(seen[3].1["type"], "Warning");
+    assert_eq!(seen[4].1["reason"], "CredentialsNotFound");
+    assert_eq!(seen[4].1["type"], "Warning");
     assert_eq!(
         action,
         Action::await_change(),
@@ -483,6 +505,7 @@ async fn a_secret_without_its_keys_names_the_missing_key() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 partial,
@@ -492,7 +515,7 @@ async fn a_secret_without_its_keys_names_the_missing_key() {
         ],
     )
     .await;
-    let st = &seen[2].1["status"];
+    let st = &seen[3].1["status"];
     assert_eq!(st["conditions"][0]["reason"], "CredentialsNotFound");
     assert!(
         st["lastError"]["message"]
@@ -518,6 +541,7 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), raw),
+            pending_patch("db-1"),
             // The only Secret read is in the session's own namespace.
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
@@ -528,7 +552,7 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
         ],
     )
     .await;
-    assert_eq!(seen[2].1["status"]["phase"], "Ready");
+    assert_eq!(seen[3].1["status"]["phase"], "Ready");
 }
 
 #[tokio::test]
@@ -541,12 +565,13 @@ async fn without_a_ref_or_operator_credentials_the_condition_says_so() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             status_patch("db-1"),
             event(),
         ],
     )
     .await;
-    let message = seen[1].1["status"]["lastError"]["message"]
+    let message = seen[2].1["status"]["lastError"]["message"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -570,12 +595,13 @@ async fn operator_credentials_serve_sessions_without_a_ref() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             status_patch("db-1"),
             event(),
         ],
     )
     .await;
-    assert_eq!(seen[1].1["status"]["phase"], "Ready");
+    assert_eq!(seen[2].1["status"]["phase"], "Ready");
 }
 
 async fn issue_against(f: &mut Fixture, s: &VncSession) -> Vec<(String, Value)> {
@@ -587,6 +613,7 @@ async fn issue_against(f: &mut Fixture, s: &VncSession) -> Vec<(String, Value)> 
                 format!("{SESSIONS}/{}", s.metadata.name.as_deref().unwrap()),
                 session_json(s),
             ),
+            pending_patch(s.metadata.name.as_deref().unwrap()),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),
@@ -616,7 +643,7 @@ async fn terminal_ecs_errors_fail_without_retry() {
         s.spec.region_id = region.into();
         s.spec.is_windows = Some(false);
         let seen = issue_against(&mut f, &s).await;
-        let st = &seen[2].1["status"];
+        let st = &seen[3].1["status"];
         assert_eq!(st["phase"], "Failed", "{code}");
         assert_eq!(st["refreshable"], false, "{code}");
         assert_eq!(st["lastError"]["code"], code);
@@ -627,7 +654,7 @@ async fn terminal_ecs_errors_fail_without_retry() {
                 .unwrap()
                 .contains("RequestId")
         );
-        assert_eq!(seen[3].1["reason"], "IssueFailed");
+        assert_eq!(seen[4].1["reason"], "IssueFailed");
         assert_eq!(
             f.sim.stats().total("DescribeInstanceVncUrl"),
             1,
@@ -649,6 +676,7 @@ async fn bad_credentials_are_terminal_until_the_secret_changes() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 wrong,
@@ -658,7 +686,7 @@ async fn bad_credentials_are_terminal_until_the_secret_changes() {
         ],
     )
     .await;
-    let st = &seen[2].1["status"];
+    let st = &seen[3].1["status"];
     assert_eq!(st["lastError"]["code"], "SignatureDoesNotMatch");
     assert_eq!(st["refreshable"], false);
     let message = st["lastError"]["message"].as_str().unwrap();
@@ -680,13 +708,13 @@ async fn retryable_ecs_errors_back_off_per_object() {
     let mut s = session("db-1");
     s.spec.is_windows = Some(true);
     let seen = issue_against(&mut f, &s).await;
-    let st = &seen[2].1["status"];
+    let st = &seen[3].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["refreshable"], true);
     assert_eq!(st["lastError"]["code"], "InternalError");
     assert_eq!(st["consecutiveFailures"], 1);
     assert!(st["retryAt"].is_string());
-    assert_eq!(seen[3].1["type"], "Warning");
+    assert_eq!(seen[4].1["type"], "Warning");
     assert_eq!(
         f.sim.stats().total("DescribeInstanceVncUrl"),
         2,
@@ -706,8 +734,8 @@ async fn ecs_throttling_is_reported_as_throttled() {
     let mut s = session("db-1");
     s.spec.is_windows = Some(false);
     let seen = issue_against(&mut f, &s).await;
-    assert_eq!(seen[2].1["status"]["conditions"][0]["reason"], "Throttled");
-    assert_eq!(seen[3].1["reason"], "Throttled");
+    assert_eq!(seen[3].1["status"]["conditions"][0]["reason"], "Throttled");
+    assert_eq!(seen[4].1["reason"], "Throttled");
 }
 
 #[tokio::test]
@@ -716,7 +744,7 @@ async fn the_per_instance_limit_counts_across_sessions() {
     let mut first = session("db-1");
     first.spec.is_windows = Some(false);
     let seen = issue_against(&mut f, &first).await;
-    assert_eq!(seen[2].1["status"]["phase"], "Ready");
+    assert_eq!(seen[3].1["status"]["phase"], "Ready");
 
     let mut second = session("db-2");
     second.spec.is_windows = Some(false);
@@ -725,6 +753,7 @@ async fn the_per_instance_limit_counts_across_sessions() {
         &second,
         vec![
             get(format!("{SESSIONS}/db-2"), session_json(&second)),
+            pending_patch("db-2"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),
@@ -734,10 +763,10 @@ async fn the_per_instance_limit_counts_across_sessions() {
         ],
     )
     .await;
-    let st = &seen[2].1["status"];
+    let st = &seen[3].1["status"];
     assert_eq!(st["phase"], "Pending");
     assert_eq!(st["conditions"][0]["reason"], "Throttled");
-    assert_eq!(seen[3].1["reason"], "Throttled");
+    assert_eq!(seen[4].1["reason"], "Throttled");
     assert_eq!(
         f.sim.stats().total("DescribeInstanceVncUrl"),
         1,
@@ -777,6 +806,7 @@ async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
         &s,
         vec![
             get(format!("{SESSIONS}/db-1"), session_json(&s)),
+            pending_patch("db-1"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),

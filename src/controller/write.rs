@@ -12,7 +12,8 @@ use crate::session::{VncSession, VncSessionStatus};
 /// How a status write ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
-    Done,
+    /// Written; carries the object's new resourceVersion for a following conditional write.
+    Done(Option<String>),
     /// The object changed since it was read (someone else wrote): decide again on the new state.
     Conflict,
     /// The object is gone (deleted while an ECS call was in flight).
@@ -20,22 +21,23 @@ pub enum Written {
 }
 
 /// Applies `status` as the whole status this operator owns: fields it leaves out (a cleared
-/// console URL) are removed. `resourceVersion` makes the write conditional on the object read.
+/// console URL) are removed. `resource_version` makes the write conditional on the object read.
 pub async fn status(
     api: &Api<VncSession>,
     session: &VncSession,
+    resource_version: Option<&str>,
     status: &VncSessionStatus,
 ) -> Result<Written, kube::Error> {
     let name = session.metadata.name.as_deref().unwrap_or_default();
     let patch = json!({
         "apiVersion": "ecsvnc.dev/v1alpha1",
         "kind": "VncSession",
-        "metadata": { "resourceVersion": session.metadata.resource_version },
+        "metadata": { "resourceVersion": resource_version },
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
     match api.patch_status(name, &params, &Patch::Apply(&patch)).await {
-        Ok(_) => Ok(Written::Done),
+        Ok(updated) => Ok(Written::Done(updated.metadata.resource_version)),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Written::Conflict),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Written::Gone),
         Err(e) => Err(e),

@@ -128,21 +128,18 @@ mod tests {
 
     #[test]
     fn global_flags_go_before_or_after_the_subcommand() {
-        let cli = parse(&[
-            "--context",
-            "prod",
-            "--kubeconfig",
-            "/tmp/kc",
-            "list",
-            "-A",
-        ])
-        .unwrap();
+        let cli = parse(&["--context", "prod", "--kubeconfig", "/tmp/kc", "list", "-A"]).unwrap();
         assert_eq!(cli.global.context.as_deref(), Some("prod"));
         assert_eq!(
             cli.global.kubeconfig.as_deref(),
             Some(std::path::Path::new("/tmp/kc"))
         );
-        assert!(matches!(cli.command, Command::List(ListArgs { all_namespaces: true })));
+        assert!(matches!(
+            cli.command,
+            Command::List(ListArgs {
+                all_namespaces: true
+            })
+        ));
     }
 
     #[test]

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn an_unknown_context_is_named() {
-        let err = kubeconfig_error(KubeconfigError::LoadContext("prod".into()), &Global::default());
+        let err = kubeconfig_error(
+            KubeconfigError::LoadContext("prod".into()),
+            &Global::default(),
+        );
         assert_eq!(
             err.to_string(),
             "context \"prod\" is not in the kubeconfig: list the contexts with `kubectl config get-contexts`"

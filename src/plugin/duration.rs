@@ -67,7 +67,16 @@ mod tests {
     #[test]
     fn rejects_nonsense_zero_and_overflow() {
         for bad in [
-            "", "s", "10x", "ten", "-1s", "1.5s", "0s", "0", "10 s", "99999999999999999999s",
+            "",
+            "s",
+            "10x",
+            "ten",
+            "-1s",
+            "1.5s",
+            "0s",
+            "0",
+            "10 s",
+            "99999999999999999999s",
             "18446744073709551615h",
         ] {
             assert!(parse(bad).is_err(), "{bad:?} was accepted");

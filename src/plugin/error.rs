@@ -105,7 +105,7 @@ fn can_i_scope(namespace: Option<&str>) -> String {
 /// `500ms`, `10s`, `1m30s`: how `--timeout` is written.
 pub fn human(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1_000 != 0 {
+    if !ms.is_multiple_of(1_000) {
         return format!("{ms}ms");
     }
     let secs = d.as_secs();
@@ -278,8 +278,10 @@ mod tests {
 
     #[test]
     fn forbidden_names_the_verb_the_resource_and_the_scope() {
-        let s = status(json!({"status": "Failure", "reason": "Forbidden", "code": 403,
-            "message": "vncsessions.ecsvnc.dev \"x\" is forbidden: User \"bob\" cannot patch resource"}));
+        let s = status(
+            json!({"status": "Failure", "reason": "Forbidden", "code": 403,
+            "message": "vncsessions.ecsvnc.dev \"x\" is forbidden: User \"bob\" cannot patch resource"}),
+        );
         let err = patch("x").status_error(&s);
         assert_eq!(
             err.to_string(),

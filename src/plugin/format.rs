@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn whole_seconds_round_down_and_stop_at_zero() {
         let now = t(NOW);
-        assert_eq!(whole_seconds_left(t("2026-11-26T08:00:14.999Z"), now), Some(14));
+        assert_eq!(
+            whole_seconds_left(t("2026-11-26T08:00:14.999Z"), now),
+            Some(14)
+        );
         assert_eq!(whole_seconds_left(t("2026-11-26T08:00:01Z"), now), Some(1));
         assert_eq!(whole_seconds_left(t("2026-11-26T08:00:00.999Z"), now), None);
         assert_eq!(whole_seconds_left(t(NOW), now), None);

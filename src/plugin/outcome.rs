@@ -89,19 +89,39 @@ pub fn served(session: &VncSession, ours: &str) -> bool {
 
 /// What the session says about the request `ours` at `now`.
 pub fn verdict(session: &VncSession, ours: &str, now: Timestamp) -> Verdict {
-    if !served(session, ours) {
-        return Verdict::Waiting;
+    if served(session, ours) {
+        answer(session, now)
+    } else if settled(session) {
+        Verdict::Refused(refusal(session, now))
+    } else {
+        Verdict::Waiting
     }
-    let status = session.status.clone().unwrap_or_default();
-    let name = session.metadata.name.clone().unwrap_or_default();
-    let namespace = session.metadata.namespace.clone().unwrap_or_default();
-    let reason = status
-        .ready_condition()
-        .map(|c| c.reason.clone())
-        .unwrap_or_default();
-    let phase = status.phase;
+}
 
-    if phase == Some(Phase::Ready)
+/// True in the states where the operator answers no refresh at all: the grant is `Closed`, or
+/// its spec is invalid, and the spec has not changed since. Waiting there only runs into the
+/// timeout, so the state is the answer.
+pub fn settled(session: &VncSession) -> bool {
+    let Some(status) = &session.status else {
+        return false;
+    };
+    let current = status.observed_generation.is_some()
+        && status.observed_generation == session.metadata.generation;
+    let invalid_spec = status.phase == Some(Phase::Failed)
+        && status
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.code == INVALID_SPEC);
+    current && (status.phase == Some(Phase::Closed) || invalid_spec)
+}
+
+/// The operator's code for a spec it cannot use (see `session::decide`).
+const INVALID_SPEC: &str = "InvalidSpec";
+
+fn answer(session: &VncSession, now: Timestamp) -> Verdict {
+    let status = session.status.as_ref();
+    if let Some(status) = status
+        && status.phase == Some(Phase::Ready)
         && let Some(url) = status.console_url.clone()
     {
         return Verdict::Ready(Ready {
@@ -109,20 +129,27 @@ pub fn verdict(session: &VncSession, ours: &str, now: Timestamp) -> Verdict {
             url_expires_at: status.url_expires_at.as_ref().map(|t| t.0),
         });
     }
+    Verdict::Refused(refusal(session, now))
+}
 
+fn refusal(session: &VncSession, now: Timestamp) -> Refusal {
+    let status = session.status.clone().unwrap_or_default();
     let mut refusal = Refusal {
         kind: RefusalKind::NotReady,
-        phase: phase.map_or("Pending", Phase::as_str).to_owned(),
+        name: session.metadata.name.clone().unwrap_or_default(),
+        namespace: session.metadata.namespace.clone().unwrap_or_default(),
+        phase: status.phase.map_or("Pending", Phase::as_str).to_owned(),
+        reason: status
+            .ready_condition()
+            .map(|c| c.reason.clone())
+            .unwrap_or_default(),
         message: message(&status),
         fix: String::new(),
-        reason,
-        name,
-        namespace,
     };
     let (kind, fix) = advice(&refusal, &status, now);
     refusal.kind = kind;
     refusal.fix = fix;
-    Verdict::Refused(refusal)
+    refusal
 }
 
 fn message(status: &VncSessionStatus) -> String {
@@ -151,10 +178,7 @@ fn advice(r: &Refusal, status: &VncSessionStatus, now: Timestamp) -> (RefusalKin
         let when = match status.retry_at.as_ref().map(|t| t.0) {
             Some(at) => {
                 let secs = at.duration_since(now).as_secs().max(0);
-                format!(
-                    "at {} (in {secs} s)",
-                    crate::session::expiry::rfc3339(at)
-                )
+                format!("at {} (in {secs} s)", crate::session::expiry::rfc3339(at))
             }
             None => "when a slot frees".to_owned(),
         };
@@ -194,7 +218,7 @@ fn failed_fix(code: &str, status: &VncSessionStatus, edit: &str, again: &str) ->
              accessKeyId and accessKeySecret), or give the operator its own credentials; \
              the operator tries again when the Secret changes"
             .to_owned(),
-        "InvalidSpec" => format!("fix the spec: `{edit}`"),
+        INVALID_SPEC => format!("fix the spec: `{edit}`"),
         "InvalidAccessKeyId.NotFound" | "SignatureDoesNotMatch" | "InvalidSecurityToken.Expired"
         | "InvalidSecurityToken.MismatchWithAccessKey" => "the AccessKey in the credentials Secret is wrong, disabled or expired: update the Secret; \
              the operator tries again when it changes"
@@ -289,7 +313,9 @@ mod tests {
         let s = session("mine", |st| {
             st.observed_refresh = Some("mine".into());
             st.phase = Some(Phase::Ready);
-            st.console_url = Some("https://console/?vncUrl=wss%3A%2F%2Fx&instanceId=i-bp1abc&isWindows=false".into());
+            st.console_url = Some(
+                "https://console/?vncUrl=wss%3A%2F%2Fx&instanceId=i-bp1abc&isWindows=false".into(),
+            );
             st.url_expires_at = Some(Time("2026-11-26T08:00:15Z".parse().unwrap()));
         });
         assert_eq!(
@@ -375,8 +401,15 @@ mod tests {
         assert_eq!(r.kind, RefusalKind::Throttled);
         assert_eq!(r.kind.exit_code(), EXIT_THROTTLED);
         assert_eq!(r.phase, "Pending");
-        assert!(r.message.starts_with("at most 30 console URLs per minute for i-bp1abc"));
-        assert!(r.fix.contains("at 2026-11-26T08:00:21Z (in 20 s)"), "{}", r.fix);
+        assert!(
+            r.message
+                .starts_with("at most 30 console URLs per minute for i-bp1abc")
+        );
+        assert!(
+            r.fix.contains("at 2026-11-26T08:00:21Z (in 20 s)"),
+            "{}",
+            r.fix
+        );
     }
 
     #[test]
@@ -422,12 +455,55 @@ mod tests {
     }
 
     #[test]
+    fn closed_and_invalid_grants_are_the_answer_without_waiting() {
+        let closed = |generation: i64| {
+            let mut s = session("mine", |st| {
+                st.observed_refresh = Some("earlier".into());
+                st.observed_generation = Some(1);
+                st.phase = Some(Phase::Closed);
+            });
+            s.metadata.generation = Some(generation);
+            s
+        };
+        assert!(settled(&closed(1)));
+        let r = refused(verdict(&closed(1), "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Closed);
+        // A spec change (a longer ttl, say) is the operator's to judge: wait for it.
+        assert!(!settled(&closed(2)));
+        assert_eq!(verdict(&closed(2), "mine", now()), Verdict::Waiting);
+
+        let invalid = session("mine", |st| {
+            st.observed_generation = Some(1);
+            st.phase = Some(Phase::Failed);
+            st.last_error = Some(LastError {
+                code: "InvalidSpec".into(),
+                message: "spec.ttl: not a duration".into(),
+            });
+        });
+        let mut invalid = invalid;
+        invalid.metadata.generation = Some(1);
+        let r = refused(verdict(&invalid, "mine", now()));
+        assert_eq!(r.kind, RefusalKind::Failed);
+        assert!(r.fix.starts_with("fix the spec"));
+        // Other failures answer refreshes: wait for ours.
+        let retryable = session("mine", |st| {
+            st.observed_generation = Some(1);
+            st.phase = Some(Phase::Failed);
+            st.refreshable = true;
+        });
+        assert!(!settled(&retryable));
+    }
+
+    #[test]
     fn a_url_that_expired_on_the_way_asks_to_try_again() {
         let s = session("mine", |st| {
             st.observed_refresh = Some("mine".into());
             st.phase = Some(Phase::UrlExpired);
             st.refreshable = true;
-            st.conditions = vec![condition("UrlExpired", "the console URL no longer opens connections")];
+            st.conditions = vec![condition(
+                "UrlExpired",
+                "the console URL no longer opens connections",
+            )];
         });
         let r = refused(verdict(&s, "mine", now()));
         assert_eq!(r.kind, RefusalKind::NotReady);
@@ -438,6 +514,9 @@ mod tests {
             st.observed_refresh = Some("mine".into());
             st.phase = Some(Phase::Ready);
         });
-        assert_eq!(refused(verdict(&s, "mine", now())).kind, RefusalKind::NotReady);
+        assert_eq!(
+            refused(verdict(&s, "mine", now())).kind,
+            RefusalKind::NotReady
+        );
     }
 }

@@ -79,8 +79,10 @@ mod tests {
             execute(&target, "db-1", &mut out, &mut err),
             mock::serve(
                 &mut api,
-                vec![Step::new("PATCH", &mock::session_path("team-a", "db-1"))
-                    .json(200, mock::session_json("db-1", "5", Value::Null))]
+                vec![
+                    Step::new("PATCH", &mock::session_path("team-a", "db-1"))
+                        .json(200, mock::session_json("db-1", "5", Value::Null))
+                ]
             )
         );
         result.unwrap();
@@ -94,18 +96,25 @@ mod tests {
         );
         assert_eq!(seen[0].content_type, "application/merge-patch+json");
         assert_eq!(String::from_utf8(out).unwrap(), format!("{value}\n"));
-        assert!(String::from_utf8(err).unwrap().contains("refresh requested"));
+        assert!(
+            String::from_utf8(err)
+                .unwrap()
+                .contains("refresh requested")
+        );
     }
 
     #[tokio::test]
     async fn refresh_of_a_missing_session_is_not_found() {
         let (target, mut api) = mock::target("team-a");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
         let (result, _) = tokio::join!(
-            execute(&target, "nope", &mut Vec::new(), &mut Vec::new()),
+            execute(&target, "nope", &mut out, &mut err),
             mock::serve(
                 &mut api,
-                vec![Step::new("PATCH", &mock::session_path("team-a", "nope"))
-                    .json(404, mock::not_found("nope"))]
+                vec![
+                    Step::new("PATCH", &mock::session_path("team-a", "nope"))
+                        .json(404, mock::not_found("nope"))
+                ]
             )
         );
         let err = result.unwrap_err();

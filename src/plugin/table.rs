@@ -35,7 +35,11 @@ mod tests {
     fn pads_columns_to_the_widest_cell() {
         let rows = vec![
             vec!["db-1".to_owned(), "Ready".to_owned(), "12s".to_owned()],
-            vec!["web-frontend".to_owned(), "Failed".to_owned(), "-".to_owned()],
+            vec![
+                "web-frontend".to_owned(),
+                "Failed".to_owned(),
+                "-".to_owned(),
+            ],
         ];
         assert_eq!(
             render(&["NAME", "PHASE", "LEFT"], &rows),

@@ -1,6 +1,6 @@
 //! Waiting for the operator's answer: a watch on the one object, from the resourceVersion the
-//! refresh patch returned, until the status shows the request was served. No polling; the caller
-//! bounds the wait with its `--timeout`.
+//! refresh patch returned, until the status shows the request was served (or that it never will
+//! be: see [`settled`]). No polling; the caller bounds the wait with its `--timeout`.
 
 use std::time::Duration;
 
@@ -9,22 +9,23 @@ use kube::api::{GetParams, WatchEvent, WatchParams};
 use kube::{Api, ResourceExt};
 
 use super::error::{Error, Op};
-use super::outcome::served;
+use super::outcome::{served, settled};
 use crate::session::crd::VncSession;
 
 /// A watch the server ends at once (a proxy that does not stream, say) is reopened after this
 /// pause, so the loop cannot spin.
 const REOPEN_PAUSE: Duration = Duration::from_millis(200);
 
-/// Returns the session as it was when the operator served `ours`.
-pub async fn until_served(
+/// Returns the session as it was when the operator served `ours`, or settled in a state that
+/// serves no request.
+pub async fn until_answered(
     api: &Api<VncSession>,
     namespace: &str,
     name: &str,
     ours: &str,
     start: VncSession,
 ) -> Result<VncSession, Error> {
-    if served(&start, ours) {
+    if answered(&start, ours) {
         return Ok(start);
     }
     let op = Op::sessions("watch", namespace, Some(name));
@@ -42,11 +43,12 @@ pub async fn until_served(
                 Ok(event) => event,
                 // The connection broke mid-stream: reopen from the last version seen.
                 Err(kube::Error::Api(status)) => return Err(op.status_error(&status)),
+                Err(e @ kube::Error::SerdeError(_)) => return Err(op.error(e)),
                 Err(_) => break,
             };
             match event {
                 WatchEvent::Added(obj) | WatchEvent::Modified(obj) => {
-                    if served(&obj, ours) {
+                    if answered(&obj, ours) {
                         return Ok(obj);
                     }
                     version = obj.resource_version().unwrap_or(version);
@@ -64,7 +66,7 @@ pub async fn until_served(
                         .get_with(name, &GetParams::default())
                         .await
                         .map_err(|e| Op::sessions("get", namespace, Some(name)).error(e))?;
-                    if served(&now, ours) {
+                    if answered(&now, ours) {
                         return Ok(now);
                     }
                     version = now.resource_version().unwrap_or_default();
@@ -77,6 +79,10 @@ pub async fn until_served(
             tokio::time::sleep(REOPEN_PAUSE).await;
         }
     }
+}
+
+fn answered(session: &VncSession, ours: &str) -> bool {
+    served(session, ours) || settled(session)
 }
 
 #[cfg(test)]
@@ -92,8 +98,11 @@ mod tests {
     }
 
     fn start(rv: &str) -> VncSession {
-        serde_json::from_value(with_refresh(mock::session_json("db-1", rv, Value::Null), "mine"))
-            .unwrap()
+        serde_json::from_value(with_refresh(
+            mock::session_json("db-1", rv, Value::Null),
+            "mine",
+        ))
+        .unwrap()
     }
 
     fn modified(obj: Value) -> Value {
@@ -109,15 +118,21 @@ mod tests {
             "mine",
         );
         let done = with_refresh(
-            mock::session_json("db-1", "12", json!({"observedRefresh": "mine", "phase": "Ready"})),
+            mock::session_json(
+                "db-1",
+                "12",
+                json!({"observedRefresh": "mine", "phase": "Ready"}),
+            ),
             "mine",
         );
         let (result, seen) = tokio::join!(
-            until_served(&api, "team-a", "db-1", "mine", start("10")),
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
             mock::serve(
                 &mut handle,
-                vec![Step::new("GET", &mock::sessions_path("team-a"))
-                    .events(vec![modified(not_yet), modified(done)])]
+                vec![
+                    Step::new("GET", &mock::sessions_path("team-a"))
+                        .events(vec![modified(not_yet), modified(done)])
+                ]
             )
         );
         let obj = result.ok().unwrap();
@@ -142,13 +157,12 @@ mod tests {
             "mine",
         );
         let (result, seen) = tokio::join!(
-            until_served(&api, "team-a", "db-1", "mine", start("10")),
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
             mock::serve(
                 &mut handle,
                 vec![
                     Step::new("GET", &mock::sessions_path("team-a")).events(vec![bookmark]),
-                    Step::new("GET", &mock::sessions_path("team-a"))
-                        .events(vec![modified(done)]),
+                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(done)]),
                 ]
             )
         );
@@ -167,7 +181,7 @@ mod tests {
             "mine",
         );
         let (result, _) = tokio::join!(
-            until_served(&api, "team-a", "db-1", "mine", start("10")),
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
             mock::serve(
                 &mut handle,
                 vec![
@@ -176,7 +190,38 @@ mod tests {
                 ]
             )
         );
-        assert_eq!(result.ok().unwrap().resource_version().as_deref(), Some("40"));
+        assert_eq!(
+            result.ok().unwrap().resource_version().as_deref(),
+            Some("40")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_grant_that_closes_while_waiting_is_the_answer() {
+        let (target, mut handle) = mock::target("team-a");
+        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
+        // The operator answers no refresh once the ttl has passed; it only writes Closed.
+        let closed = with_refresh(
+            mock::session_json(
+                "db-1",
+                "13",
+                json!({"observedRefresh": "earlier", "observedGeneration": 1, "phase": "Closed"}),
+            ),
+            "mine",
+        );
+        let (result, _) = tokio::join!(
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
+            mock::serve(
+                &mut handle,
+                vec![
+                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(closed)])
+                ]
+            )
+        );
+        assert_eq!(
+            result.ok().unwrap().resource_version().as_deref(),
+            Some("13")
+        );
     }
 
     #[tokio::test]
@@ -185,11 +230,13 @@ mod tests {
         let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let obj = mock::session_json("db-1", "11", Value::Null);
         let (result, _) = tokio::join!(
-            until_served(&api, "team-a", "db-1", "mine", start("10")),
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
             mock::serve(
                 &mut handle,
-                vec![Step::new("GET", &mock::sessions_path("team-a"))
-                    .events(vec![json!({"type": "DELETED", "object": obj})])]
+                vec![
+                    Step::new("GET", &mock::sessions_path("team-a"))
+                        .events(vec![json!({"type": "DELETED", "object": obj})])
+                ]
             )
         );
         assert!(matches!(result, Err(Error::Deleted { .. })));
@@ -200,7 +247,7 @@ mod tests {
         let (target, mut handle) = mock::target("team-a");
         let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let (result, _) = tokio::join!(
-            until_served(&api, "team-a", "db-1", "mine", start("10")),
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
             mock::serve(
                 &mut handle,
                 vec![Step::new("GET", &mock::sessions_path("team-a")).json(

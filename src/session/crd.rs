@@ -98,6 +98,7 @@ impl Phase {
 #[serde(rename_all = "camelCase")]
 pub struct VncSessionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "phase_schema")]
     pub phase: Option<Phase>,
     /// The console page with the VncUrl; only while `Ready`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +144,16 @@ pub struct VncSessionStatus {
     pub credentials_version: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// A plain string enum: the derived schema for `Option<Phase>` lists `null` among the values,
+/// which Kubernetes 1.20's validation rejects.
+fn phase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Pending, Ready, UrlExpired, Expired, Failed or Closed.",
+        "type": "string",
+        "enum": ["Pending", "Ready", "UrlExpired", "Expired", "Failed", "Closed"],
+    })
 }
 
 fn is_zero(n: &u32) -> bool {

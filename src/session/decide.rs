@@ -127,10 +127,16 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
     let status = obs.status;
     let closes_at = ttl_deadline(obs);
 
+    // A refresh asked of a grant that cannot issue is still answered (with the same state), so
+    // whoever asked sees the reason instead of waiting.
+    let refresh_answered = obs
+        .refresh
+        .is_none_or(|v| status.observed_refresh.as_deref() == Some(v));
+
     if let Some(deadline) = closes_at
         && now >= deadline
     {
-        return if status.phase == Some(Phase::Closed) {
+        return if status.phase == Some(Phase::Closed) && refresh_answered {
             Decision::Wait(None)
         } else {
             Decision::Write(Box::new(closed(obs, now)))
@@ -140,6 +146,7 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
     if let Err(message) = validate::spec(obs.spec) {
         let already = status.phase == Some(Phase::Failed)
             && status.observed_generation == Some(obs.generation)
+            && refresh_answered
             && status
                 .last_error
                 .as_ref()
@@ -200,6 +207,13 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
             }
         }
     }
+}
+
+/// The status shown while the very first URL is being issued (the ECS call may take seconds).
+pub fn pending(obs: &Observed) -> VncSessionStatus {
+    let mut status = obs.status.clone();
+    leave_ready(&mut status, Phase::Pending, false);
+    status
 }
 
 /// Records the outcome of an issue attempt that [`decide`] asked for.
@@ -373,7 +387,7 @@ pub fn ttl_deadline(obs: &Observed) -> Option<Timestamp> {
 const INVALID_SPEC: &str = "InvalidSpec";
 
 fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
-    let mut status = obs.status.clone();
+    let mut status = answered(obs);
     leave_ready(&mut status, Phase::Failed, false);
     status.observed_generation = Some(obs.generation);
     status.retry_at = None;
@@ -390,7 +404,7 @@ fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
 }
 
 fn closed(obs: &Observed, now: Timestamp) -> Update {
-    let mut status = obs.status.clone();
+    let mut status = answered(obs);
     leave_ready(&mut status, Phase::Closed, false);
     status.retry_at = None;
     let message = format!(
@@ -438,6 +452,15 @@ fn expired(obs: &Observed, now: Timestamp) -> Update {
         note: Some(normal(Reason::SessionExpired, message)),
         wake_at: ttl_deadline(obs),
     }
+}
+
+/// The status with the current refresh value marked as acted on.
+fn answered(obs: &Observed) -> VncSessionStatus {
+    let mut status = obs.status.clone();
+    if let Some(value) = obs.refresh {
+        status.observed_refresh = Some(value.to_owned());
+    }
+    status
 }
 
 /// Moves to a phase other than `Ready`: the URLs go with it.

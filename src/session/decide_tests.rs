@@ -271,7 +271,14 @@ fn a_closed_grant_issues_nothing_even_when_asked() {
     s.spec.ttl = Some("1m".into());
     s.write(s.decide(60));
     s.refresh = Some("please".into());
-    assert_eq!(s.decide(61), Decision::Wait(None));
+    let answer = s.write(s.decide(61));
+    assert_eq!(
+        answer.status.phase,
+        Some(Phase::Closed),
+        "answered, with no URL"
+    );
+    assert_eq!(answer.status.observed_refresh.as_deref(), Some("please"));
+    assert_eq!(s.decide(62), Decision::Wait(None), "answered once");
     let mut fresh = Session::new();
     fresh.spec.ttl = Some("1m".into());
     assert!(
@@ -309,6 +316,15 @@ fn an_invalid_spec_fails_once_naming_the_field() {
     assert!(err.message.contains("spec.instanceId"), "{}", err.message);
     assert_eq!(update.note.unwrap().reason, Reason::IssueFailed);
     assert_eq!(s.decide(1), Decision::Wait(None), "no rewrite loop");
+    s.refresh = Some("try".into());
+    let answer = s.write(s.decide(2));
+    assert_eq!(
+        answer.status.observed_refresh.as_deref(),
+        Some("try"),
+        "a refresh is answered"
+    );
+    assert_eq!(answer.status.phase, Some(Phase::Failed));
+    assert_eq!(s.decide(3), Decision::Wait(None));
     s.spec.instance_id = "i-good".into();
     s.generation = 2;
     assert_eq!(s.decide(2), Decision::Issue(IssueCause::SpecChanged));

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The main job on an embedded default: a local Kubernetes control plane, ecs-sim standing in for
+# ECS, the operator, and the example VncSession. It walks the session through
+# Pending -> Ready -> UrlExpired -> Expired, refreshes it back to Ready, and ends with
+# `kubectl get vncsessions` showing the console URL. Everything it starts, it stops.
+#
+#   scripts/demo.sh          # the whole walk (about 40 s once built)
+#   DEMO_KEEP=1 scripts/demo.sh   # leave it all running; prints how to reach it and how to stop it
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# A short keepalive so the walk ends in Expired within the demo; the real default is 300 s.
+KEEPALIVE=${DEMO_SESSION_KEEPALIVE:-10s}
+
+scripts/install-deps.sh >&2
+scripts/local-cluster.sh build >&2
+cargo build --quiet --bin ecs-vnc-operator --bin ecs-sim
+
+work=$(mktemp -d)
+pids=()
+cluster=""
+cleanup() {
+    if [[ -n ${DEMO_KEEP:-} ]]; then return; fi
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n $cluster ]]; then scripts/local-cluster.sh down "$cluster" >&2; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "local control plane"
+# The watchdog stops the control plane if this script dies without cleaning up.
+owner=$$
+[[ -n ${DEMO_KEEP:-} ]] && owner=""
+cluster=$(ECSVNC_OWNER_PID=$owner scripts/local-cluster.sh up | tail -n 1)
+export KUBECONFIG="$cluster/kubeconfig"
+kubectl apply -f crds/vncsession.yaml
+kubectl wait --for condition=established crd/vncsessions.ecsvnc.dev --timeout=60s
+
+step "ecs-sim (a strict stand-in for the ECS API, demo AccessKey and instances)"
+target/debug/ecs-sim --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.log" &
+pids+=($!)
+for _ in $(seq 50); do grep -q "listening on" "$work/sim.out" && break; sleep 0.1; done
+endpoint=$(sed -n 's/^ecs-sim listening on //p' "$work/sim.out")
+echo "ECS endpoint: $endpoint"
+
+step "operator"
+target/debug/ecs-vnc-operator run --ecs-endpoint "$endpoint" --metrics-addr 127.0.0.1:0 \
+    --session-keepalive "$KEEPALIVE" 2>"$work/operator.log" &
+pids+=($!)
+
+step "the grant: a Secret with the (simulated) AccessKey and examples/vncsession.yaml"
+kubectl create secret generic ecs-credentials \
+    --from-literal=accessKeyId=sim-access-key-id --from-literal=accessKeySecret=sim-access-key-secret
+kubectl apply -f examples/vncsession.yaml
+
+phase() { kubectl get vncsession web-1-console -o 'jsonpath={.status.phase}'; }
+wait_phase() {
+    for _ in $(seq 600); do [[ $(phase) == "$1" ]] && return 0; sleep 0.1; done
+    echo "timed out waiting for phase $1; operator log:" >&2; tail -n 20 "$work/operator.log" >&2; exit 1
+}
+show() { kubectl get vncsessions; }
+
+wait_phase Ready;      step "Ready: the URL opens a connection for 15 s";  show
+wait_phase UrlExpired; step "UrlExpired: an open connection may live until sessionExpiresAt"; show
+wait_phase Expired;    step "Expired: nothing more happens until someone asks";    show
+
+step "refresh: a new value of the ecsvnc.dev/refresh annotation"
+kubectl annotate --overwrite vncsession web-1-console "ecsvnc.dev/refresh=$(date +%s)"
+wait_phase Ready
+show
+echo
+echo "console URL: $(kubectl get vncsession web-1-console -o 'jsonpath={.status.consoleUrl}')"
+
+if [[ -n ${DEMO_KEEP:-} ]]; then
+    echo
+    echo "left running: export KUBECONFIG=$cluster/kubeconfig"
+    echo "stop with: kill ${pids[*]}; scripts/local-cluster.sh down $cluster"
+fi

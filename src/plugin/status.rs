@@ -1,0 +1,278 @@
+//! `kubectl vnc status NAME`: one session in words: where it stands, how long its URL and its
+//! console connection last, what went wrong, and what the operator said about it lately. The
+//! URL itself is not shown (`open` is for that).
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use jiff::Timestamp;
+use kube::Api;
+
+use super::connect::Target;
+use super::error::{Error, Op};
+use super::events::{self, EventLine, Recent};
+use super::format::{age, whole_seconds_left};
+use super::table;
+use crate::session::crd::{Phase, VncSession};
+use crate::session::expiry::rfc3339;
+
+/// How many Events the view shows.
+const EVENTS: usize = 10;
+
+pub async fn execute(target: &Target, name: &str, out: &mut dyn Write) -> Result<(), Error> {
+    let api: Api<VncSession> = Api::namespaced(target.client.clone(), &target.namespace);
+    let session = api
+        .get(name)
+        .await
+        .map_err(|e| Op::sessions("get", &target.namespace, Some(name)).error(e))?;
+    let recent = events::recent(&target.client, &session, EVENTS).await;
+    write!(out, "{}", render(&session, &recent, Timestamp::now()))?;
+    Ok(())
+}
+
+/// The summary as text.
+pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
+    let status = session.status.clone().unwrap_or_default();
+    let spec = &session.spec;
+    let name = session.metadata.name.clone().unwrap_or_default();
+    let ns = session.metadata.namespace.clone().unwrap_or_default();
+    let mut fields: Vec<(&str, String)> = vec![("Name", name.clone()), ("Namespace", ns.clone())];
+
+    let os = match spec.is_windows.or(status.is_windows) {
+        Some(true) => " (Windows)",
+        Some(false) => " (Linux)",
+        None => "",
+    };
+    fields.push((
+        "Instance",
+        format!("{} in {}{os}", spec.instance_id, spec.region_id),
+    ));
+    let phase = status.phase;
+    fields.push(("Phase", phase.map_or("Pending", Phase::as_str).to_owned()));
+    if let Some(c) = status.ready_condition() {
+        fields.push((
+            "Ready",
+            format!("{} ({}): {}", c.status, c.reason, c.message),
+        ));
+    }
+    let url = match status.url_expires_at.as_ref().map(|t| t.0) {
+        None => "none issued yet".to_owned(),
+        Some(at) => match whole_seconds_left(at, now).filter(|_| phase == Some(Phase::Ready)) {
+            Some(secs) => format!("{secs} s left to open a connection (until {})", rfc3339(at)),
+            None => format!("no longer opens connections (since {})", rfc3339(at)),
+        },
+    };
+    fields.push(("URL", url));
+    if let Some(at) = status.session_expires_at.as_ref().map(|t| t.0) {
+        let keepalive = match whole_seconds_left(at, now) {
+            Some(secs) => format!(
+                "{secs} s left at most for a connection opened in time (until {})",
+                rfc3339(at)
+            ),
+            None => format!("over (since {})", rfc3339(at)),
+        };
+        fields.push(("Session", keepalive));
+    }
+    fields.push(("Refreshable", status.refreshable.to_string()));
+    fields.push((
+        "Last error",
+        status.last_error.as_ref().map_or_else(
+            || "none".to_owned(),
+            |e| format!("{}: {}", e.code, e.message),
+        ),
+    ));
+    if let Some(at) = status.retry_at.as_ref().map(|t| t.0) {
+        let secs = at.duration_since(now).as_secs().max(0);
+        fields.push(("Retry at", format!("{} (in {secs} s)", rfc3339(at))));
+    }
+    fields.push(("URLs issued", issued_count(&status).to_string()));
+    if let Some(why) = &spec.reason {
+        fields.push(("Reason", why.clone()));
+    }
+    if let Some(ttl) = &spec.ttl {
+        fields.push(("TTL", ttl.clone()));
+    }
+
+    let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
+    let mut text = String::new();
+    for (key, value) in &fields {
+        let _ = writeln!(text, "{:width$}{value}", format!("{key}:"));
+    }
+    text.push_str("Events:\n");
+    match recent {
+        Recent::Listed(lines) if lines.is_empty() => text.push_str("  none\n"),
+        Recent::Listed(lines) => {
+            for line in
+                table::render(&["AGE", "TYPE", "REASON", "MESSAGE"], &rows(lines, now)).lines()
+            {
+                let _ = writeln!(text, "  {line}");
+            }
+        }
+        Recent::Unavailable(why) => {
+            let _ = writeln!(text, "  not shown: {why}");
+        }
+    }
+    if phase != Some(Phase::Ready) && phase != Some(Phase::Closed) {
+        let _ = writeln!(text, "\nA new URL: kubectl vnc open {name} -n {ns}");
+    }
+    text
+}
+
+fn issued_count(status: &crate::session::VncSessionStatus) -> u32 {
+    if status.issued_at.is_some() {
+        status.refresh_count.saturating_add(1)
+    } else {
+        0
+    }
+}
+
+fn rows(lines: &[EventLine], now: Timestamp) -> Vec<Vec<String>> {
+    lines
+        .iter()
+        .map(|l| {
+            let when = l.at.map_or_else(|| "-".to_owned(), |at| age(at, now));
+            let note = if l.count > 1 {
+                format!("{} (x{})", l.note, l.count)
+            } else {
+                l.note.clone()
+            };
+            vec![when, l.type_.clone(), l.reason.clone(), note]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::mock::{self, Step};
+    use serde_json::json;
+
+    const NOW: &str = "2026-11-26T08:00:03Z";
+
+    fn ready_session() -> VncSession {
+        let mut obj = mock::session_json(
+            "db-1",
+            "7",
+            json!({
+                "phase": "Ready", "isWindows": false, "refreshable": false,
+                "consoleUrl": "https://console/?vncUrl=wss%3A%2F%2Fsecret",
+                "issuedAt": "2026-11-26T08:00:00Z",
+                "urlExpiresAt": "2026-11-26T08:00:15Z",
+                "sessionExpiresAt": "2026-11-26T08:05:15Z",
+                "refreshCount": 2,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "UrlIssued",
+                    "message": "console URL issued for i-bp1hzoinajzkh91h1234; it opens a connection until 2026-11-26T08:00:15Z",
+                    "lastTransitionTime": "2026-11-26T08:00:00Z"}]
+            }),
+        );
+        obj["spec"]["reason"] = json!("INC-42 disk full");
+        serde_json::from_value(obj).unwrap()
+    }
+
+    #[test]
+    fn a_ready_session_shows_both_countdowns_and_never_the_url() {
+        let events = Recent::Listed(vec![EventLine {
+            at: Some("2026-11-26T08:00:00Z".parse().unwrap()),
+            type_: "Normal".into(),
+            reason: "RefreshRequested".into(),
+            note: "issued a new console URL for i-bp1hzoinajzkh91h1234 on request".into(),
+            count: 1,
+        }]);
+        let text = render(&ready_session(), &events, NOW.parse().unwrap());
+        assert_eq!(
+            text,
+            "Name:         db-1\n\
+             Namespace:    team-a\n\
+             Instance:     i-bp1hzoinajzkh91h1234 in cn-hangzhou (Linux)\n\
+             Phase:        Ready\n\
+             Ready:        True (UrlIssued): console URL issued for i-bp1hzoinajzkh91h1234; it opens a connection until 2026-11-26T08:00:15Z\n\
+             URL:          12 s left to open a connection (until 2026-11-26T08:00:15Z)\n\
+             Session:      312 s left at most for a connection opened in time (until 2026-11-26T08:05:15Z)\n\
+             Refreshable:  false\n\
+             Last error:   none\n\
+             URLs issued:  3\n\
+             Reason:       INC-42 disk full\n\
+             Events:\n  \
+               AGE   TYPE     REASON             MESSAGE\n  \
+               3s    Normal   RefreshRequested   issued a new console URL for i-bp1hzoinajzkh91h1234 on request\n"
+        );
+        assert!(!text.contains("vncUrl"));
+    }
+
+    #[test]
+    fn a_failed_session_shows_the_error_retry_and_what_to_do() {
+        let obj = mock::session_json(
+            "db-1",
+            "7",
+            json!({"phase": "Failed", "refreshable": true,
+                   "urlExpiresAt": "2026-11-26T07:00:15Z",
+                   "lastError": {"code": "InternalError", "message": "The request processing has failed."},
+                   "retryAt": "2026-11-26T08:00:07Z"}),
+        );
+        let session: VncSession = serde_json::from_value(obj).unwrap();
+        let text = render(
+            &session,
+            &Recent::Unavailable("you may not list events.events.k8s.io".into()),
+            NOW.parse().unwrap(),
+        );
+        assert!(text.contains("Phase:        Failed\n"), "{text}");
+        assert!(
+            text.contains(
+                "URL:          no longer opens connections (since 2026-11-26T07:00:15Z)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("Refreshable:  true\n"), "{text}");
+        assert!(
+            text.contains("Last error:   InternalError: The request processing has failed.\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Retry at:     2026-11-26T08:00:07Z (in 4 s)\n"),
+            "{text}"
+        );
+        assert!(text.contains("  not shown: you may not list events.events.k8s.io\n"));
+        assert!(text.ends_with("\nA new URL: kubectl vnc open db-1 -n team-a\n"));
+    }
+
+    #[tokio::test]
+    async fn status_reads_the_session_then_its_events() {
+        let (target, mut handle) = mock::target("team-a");
+        let events = json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList",
+                            "metadata": {}, "items": []});
+        let mut out = Vec::new();
+        let (result, _) = tokio::join!(
+            execute(&target, "db-1", &mut out),
+            mock::serve(
+                &mut handle,
+                vec![
+                    Step::new("GET", &mock::session_path("team-a", "db-1"))
+                        .json(200, serde_json::to_value(ready_session()).unwrap()),
+                    Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
+                        .json(200, events),
+                ]
+            )
+        );
+        result.unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("Name:         db-1\n"), "{out}");
+        assert!(out.contains("Events:\n  none\n"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn status_of_a_missing_session_is_not_found() {
+        let (target, mut handle) = mock::target("team-a");
+        let mut out = Vec::new();
+        let (result, _) = tokio::join!(
+            execute(&target, "ghost", &mut out),
+            mock::serve(
+                &mut handle,
+                vec![
+                    Step::new("GET", &mock::session_path("team-a", "ghost"))
+                        .json(404, mock::not_found("ghost"))
+                ]
+            )
+        );
+        assert!(matches!(result, Err(Error::NotFound { .. })));
+    }
+}

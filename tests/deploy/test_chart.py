@@ -1,0 +1,326 @@
+"""charts/ecs-vnc-operator, linted and rendered by real Helm (the Helm v4 SDK, in-process)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from manifests import (
+    CHART,
+    CLUSTER_WIDE,
+    CRD,
+    assert_hardened,
+    assert_metrics_service,
+    env_of,
+    expected_grants,
+    grants_of,
+    of_kind,
+    one,
+    operator_container,
+)
+
+NS = "ecs-vnc-system"
+SA = "ecs-vnc-operator"
+# The only lint finding allowed: there is no project icon to point at.
+ALLOWED_LINT = {(1, "Chart.yaml", "icon is recommended")}
+
+
+def kinds(docs):
+    return sorted(d["kind"] for d in docs)
+
+
+def args_of(docs):
+    return operator_container(one(docs, "Deployment"))["args"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        None,
+        {"watchNamespace": "team-a"},
+        {"leaderElection": {"enabled": False}, "serviceMonitor": {"enabled": True}},
+    ],
+    ids=["defaults", "namespaced", "no-leader-election+servicemonitor"],
+)
+def test_lints_clean(helm, values):
+    report = helm.lint(str(CHART), values, strict=True)
+    findings = {(m["severity"], m["path"], m["error"]) for m in report["messages"]}
+    assert report["errors"] == [] and findings <= ALLOWED_LINT, report
+
+
+def test_defaults_render_the_cluster_wide_operator(render):
+    docs = render()
+    assert kinds(docs) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert args_of(docs) == [
+        "run",
+        "--log-format=json",
+        "--url-validity=15s",
+        "--session-keepalive=300s",
+        "--reconnect-limit-per-minute=30",
+        "--leader-elect",
+        "--lease-name=ecs-vnc-operator",
+    ]
+    container = operator_container(deployment)
+    assert container["image"] == "ecs-vnc-operator:0.1.0"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert set(env_of(container)) == {"POD_NAME", "POD_NAMESPACE"}
+    assert container["resources"] == {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "500m", "memory": "128Mi"},
+    }
+    assert_hardened(deployment, one(docs, "ServiceAccount"))
+    assert_metrics_service(one(docs, "Service"), deployment)
+    for doc in docs:
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == NS, doc["metadata"]
+
+
+def test_rbac_is_exactly_what_the_operator_calls(render):
+    assert grants_of(render(), NS, SA) == expected_grants(None, NS)
+
+
+def test_namespaced_mode_uses_roles_only(render):
+    docs = render({"watchNamespace": "team-a"})
+    assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
+    grants = grants_of(docs, NS, SA)
+    assert CLUSTER_WIDE not in grants
+    assert grants == expected_grants("team-a", NS)
+    assert "--watch-namespace=team-a" in args_of(docs)
+
+
+def test_namespaced_mode_in_the_release_namespace(render):
+    assert grants_of(render({"watchNamespace": NS}), NS, SA) == expected_grants(NS, NS)
+
+
+def test_without_leader_election_there_is_no_lease_grant(render):
+    docs = render({"leaderElection": {"enabled": False}})
+    assert grants_of(docs, NS, SA) == expected_grants(None, NS, leader_election=False)
+    assert not [a for a in args_of(docs) if a.startswith(("--leader-elect", "--lease-name"))]
+
+
+def test_several_replicas_with_leader_election(render):
+    docs = render({"replicaCount": 3})
+    assert one(docs, "Deployment")["spec"]["replicas"] == 3
+    assert "--leader-elect" in args_of(docs)
+
+
+def test_several_replicas_without_leader_election_fail(helm, render):
+    with pytest.raises(helm.HelmError, match="replicaCount 2 needs leaderElection.enabled=true"):
+        render({"replicaCount": 2, "leaderElection": {"enabled": False}})
+
+
+def test_one_replica_without_leader_election_is_fine(render):
+    docs = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert one(docs, "Deployment")["spec"]["replicas"] == 1
+
+
+def test_operator_flags(render):
+    docs = render(
+        {
+            "operator": {
+                "ecsEndpoint": "https://ecs-vpc.cn-hangzhou.example.internal",
+                "urlValidity": "10s",
+                "sessionKeepalive": "5m",
+                "consoleBaseUrl": "https://console.example.internal/vnc/index.html",
+                "reconnectLimitPerMinute": 12,
+                "logFormat": "text",
+            }
+        }
+    )
+    assert args_of(docs) == [
+        "run",
+        "--log-format=text",
+        "--url-validity=10s",
+        "--session-keepalive=5m",
+        "--reconnect-limit-per-minute=12",
+        "--ecs-endpoint=https://ecs-vpc.cn-hangzhou.example.internal",
+        "--console-base-url=https://console.example.internal/vnc/index.html",
+        "--leader-elect",
+        "--lease-name=ecs-vnc-operator",
+    ]
+
+
+def test_credentials_come_from_an_existing_secret(render):
+    docs = render({"credentials": {"existingSecret": "ecs-operator-key"}})
+    env = env_of(operator_container(one(docs, "Deployment")))
+    for var, key, optional in [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "accessKeyId", False),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "accessKeySecret", False),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", "securityToken", True),
+    ]:
+        ref = env[var]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "ecs-operator-key" and ref["key"] == key
+        assert ref.get("optional", False) is optional
+    # Never a copy of the credentials anywhere else in the release.
+    assert not of_kind(docs, "ConfigMap") and not of_kind(docs, "Secret")
+
+
+def test_extra_env_is_appended(render):
+    extra = [
+        {"name": "RUST_LOG", "value": "debug"},
+        {"name": "FROM_SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+    ]
+    env = operator_container(one(render({"extraEnv": extra}), "Deployment"))["env"]
+    assert env[-2:] == extra
+
+
+def test_image_and_scheduling_settings(render):
+    docs = render(
+        {
+            "image": {
+                "repository": "registry.example.internal/ecs-vnc-operator",
+                "tag": "0.2.0",
+                "pullPolicy": "Always",
+            },
+            "imagePullSecrets": [{"name": "pull"}],
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [
+                {"key": "dedicated", "operator": "Equal", "value": "ops", "effect": "NoSchedule"}
+            ],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "ops", "operator": "Exists"}]}
+                        ]
+                    }
+                }
+            },
+            "priorityClassName": "system-cluster-critical",
+            "podAnnotations": {"a": "b"},
+            # null drops a default key (Helm's merge), here the CPU limit.
+            "resources": {
+                "requests": {"cpu": "10m", "memory": "32Mi"},
+                "limits": {"cpu": None, "memory": "64Mi"},
+            },
+        }
+    )
+    spec = one(docs, "Deployment")["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == "registry.example.internal/ecs-vnc-operator:0.2.0"
+    assert container["imagePullPolicy"] == "Always"
+    assert spec["imagePullSecrets"] == [{"name": "pull"}]
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert spec["tolerations"][0]["key"] == "dedicated"
+    assert "nodeAffinity" in spec["affinity"]
+    assert spec["priorityClassName"] == "system-cluster-critical"
+    assert container["resources"]["limits"] == {"memory": "64Mi"}
+
+
+def test_service_monitor(render):
+    assert not of_kind(render(), "ServiceMonitor")
+    docs = render(
+        {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}}}
+    )
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    service = one(docs, "Service")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NS]}
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+    ]
+
+
+def test_existing_service_account_and_no_rbac(helm, render):
+    docs = render({"serviceAccount": {"create": False, "name": "mine"}, "rbac": {"create": False}})
+    assert kinds(docs) == ["Deployment", "Service"]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+    with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
+        render({"serviceAccount": {"create": False}})
+
+
+def test_release_name_shapes_object_names(render):
+    docs = render(release="vnc", namespace="ops")
+    assert one(docs, "Deployment")["metadata"]["name"] == "vnc-ecs-vnc-operator"
+    assert "--lease-name=vnc-ecs-vnc-operator" in args_of(docs)
+    assert grants_of(docs, "ops", "vnc-ecs-vnc-operator") == expected_grants(None, "ops")
+
+
+def test_chart_crd_is_the_generated_crd(helm):
+    with helm.Chart.load(str(CHART)) as chart:
+        crds = chart.crds
+    assert [c["filename"] for c in crds] == ["ecs-vnc-operator/crds/vncsession.yaml"]
+    assert yaml.safe_load(crds[0]["data"]) == yaml.safe_load(CRD.read_text())
+
+
+# --- values.schema.json ----------------------------------------------------------------------
+
+REJECTED = [
+    ({"replicaCount": "2"}, "/replicaCount"),
+    ({"replicaCount": -1}, "/replicaCount"),
+    ({"replicaCount": 11}, "/replicaCount"),
+    ({"replicaCount": 1.5}, "/replicaCount"),
+    ({"unknownKey": True}, "unknownKey"),
+    ({"image": {"repository": "x", "registry": "y"}}, "registry"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    ({"operator": {"logFormat": "xml"}}, "/operator/logFormat"),
+    ({"operator": {"logFormat": "JSON"}}, "/operator/logFormat"),
+    ({"operator": {"urlValidity": "15"}}, "/operator/urlValidity"),
+    ({"operator": {"urlValidity": 15}}, "/operator/urlValidity"),
+    ({"operator": {"sessionKeepalive": "5 minutes"}}, "/operator/sessionKeepalive"),
+    ({"operator": {"reconnectLimitPerMinute": -1}}, "/operator/reconnectLimitPerMinute"),
+    ({"operator": {"reconnectLimitPerMinute": 0}}, "/operator/reconnectLimitPerMinute"),
+    ({"operator": {"reconnectLimitPerMinute": 1001}}, "/operator/reconnectLimitPerMinute"),
+    ({"operator": {"reconnectLimitPerMinute": "30"}}, "/operator/reconnectLimitPerMinute"),
+    ({"operator": {"ecsEndpoint": "ecs.cn-hangzhou.aliyuncs.internal"}}, "/operator/ecsEndpoint"),
+    ({"operator": {"leaderElect": True}}, "leaderElect"),
+    ({"leaderElection": {"enabled": "yes"}}, "/leaderElection/enabled"),
+    ({"watchNamespace": "Team_A"}, "/watchNamespace"),
+    ({"credentials": {"existingSecret": "s", "accessKeyId": "LTAI"}}, "accessKeyId"),
+    ({"extraEnv": [{"value": "no name"}]}, "/extraEnv/0"),
+    ({"extraEnv": {"A": "b"}}, "/extraEnv"),
+    ({"service": {"port": 70000}}, "/service/port"),
+    ({"serviceMonitor": {"enabled": "true"}}, "/serviceMonitor/enabled"),
+    ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
+    ({"nodeSelector": {"zone": 1}}, "/nodeSelector/zone"),
+]
+
+
+@pytest.mark.parametrize("values, where", REJECTED, ids=[w for _, w in REJECTED])
+def test_schema_rejects(helm, render, values, where):
+    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError) as err:
+        chart.validate_schema(chart.merge_values(values))
+    assert where in str(err.value), str(err.value)
+    # And an install stops on it too.
+    with pytest.raises(helm.HelmError, match="schema"):
+        render(values)
+
+
+def test_schema_accepts_the_defaults_and_a_full_set(helm):
+    full = {
+        "global": {},
+        "replicaCount": 2,
+        "image": {"repository": "r/ecs-vnc-operator", "tag": "v0.1.0-rc.1", "pullPolicy": "Never"},
+        "watchNamespace": "team-a",
+        "operator": {
+            "urlValidity": "1h30m",
+            "sessionKeepalive": "1d",
+            "ecsEndpoint": "http://127.0.0.1:9000",
+        },
+        "credentials": {"existingSecret": "ecs.key"},
+        "serviceAccount": {"create": True, "name": "op", "annotations": {"a": "b"}},
+        "service": {"type": "ClusterIP", "port": 9090},
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": "500ms",
+            "scrapeTimeout": "1m",
+            "labels": {},
+        },
+    }
+    with helm.Chart.load(str(CHART)) as chart:
+        chart.validate_schema(chart.merge_values({}))
+        chart.validate_schema(chart.merge_values(full))

@@ -1,0 +1,435 @@
+//! End to end against a real kube-apiserver (built from Debian's kubernetes source), ecs-sim and
+//! the operator binary running as the ServiceAccount of `deploy/`.
+//! Run with `scripts/test.sh` (or `cargo test --test e2e -- --include-ignored` once
+//! `scripts/local-cluster.sh build` has built the control plane).
+
+mod support;
+
+use std::time::Duration;
+
+use ecs_vnc_operator::sim::{Fault, FaultKind};
+use serde_json::json;
+use support::harness::{Env, LINUX, SIM_KEY_SECRET, WINDOWS};
+
+const E2E: &str = "end-to-end: needs the local control plane; run scripts/test.sh";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn phase(s: &ecs_vnc_operator::session::VncSession) -> &'static str {
+    s.status
+        .as_ref()
+        .and_then(|st| st.phase)
+        .map(|p| p.as_str())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn an_applied_session_becomes_ready_with_a_working_console_url() {
+    let _ = E2E;
+    let env = Env::new("ready").await;
+    let _op = env.operator(&[]);
+    env.apply_ok(&env.session("web-1", json!({})));
+    env.apply_ok(&env.session("win-1", json!({"instanceId": WINDOWS})));
+    let s = env.wait_phase("web-1", "Ready", WAIT).await;
+    let st = s.status.unwrap();
+    let vnc = st.vnc_url.clone().unwrap();
+    assert_eq!(
+        st.console_url.as_deref().unwrap(),
+        format!(
+            "https://g.alicdn.com/aliyun/ecs-console-vnc2/0.0.8/index.html?vncUrl={vnc}&instanceId={LINUX}&isWindows=false"
+        )
+    );
+    // The VncUrl is ECS's percent-encoded websocket address, passed through untouched.
+    let decoded = ecs_vnc_operator::aliyun::signature::percent_decode(&vnc).unwrap();
+    assert!(
+        decoded.starts_with("wss://") && decoded.contains("/websockify/?s="),
+        "{decoded}"
+    );
+    assert_eq!(st.is_windows, Some(false));
+    assert!(!st.refreshable);
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "UrlIssued")
+    );
+
+    let win = env.wait_phase("win-1", "Ready", WAIT).await.status.unwrap();
+    assert_eq!(
+        win.is_windows,
+        Some(true),
+        "OSType read from DescribeInstances"
+    );
+    assert!(win.console_url.unwrap().ends_with("&isWindows=true"));
+
+    let table = env.kubectl_ok(&["-n", &env.ns, "get", "vncsessions"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "INSTANCE",
+            "REGION",
+            "PHASE",
+            "URL",
+            "EXPIRES",
+            "REFRESHABLE",
+            "AGE"
+        ]
+    );
+    let row = table.lines().find(|l| l.starts_with("web-1")).unwrap();
+    assert!(
+        row.contains(LINUX)
+            && row.contains("cn-hangzhou")
+            && row.contains("Ready")
+            && row.contains("false"),
+        "{row}"
+    );
+    assert!(
+        !row.contains("<invalid>"),
+        "future times show as strings: {row}"
+    );
+    // Short name and category work too.
+    assert!(
+        env.kubectl_ok(&["-n", &env.ns, "get", "vnc"])
+            .contains("web-1")
+    );
+    assert!(
+        env.kubectl_ok(&["-n", &env.ns, "get", "ecsvnc"])
+            .contains("web-1")
+    );
+    // And `kubectl wait` on the condition.
+    env.kubectl_ok(&[
+        "-n",
+        &env.ns,
+        "wait",
+        "--for=condition=Ready",
+        "vncsession/web-1",
+        "--timeout=10s",
+    ]);
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn urls_expire_on_time_and_each_refresh_costs_exactly_one_ecs_call() {
+    let env = Env::new("expiry").await;
+    let op = env.operator(&["--url-validity", "2s", "--session-keepalive", "3s"]);
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    let ready = env.wait_phase("db-1", "Ready", WAIT).await;
+    let token = ready.status.as_ref().unwrap().vnc_url.clone().unwrap();
+
+    let expired = env.wait_phase("db-1", "UrlExpired", WAIT).await;
+    let st = expired.status.unwrap();
+    assert!(st.refreshable);
+    assert_eq!(
+        (st.console_url, st.vnc_url),
+        (None, None),
+        "URL removed from status"
+    );
+    let gone = env.wait_phase("db-1", "Expired", WAIT).await;
+    assert!(gone.status.unwrap().refreshable);
+
+    // Expired and nobody asks: no ECS calls at all.
+    let calls = env.sim.stats().total("DescribeInstanceVncUrl");
+    assert_eq!(calls, 1);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.sim.stats().total("DescribeInstanceVncUrl"),
+        1,
+        "an Expired session stays quiet"
+    );
+
+    for (i, value) in ["r1", "r2", "r3"].into_iter().enumerate() {
+        env.request_refresh("db-1", value).await;
+        let v = value.to_owned();
+        let s = env
+            .wait_for("db-1", WAIT, move |s| {
+                s.status
+                    .as_ref()
+                    .and_then(|st| st.observed_refresh.as_deref())
+                    == Some(v.as_str())
+            })
+            .await;
+        assert_eq!(phase(&s), "Ready");
+        assert_eq!(s.status.as_ref().unwrap().refresh_count, i as u32 + 1);
+        assert_eq!(
+            env.sim.stats().total("DescribeInstanceVncUrl"),
+            i as u64 + 2,
+            "one call per refresh"
+        );
+    }
+    // Setting the same value again is not a new request.
+    env.request_refresh("db-1", "r3").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.sim.stats().total("DescribeInstanceVncUrl"), 4);
+    assert_eq!(
+        env.sim.stats().total("DescribeInstances"),
+        0,
+        "isWindows from the spec"
+    );
+
+    // Nothing secret in the operator's logs: not the AccessKey secret, not the URL token.
+    let logs = op.logs();
+    assert!(logs.contains("issuing a console URL"), "logs were captured");
+    assert!(!logs.contains(SIM_KEY_SECRET));
+    let token_part = token.rsplit("%3D").next().unwrap();
+    assert!(
+        token_part.len() > 10 && !logs.contains(token_part),
+        "URL token leaked to logs"
+    );
+    assert!(!logs.contains("wss"), "URL leaked to logs");
+    // Nor in Events.
+    let events = env.kubectl_ok(&["-n", &env.ns, "get", "events.events.k8s.io", "-o", "json"]);
+    assert!(
+        events.contains("UrlIssued") && events.contains("SessionExpired"),
+        "{events}"
+    );
+    assert!(
+        !events.contains("wss") && !events.contains(token_part) && !events.contains(SIM_KEY_SECRET)
+    );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn bad_manifests_are_rejected_by_kubectl_apply_naming_the_field() {
+    let env = Env::new("reject").await;
+    for (extra, field) in [
+        (json!({"instanceId": "web-1"}), "spec.instanceId"),
+        (json!({"regionId": "Hangzhou"}), "spec.regionId"),
+        (json!({"reason": "x".repeat(1025)}), "spec.reason"),
+        (json!({"ttl": "forever"}), "spec.ttl"),
+        (json!({"endpoint": "ftp://ecs"}), "spec.endpoint"),
+        (json!({"isWindows": "yes"}), "spec.isWindows"),
+    ] {
+        let out = env.apply(&env.session("bad", extra));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{field} accepted");
+        assert!(stderr.contains(field), "{field} not named: {stderr}");
+    }
+    let mut missing = env.session("bad", json!({}));
+    missing["spec"].as_object_mut().unwrap().remove("regionId");
+    let out = env.apply(&missing);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("regionId"));
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_missing_secret_created_later_makes_the_session_ready_without_a_restart() {
+    let env = Env::new("secret").await;
+    let _op = env.operator(&[]);
+    env.apply_ok(&env.session("db-1", json!({"credentialsRef": {"name": "late"}})));
+    let failed = env.wait_phase("db-1", "Failed", WAIT).await;
+    let st = failed.status.unwrap();
+    assert!(!st.refreshable);
+    assert_eq!(st.conditions[0].reason, "CredentialsNotFound");
+    assert!(st.last_error.unwrap().message.contains("late"));
+
+    env.create_secret("late", "sim-access-key-id", SIM_KEY_SECRET);
+    env.wait_phase("db-1", "Ready", WAIT).await;
+
+    // Wrong credentials are terminal until the Secret changes; fixing the Secret heals it.
+    env.create_secret("wrong", "sim-access-key-id", "not-the-secret");
+    env.apply_ok(&env.session(
+        "db-2",
+        json!({"credentialsRef": {"name": "wrong"}, "isWindows": false}),
+    ));
+    let failed = env.wait_phase("db-2", "Failed", WAIT).await;
+    assert_eq!(
+        failed.status.unwrap().last_error.unwrap().code,
+        "SignatureDoesNotMatch"
+    );
+    env.kubectl_ok(&[
+        "-n",
+        &env.ns,
+        "patch",
+        "secret",
+        "wrong",
+        "--type=merge",
+        "-p",
+        &json!({"stringData": {"accessKeySecret": SIM_KEY_SECRET}}).to_string(),
+    ]);
+    env.wait_phase("db-2", "Ready", WAIT).await;
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_session_deleted_while_its_ecs_call_is_in_flight() {
+    let env = Env::new("delete").await;
+    let mut op = env.operator(&[]);
+    env.sim.inject(Fault {
+        action: Some("DescribeInstanceVncUrl".into()),
+        instance_id: None,
+        kind: FaultKind::Delay(Duration::from_secs(3)),
+        count: 1,
+    });
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    env.kubectl_ok(&[
+        "-n",
+        &env.ns,
+        "delete",
+        "vncsession",
+        "db-1",
+        "--wait=false",
+    ]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        env.api().get_opt("db-1").await.unwrap().is_none(),
+        "not recreated by a status write"
+    );
+    assert!(op.running(), "operator survived:\n{}", op.logs());
+    // Still serving others.
+    env.apply_ok(&env.session("db-2", json!({"isWindows": false})));
+    env.wait_phase("db-2", "Ready", WAIT).await;
+    assert!(!op.logs().contains("panicked"));
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
+    let env = Env::new("ops").await;
+    let mut op = env.operator(&[]);
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Ready", WAIT).await;
+    let addr = op.metrics_addr().await;
+    let get = |path: &str| {
+        let url = format!("http://{addr}{path}");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200, "{}", op.logs());
+    let (_, metrics) = get("/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"ecsvnc_ecs_requests_total{action="DescribeInstanceVncUrl",code="Success"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"ecsvnc_sessions{phase="Ready"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ecsvnc_url_issue_duration_seconds_count 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("wss") && !metrics.contains(SIM_KEY_SECRET));
+    let status = op.terminate();
+    assert!(
+        status.success(),
+        "exit 0 on SIGTERM, got {status:?}:\n{}",
+        op.logs()
+    );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn only_the_leader_issues_and_a_standby_takes_over() {
+    let env = Env::new("leader").await;
+    let lease = format!("lease-{}", env.ns);
+    let args = [
+        "--leader-elect",
+        "--lease-name",
+        lease.as_str(),
+        "--lease-duration",
+        "3s",
+    ];
+    let mut first = env.operator(&args);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut second = env.operator(&args);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Ready", WAIT).await;
+    let issuing =
+        |op: &support::harness::Operator| op.logs().matches("issuing a console URL").count();
+    assert_eq!(
+        (issuing(&first), issuing(&second)),
+        (1, 0),
+        "exactly one process issues"
+    );
+    let holder = env.kubectl_ok(&[
+        "-n",
+        "ecs-vnc-system",
+        "get",
+        "lease",
+        &lease,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
+    assert!(!holder.is_empty());
+
+    // A clean shutdown hands the Lease over at once; the standby serves the next refresh.
+    assert!(first.terminate().success());
+    env.request_refresh("db-1", "after-handover").await;
+    env.wait_for("db-1", WAIT, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.observed_refresh.as_deref())
+            == Some("after-handover")
+    })
+    .await;
+    assert_eq!(issuing(&second), 1, "the standby took over");
+
+    // A crashed leader (SIGKILL, no release) is replaced within the lease duration.
+    let mut third = env.operator(&args);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    second.kill();
+    env.request_refresh("db-1", "after-crash").await;
+    env.wait_for("db-1", WAIT, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.observed_refresh.as_deref())
+            == Some("after-crash")
+    })
+    .await;
+    assert_eq!(issuing(&third), 1);
+    assert!(third.terminate().success());
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_deploy_service_account_may_do_exactly_what_the_operator_needs() {
+    let env = Env::new("rbac").await;
+    let sa = "system:serviceaccount:ecs-vnc-system:ecs-vnc-operator";
+    let can = |verb: &str, resource: &str, ns: &str| {
+        let out = env.kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", sa]);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    for (verb, resource) in [
+        ("get", "vncsessions.ecsvnc.dev"),
+        ("list", "vncsessions.ecsvnc.dev"),
+        ("watch", "vncsessions.ecsvnc.dev"),
+        ("patch", "vncsessions.ecsvnc.dev/status"),
+        ("get", "secrets"),
+        ("watch", "secrets"),
+        ("create", "events.events.k8s.io"),
+    ] {
+        assert!(can(verb, resource, &env.ns), "needs {verb} {resource}");
+    }
+    for (verb, resource) in [
+        ("create", "secrets"),
+        ("update", "secrets"),
+        ("delete", "secrets"),
+        ("delete", "vncsessions.ecsvnc.dev"),
+        ("create", "vncsessions.ecsvnc.dev"),
+        ("update", "vncsessions.ecsvnc.dev/status"),
+        ("list", "pods"),
+        ("create", "events"),
+        ("get", "configmaps"),
+    ] {
+        assert!(!can(verb, resource, &env.ns), "must not {verb} {resource}");
+    }
+    assert!(can(
+        "update",
+        "leases.coordination.k8s.io",
+        "ecs-vnc-system"
+    ));
+    assert!(
+        !can("update", "leases.coordination.k8s.io", &env.ns),
+        "Leases only in its own namespace"
+    );
+}

@@ -1,0 +1,371 @@
+//! End-to-end harness: one private control plane per test binary (with the CRD and the RBAC of
+//! `deploy/`), and per test a namespace, a credentials Secret, an in-process `ecs-sim`, and
+//! operator processes that run as the `deploy/` ServiceAccount and watch only that namespace.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use ecs_vnc_operator::session::VncSession;
+use ecs_vnc_operator::sim::{self, SimConfig, SimHandle};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+use super::cluster::Cluster;
+
+pub const OPERATOR_NS: &str = "ecs-vnc-system";
+pub const SIM_KEY_ID: &str = "sim-access-key-id";
+pub const SIM_KEY_SECRET: &str = "sim-access-key-secret";
+pub const LINUX: &str = "i-bp1hzoinajzkh91h1234";
+pub const WINDOWS: &str = "i-bp1windows0000000001";
+
+struct Shared {
+    cluster: Cluster,
+    operator_kubeconfig: PathBuf,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts the control plane once and installs what a platform team would: the CRD, the operator's
+/// namespace, ServiceAccount and RBAC from `deploy/`.
+fn shared() -> &'static Shared {
+    SHARED.get_or_init(|| {
+        let cluster = Cluster::start();
+        cluster.apply_file(&root().join("crds/vncsession.yaml"));
+        for file in [
+            "deploy/base/namespace.yaml",
+            "deploy/base/serviceaccount.yaml",
+            "deploy/rbac.yaml",
+        ] {
+            cluster.apply_file(&root().join(file));
+        }
+        let out = cluster.kubectl(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/vncsessions.ecsvnc.dev",
+            "--timeout=60s",
+        ]);
+        assert!(
+            out.status.success(),
+            "CRD not established: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let operator_kubeconfig =
+            cluster.service_account_kubeconfig(OPERATOR_NS, "ecs-vnc-operator");
+        Shared {
+            cluster,
+            operator_kubeconfig,
+        }
+    })
+}
+
+pub struct Env {
+    pub ns: String,
+    pub sim: SimHandle,
+    pub client: kube::Client,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Env {
+    /// A fresh namespace `e2e-<hint>-<n>` with Secret `ecs-credentials` for the sim's account.
+    pub async fn new(hint: &str) -> Env {
+        let shared = tokio::task::spawn_blocking(shared).await.unwrap();
+        let ns = format!(
+            "e2e-{hint}-{}-{}",
+            std::process::id() % 10_000,
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let client = Cluster::client_from(&shared.cluster.kubeconfig).await;
+        let sim = sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let env = Env { ns, sim, client };
+        env.kubectl_ok(&["create", "namespace", &env.ns]);
+        env.create_secret("ecs-credentials", SIM_KEY_ID, SIM_KEY_SECRET);
+        env
+    }
+
+    pub fn cluster(&self) -> &'static Cluster {
+        &shared().cluster
+    }
+
+    pub fn kubeconfig(&self) -> &'static Path {
+        &shared().cluster.kubeconfig
+    }
+
+    pub fn create_secret(&self, name: &str, id: &str, secret: &str) {
+        self.kubectl_ok(&[
+            "-n",
+            &self.ns,
+            "create",
+            "secret",
+            "generic",
+            name,
+            &format!("--from-literal=accessKeyId={id}"),
+            &format!("--from-literal=accessKeySecret={secret}"),
+        ]);
+    }
+
+    /// kubectl as admin (no namespace added).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        shared().cluster.kubectl(args)
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` of a manifest in this namespace.
+    pub fn apply(&self, manifest: &Value) -> Output {
+        let mut child = Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(["-n", &self.ns, "apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// A session for the demo Linux instance with the namespace's Secret, plus `extra` spec fields.
+    pub fn session(&self, name: &str, extra: Value) -> Value {
+        let mut spec = json!({
+            "regionId": "cn-hangzhou", "instanceId": LINUX,
+            "credentialsRef": {"name": "ecs-credentials"}, "reason": "e2e test",
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                spec.insert(k.clone(), v.clone());
+            }
+        }
+        json!({"apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
+               "metadata": {"name": name, "namespace": self.ns}, "spec": spec})
+    }
+
+    pub fn apply_ok(&self, manifest: &Value) {
+        let out = self.apply(manifest);
+        assert!(
+            out.status.success(),
+            "apply failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn api(&self) -> Api<VncSession> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    /// Waits (bounded) until the session satisfies `pred`; panics with its last state otherwise.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(&VncSession) -> bool,
+    ) -> VncSession {
+        let cond = move |obj: Option<&VncSession>| obj.is_some_and(&pred);
+        let api = self.api();
+        match tokio::time::timeout(
+            timeout,
+            kube::runtime::wait::await_condition(api.clone(), name, cond),
+        )
+        .await
+        {
+            Ok(Ok(Some(obj))) => obj,
+            other => {
+                let last = api.get_opt(name).await.ok().flatten();
+                panic!(
+                    "{name}: condition not met within {timeout:?} ({other:?}); last state: {:#?}",
+                    last.map(|s| s.status)
+                );
+            }
+        }
+    }
+
+    pub async fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> VncSession {
+        let phase = phase.to_owned();
+        self.wait_for(name, timeout, move |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.phase)
+                .map(|p| p.as_str())
+                == Some(phase.as_str())
+        })
+        .await
+    }
+
+    pub async fn request_refresh(&self, name: &str, value: &str) {
+        let patch = json!({"metadata": {"annotations": {"ecsvnc.dev/refresh": value}}});
+        self.api()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+
+    /// Starts an operator for this namespace as the `deploy/` ServiceAccount.
+    pub fn operator(&self, extra: &[&str]) -> Operator {
+        Operator::start(&self.ns, &self.sim.endpoint(), extra)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new(kubectl())
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .args(["delete", "namespace", &self.ns, "--wait=false"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn kubectl() -> &'static str {
+    if Path::new("/usr/bin/kubectl").exists() {
+        "/usr/bin/kubectl"
+    } else {
+        "kubectl"
+    }
+}
+
+/// An `ecs-vnc-operator run` process; its stderr (the logs) goes to a file. Killed on drop.
+pub struct Operator {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Operator {
+    fn start(ns: &str, endpoint: &str, extra: &[&str]) -> Operator {
+        let shared = shared();
+        let log = shared.cluster.dir.join(format!(
+            "operator-{ns}-{}.log",
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ecs-vnc-operator"))
+            .args([
+                "run",
+                "--watch-namespace",
+                ns,
+                "--ecs-endpoint",
+                endpoint,
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
+            .args(extra)
+            .env("KUBECONFIG", &shared.operator_kubeconfig)
+            .env(
+                "RUST_LOG",
+                "debug,hyper=info,tower=info,rustls=info,kube_client=info",
+            )
+            .env("POD_NAMESPACE", OPERATOR_NS)
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+            .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start ecs-vnc-operator");
+        Operator { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The address `--metrics-addr 127.0.0.1:0` was bound to, from the start-up log line.
+    pub async fn metrics_addr(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            for line in self.logs().lines() {
+                if line.contains("serving /metrics")
+                    && let Ok(v) = serde_json::from_str::<Value>(line)
+                    && let Some(addr) = v["addr"].as_str()
+                {
+                    return addr.to_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator never logged its metrics address:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        signal(self.pid(), "TERM");
+        self.wait(Duration::from_secs(30))
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                self.kill();
+                panic!("operator did not exit within {timeout:?}:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if self.running() {
+            self.kill();
+        }
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
+}
