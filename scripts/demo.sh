@@ -58,7 +58,8 @@ kubectl apply -f examples/vncsession.yaml
 
 phase() { kubectl get vncsession web-1-console -o 'jsonpath={.status.phase}'; }
 wait_phase() {
-    for _ in $(seq 600); do [[ $(phase) == "$1" ]] && return 0; sleep 0.1; done
+    # Bounded: the keepalive plus a margin.
+    for _ in $(seq 4000); do [[ $(phase) == "$1" ]] && return 0; sleep 0.1; done
     echo "timed out waiting for phase $1; operator log:" >&2; tail -n 20 "$work/operator.log" >&2; exit 1
 }
 show() { kubectl get vncsessions; }

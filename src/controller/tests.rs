@@ -205,6 +205,20 @@ fn pending_patch(name: &str) -> Expect {
     }
 }
 
+/// The calls of a first issue: fresh read, Pending, the Secret, the status, the Event.
+fn first_issue_steps(name: &str, obj: Value, secret: Value) -> Vec<Expect> {
+    vec![
+        get(format!("{SESSIONS}/{name}"), obj),
+        pending_patch(name),
+        get(
+            format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+            secret,
+        ),
+        status_patch(name),
+        event(),
+    ]
+}
+
 fn event() -> Expect {
     Expect {
         method: "POST",
@@ -259,16 +273,7 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
     let (action, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
-            pending_patch("db-1"),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        first_issue_steps("db-1", session_json(&s), good_secret()),
     )
     .await;
 
@@ -503,16 +508,7 @@ async fn a_secret_without_its_keys_names_the_missing_key() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
-            pending_patch("db-1"),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                partial,
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        first_issue_steps("db-1", session_json(&s), partial),
     )
     .await;
     let st = &seen[3].1["status"];
@@ -605,22 +601,11 @@ async fn operator_credentials_serve_sessions_without_a_ref() {
 }
 
 async fn issue_against(f: &mut Fixture, s: &VncSession) -> Vec<(String, Value)> {
+    let name = s.metadata.name.clone().unwrap();
     run(
         f,
         s,
-        vec![
-            get(
-                format!("{SESSIONS}/{}", s.metadata.name.as_deref().unwrap()),
-                session_json(s),
-            ),
-            pending_patch(s.metadata.name.as_deref().unwrap()),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch(s.metadata.name.as_deref().unwrap()),
-            event(),
-        ],
+        first_issue_steps(&name, session_json(s), good_secret()),
     )
     .await
     .1
@@ -674,16 +659,7 @@ async fn bad_credentials_are_terminal_until_the_secret_changes() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
-            pending_patch("db-1"),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                wrong,
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        first_issue_steps("db-1", session_json(&s), wrong),
     )
     .await;
     let st = &seen[3].1["status"];
@@ -751,16 +727,7 @@ async fn the_per_instance_limit_counts_across_sessions() {
     let (action, seen) = run(
         &mut f,
         &second,
-        vec![
-            get(format!("{SESSIONS}/db-2"), session_json(&second)),
-            pending_patch("db-2"),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-2"),
-            event(),
-        ],
+        first_issue_steps("db-2", session_json(&second), good_secret()),
     )
     .await;
     let st = &seen[3].1["status"];
