@@ -30,6 +30,13 @@ command -v dpkg-source >/dev/null 2>&1 || missing+=(dpkg-dev)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 # python3 picks free loopback ports (bind to port 0).
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# The deploy tests and the benchmarks keep their Python tools in a venv; Debian's own python3
+# needs python3-venv for that (ensurepip is split out of the interpreter package).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv)
+fi
+# jq reads the JSON the benchmark and demo scripts get from kubectl and ecs-sim.
+command -v jq >/dev/null 2>&1 || missing+=(jq)
 # The tests and the script talk to the apiserver with kubectl.
 if [[ ! -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
     missing+=(kubernetes-client)

@@ -15,6 +15,7 @@ pub async fn issue(
     ctx: &Context,
     namespace: &str,
     session: &VncSession,
+    known_os: Option<bool>,
 ) -> (Outcome, Option<String>) {
     let spec = &session.spec;
     let (found, version) = match credentials::load(
@@ -32,6 +33,7 @@ pub async fn issue(
                     code: "SecretReadFailed".to_owned(),
                     message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
                     retryable: true,
+                    is_windows: known_os,
                 },
                 None,
             );
@@ -54,16 +56,14 @@ pub async fn issue(
                     code: "InvalidEndpoint".to_owned(),
                     message: e.to_string(),
                     retryable: false,
+                    is_windows: known_os,
                 },
                 version,
             );
         }
     };
 
-    let known = spec
-        .is_windows
-        .or(session.status.as_ref().and_then(|s| s.is_windows));
-    let is_windows = match known {
+    let is_windows = match known_os {
         Some(w) => w,
         None => match ctx
             .ecs
@@ -71,7 +71,7 @@ pub async fn issue(
             .await
         {
             Ok(os) => os_type_is_windows(&os),
-            Err(e) => return (failed(&e), version),
+            Err(e) => return (failed(&e, None), version),
         },
     };
 
@@ -84,6 +84,7 @@ pub async fn issue(
             Outcome::Throttled {
                 free_at,
                 limit: ctx.limiter.per_minute(),
+                is_windows: Some(is_windows),
             },
             version,
         );
@@ -109,15 +110,16 @@ pub async fn issue(
             },
             version,
         ),
-        Err(e) => (failed(&e), version),
+        Err(e) => (failed(&e, Some(is_windows)), version),
     }
 }
 
-fn failed(e: &EcsError) -> Outcome {
+fn failed(e: &EcsError, is_windows: Option<bool>) -> Outcome {
     Outcome::Failed {
         code: e.code().to_owned(),
         message: e.message(),
         retryable: e.is_retryable(),
+        is_windows,
     }
 }
 

@@ -72,7 +72,8 @@ async fn reconcile_one(
                     write::Written::Gone => return Ok(Action::await_change()),
                 }
             }
-            let (outcome, used_version) = issue::issue(ctx, namespace, &session).await;
+            let known_os = decide::known_os(&observed, cause);
+            let (outcome, used_version) = issue::issue(ctx, namespace, &session, known_os).await;
             let observed = Observed {
                 credentials_version: used_version.as_deref(),
                 ..observed

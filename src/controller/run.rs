@@ -1,6 +1,7 @@
 //! Wires the controller: sessions, the Secrets they reference (metadata only), shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use futures::TryStreamExt;
@@ -37,24 +38,24 @@ pub async fn run(
         return Err(Error::CrdNotInstalled);
     }
 
-    // Our own reflector, so readiness can be tied to the first complete list of sessions.
+    // Our own reflector, so readiness can be tied to the first complete list of both watches.
     let (store, writer) = reflector::store();
-    let synced = probe.clone();
+    let synced = Synced::new(probe.clone(), 2);
     let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
         .default_backoff()
-        .inspect_ok(move |event| {
-            if matches!(event, watcher::Event::InitDone) && !synced.is_ready() {
-                tracing::info!("watch cache synced: ready");
-                synced.set_ready(true);
-            }
-        })
+        // managedFields are most of a session's bytes and nothing here reads them.
+        .modify(|session| session.managed_fields_mut().clear())
+        .inspect_ok(synced.watch())
         .reflect(writer)
         .touched_objects();
     let controller = Controller::for_stream(sessions_stream, store.clone());
     probe.watch_sessions(store.clone());
-    // Metadata only: the operator never holds other Secrets' data, yet sees every change.
-    let secret_changes =
-        watcher(secrets, watcher::Config::default().any_semantic()).touched_objects();
+    // Metadata only: kube asks the API server for PartialObjectMetadata on list and watch, so no
+    // Secret's data ever reaches the operator through this watch, yet it sees every change.
+    let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .inspect_ok(synced.watch())
+        .touched_objects();
     controller
         .watches_stream(secret_changes, move |secret| {
             sessions_using(&store, &secret)
@@ -68,6 +69,38 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// Turns the probe ready once every watch has completed its first list.
+struct Synced {
+    probe: Arc<Probe>,
+    remaining: AtomicUsize,
+}
+
+impl Synced {
+    fn new(probe: Arc<Probe>, watches: usize) -> Arc<Self> {
+        Arc::new(Self {
+            probe,
+            remaining: AtomicUsize::new(watches),
+        })
+    }
+
+    /// The event hook for one watch; it counts that watch's first InitDone only, so a later
+    /// re-list does not count twice.
+    fn watch<K>(self: &Arc<Self>) -> impl FnMut(&watcher::Event<K>) + use<K> {
+        let this = self.clone();
+        let mut counted = false;
+        move |event| {
+            if counted || !matches!(event, watcher::Event::InitDone) {
+                return;
+            }
+            counted = true;
+            if this.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+                tracing::info!("watch caches synced: ready");
+                this.probe.set_ready(true);
+            }
+        }
+    }
 }
 
 /// The sessions whose `credentialsRef` names this Secret (same namespace only).

@@ -110,8 +110,13 @@ pub enum Outcome {
         sent_at: Timestamp,
         is_windows: bool,
     },
-    /// The per-instance limit is used up; a slot frees at `free_at`.
-    Throttled { free_at: Timestamp, limit: u32 },
+    /// The per-instance limit is used up; a slot frees at `free_at`. `is_windows` is what
+    /// `DescribeInstances` said, if it was asked on the way.
+    Throttled {
+        free_at: Timestamp,
+        limit: u32,
+        is_windows: Option<bool>,
+    },
     /// The credentials Secret or one of its keys is missing or unusable.
     CredentialsNotFound { message: String },
     /// ECS or the operator failed; `code` is ECS's Code or an operator code.
@@ -119,7 +124,32 @@ pub enum Outcome {
         code: String,
         message: String,
         retryable: bool,
+        is_windows: Option<bool>,
     },
+}
+
+impl Outcome {
+    /// The instance's OS as learned by this attempt (spec, status or `DescribeInstances`).
+    fn is_windows(&self) -> Option<bool> {
+        match self {
+            Outcome::Issued { is_windows, .. } => Some(*is_windows),
+            Outcome::Throttled { is_windows, .. } | Outcome::Failed { is_windows, .. } => {
+                *is_windows
+            }
+            Outcome::CredentialsNotFound { .. } => None,
+        }
+    }
+}
+
+/// Whether the instance is Windows, as far as it is known without asking ECS: the spec says so,
+/// or an earlier attempt for this same spec learned it. A new spec may name another instance, so
+/// what was learned for the old one is not used.
+pub fn known_os(obs: &Observed, cause: IssueCause) -> Option<bool> {
+    let remembered = match cause {
+        IssueCause::First | IssueCause::SpecChanged => None,
+        _ => obs.status.is_windows,
+    };
+    obs.spec.is_windows.or(remembered)
 }
 
 /// Decides what to do with a session at `now`.
@@ -232,6 +262,12 @@ pub fn after_issue(
     }
     let closes_at = ttl_deadline(obs);
     let target = &obs.spec.instance_id;
+    // A refresh, a new spec or new credentials start over; only a due retry keeps counting.
+    if cause != IssueCause::Retry {
+        status.consecutive_failures = 0;
+    }
+    // Remember the OS even when the URL itself failed, so a retry does not ask again.
+    status.is_windows = outcome.is_windows().or(known_os(obs, cause));
 
     let (note, wake_at) = match outcome {
         Outcome::Issued {
@@ -239,7 +275,7 @@ pub fn after_issue(
             console_url,
             request_id,
             sent_at,
-            is_windows,
+            ..
         } => {
             // Whole seconds, rounded down: the status shows seconds and a URL must never look
             // valid for longer than it is.
@@ -255,7 +291,6 @@ pub fn after_issue(
             status.url_expires_at = Some(Time(expiry.url_expires_at));
             status.session_expires_at = Some(Time(expiry.session_expires_at));
             status.refreshable = false;
-            status.is_windows = Some(is_windows);
             status.request_id = Some(request_id);
             status.last_error = None;
             status.retry_at = None;
@@ -282,7 +317,7 @@ pub fn after_issue(
             }
             (normal(reason, event), Some(expiry.url_expires_at))
         }
-        Outcome::Throttled { free_at, limit } => {
+        Outcome::Throttled { free_at, limit, .. } => {
             leave_ready(&mut status, Phase::Pending, false);
             status.retry_at = Some(Time(free_at));
             let message = format!(
@@ -320,6 +355,7 @@ pub fn after_issue(
             code,
             message,
             retryable,
+            ..
         } => {
             let failures = status.consecutive_failures.saturating_add(1);
             let ecs_message = sanitize(&message);

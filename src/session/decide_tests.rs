@@ -96,6 +96,7 @@ fn failed(code: &str, retryable: bool) -> Outcome {
         code: code.into(),
         message: format!("{code} happened"),
         retryable,
+        is_windows: None,
     }
 }
 
@@ -400,6 +401,73 @@ fn retries_stop_after_a_bounded_number_of_attempts() {
         s.decide(t + 100_001),
         Decision::Issue(IssueCause::RefreshRequested)
     );
+    // The refresh starts a fresh series: its failure is retried again, not given up at once.
+    let update = s.apply(
+        IssueCause::RefreshRequested,
+        failed("ServiceUnavailable", true),
+        t + 100_001,
+    );
+    assert_eq!(update.status.consecutive_failures, 1);
+    let wake = update.wake_at.expect("a refresh that fails is retried");
+    assert_eq!(decide(&s.obs(), wake), Decision::Issue(IssueCause::Retry));
+}
+
+#[test]
+fn a_new_spec_or_new_credentials_also_start_a_fresh_retry_series() {
+    for cause in [IssueCause::SpecChanged, IssueCause::CredentialsChanged] {
+        let mut s = Session::new();
+        for t in 0..(MAX_AUTOMATIC_RETRIES as i64) {
+            s.apply(IssueCause::Retry, failed("InternalError", true), t);
+        }
+        assert_eq!(s.status.consecutive_failures, MAX_AUTOMATIC_RETRIES);
+        let update = s.apply(cause, failed("InternalError", true), 100);
+        assert_eq!(update.status.consecutive_failures, 1, "{cause:?}");
+        assert!(update.wake_at.is_some(), "{cause:?} is retried");
+    }
+}
+
+fn failed_knowing(code: &str, is_windows: bool) -> Outcome {
+    match failed(code, true) {
+        Outcome::Failed {
+            code,
+            message,
+            retryable,
+            ..
+        } => Outcome::Failed {
+            code,
+            message,
+            retryable,
+            is_windows: Some(is_windows),
+        },
+        other => other,
+    }
+}
+
+#[test]
+fn the_os_learned_before_a_failure_is_kept_for_the_retry() {
+    let mut s = Session::new();
+    assert_eq!(known_os(&s.obs(), IssueCause::First), None);
+    s.apply(IssueCause::First, failed_knowing("InternalError", true), 0);
+    assert_eq!(s.status.is_windows, Some(true));
+    assert_eq!(known_os(&s.obs(), IssueCause::Retry), Some(true));
+    assert_eq!(known_os(&s.obs(), IssueCause::RefreshRequested), Some(true));
+}
+
+#[test]
+fn a_new_spec_asks_for_the_os_again_unless_the_spec_says() {
+    let mut s = Session::new();
+    s.apply(IssueCause::First, issued(0), 0);
+    assert_eq!(s.status.is_windows, Some(false));
+    // The new generation may name another instance: the old answer is not reused.
+    s.generation = 2;
+    s.spec.instance_id = "i-another".into();
+    assert_eq!(known_os(&s.obs(), IssueCause::SpecChanged), None);
+    // If that attempt fails before learning anything, the old answer is gone for the retry too.
+    s.apply(IssueCause::SpecChanged, failed("InternalError", true), 1);
+    assert_eq!(s.status.is_windows, None);
+    assert_eq!(known_os(&s.obs(), IssueCause::Retry), None);
+    s.spec.is_windows = Some(true);
+    assert_eq!(known_os(&s.obs(), IssueCause::SpecChanged), Some(true));
 }
 
 #[test]
@@ -464,6 +532,7 @@ fn throttled_issues_wait_for_the_exact_free_slot() {
         Outcome::Throttled {
             free_at: at(42),
             limit: 30,
+            is_windows: Some(false),
         },
         0,
     );
