@@ -52,6 +52,11 @@ target/debug/ecs-vnc-operator run --ecs-endpoint "$endpoint" --metrics-addr 127.
 pids+=($!)
 
 step "the grant: a Secret with the (simulated) AccessKey and examples/vncsession.yaml"
+# ecs-sim answers in about a millisecond; a 3 s delay on the first DescribeInstanceVncUrl (a
+# fault injected through its admin API) makes the Pending phase long enough to see.
+curl -fsS --max-time 5 -X POST -H 'content-type: application/json' \
+    -d '{"action":"DescribeInstanceVncUrl","kind":"delay","ms":3000,"count":1}' \
+    "$endpoint/_sim/faults" >/dev/null
 kubectl create secret generic ecs-credentials \
     --from-literal=accessKeyId=sim-access-key-id --from-literal=accessKeySecret=sim-access-key-secret
 kubectl apply -f examples/vncsession.yaml
@@ -64,6 +69,7 @@ wait_phase() {
 }
 show() { kubectl get vncsessions; }
 
+wait_phase Pending;    step "Pending: the first ECS call is running";      show
 wait_phase Ready;      step "Ready: the URL opens a connection for 15 s";  show
 wait_phase UrlExpired; step "UrlExpired: an open connection may live until sessionExpiresAt"; show
 wait_phase Expired;    step "Expired: nothing more happens until someone asks";    show

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ecs_vnc_operator::sim::{Fault, FaultKind};
 use serde_json::json;
-use support::harness::{Env, LINUX, SIM_KEY_SECRET, WINDOWS};
+use support::harness::{Env, LINUX, SIM_KEY_SECRET, WINDOWS, example};
 
 const E2E: &str = "end-to-end: needs the local control plane; run scripts/test.sh";
 const WAIT: Duration = Duration::from_secs(30);
@@ -286,6 +286,29 @@ async fn a_session_deleted_while_its_ecs_call_is_in_flight() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_shipped_examples_apply_as_they_are_and_become_ready() {
+    let env = Env::new("examples").await;
+    let _op = env.operator(&[]);
+    // The Secret example overwrites the namespace's Secret with its placeholder AccessKey, which
+    // this test's ecs-sim knows; the session example names that Secret.
+    for file in ["credentials-secret.yaml", "vncsession.yaml"] {
+        let path = example(file);
+        env.kubectl_ok(&["-n", &env.ns, "apply", "-f", path.to_str().unwrap()]);
+    }
+    let s = env.wait_phase("web-1-console", "Ready", WAIT).await;
+    let st = s.status.unwrap();
+    assert!(
+        st.console_url
+            .as_deref()
+            .unwrap()
+            .contains("&instanceId=i-bp1hzoinajzkh91h1234&isWindows=false")
+    );
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "UrlIssued");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
     let env = Env::new("ops").await;
     let mut op = env.operator(&[]);
@@ -325,6 +348,126 @@ async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
     );
 }
 
+// Multi-threaded: the in-process ecs-sim must keep answering while the test blocks in
+// `terminate()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn sigterm_lets_an_ecs_call_in_flight_finish_and_write_its_url() {
+    let env = Env::new("drain").await;
+    let mut op = env.operator(&["--shutdown-grace", "10s"]);
+    env.sim.inject(Fault {
+        action: Some("DescribeInstanceVncUrl".into()),
+        instance_id: None,
+        kind: FaultKind::Delay(Duration::from_secs(2)),
+        count: 1,
+    });
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Pending", WAIT).await;
+    let status = op.terminate();
+    assert!(status.success(), "exit 0, got {status:?}:\n{}", op.logs());
+    let s = env.api().get("db-1").await.unwrap();
+    assert_eq!(
+        phase(&s),
+        "Ready",
+        "the call in flight was finished and recorded:\n{}",
+        op.logs()
+    );
+    assert!(!op.logs().contains("abandoned"), "{}", op.logs());
+}
+
+// Multi-threaded: the in-process ecs-sim must keep answering while the test blocks in
+// `terminate()`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn sigterm_abandons_a_hung_ecs_call_at_the_grace_deadline() {
+    let env = Env::new("abandon").await;
+    let mut op = env.operator(&["--shutdown-grace", "1s"]);
+    env.sim.inject(Fault {
+        action: Some("DescribeInstanceVncUrl".into()),
+        instance_id: None,
+        kind: FaultKind::Delay(Duration::from_secs(8)),
+        count: 1,
+    });
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Pending", WAIT).await;
+    let status = op.terminate();
+    assert!(status.success(), "exit 0, got {status:?}:\n{}", op.logs());
+    assert!(
+        op.logs()
+            .contains("in-flight work abandoned at the shutdown deadline"),
+        "{}",
+        op.logs()
+    );
+    let s = env.api().get("db-1").await.unwrap();
+    assert_eq!(phase(&s), "Pending", "nothing half-written");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn logs_carry_the_session_in_a_span_and_follow_format_and_filter() {
+    let env = Env::new("logs").await;
+    // JSON: every line is an object; a reconcile's lines name the session in the span.
+    let mut json_op = env.operator(&[]);
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Ready", WAIT).await;
+    assert!(json_op.terminate().success());
+    let logs = json_op.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let issuing = lines
+        .iter()
+        .find(|v| v["message"] == "issuing a console URL")
+        .unwrap_or_else(|| panic!("no issue line:\n{logs}"));
+    assert_eq!(issuing["span"]["name"], "reconcile", "{issuing}");
+    assert_eq!(issuing["span"]["namespace"], env.ns.as_str(), "{issuing}");
+    assert_eq!(issuing["span"]["session"], "db-1", "{issuing}");
+    assert_eq!(issuing["level"], "INFO");
+
+    // Text, filtered to warnings: the info lines are gone, and nothing is JSON.
+    let mut text_op = env.operator_logging(&[], "text", "warn");
+    env.request_refresh("db-1", "text-run").await;
+    env.wait_for("db-1", WAIT, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.observed_refresh.as_deref())
+            == Some("text-run")
+    })
+    .await;
+    assert!(text_op.terminate().success());
+    let text = text_op.logs();
+    assert!(
+        !text.contains("issuing a console URL"),
+        "RUST_LOG=warn hides info:\n{text}"
+    );
+    assert!(
+        text.lines().all(|l| !l.trim_start().starts_with('{')),
+        "{text}"
+    );
+
+    // Text at info: human lines with the span's fields.
+    let mut info_op = env.operator_logging(&[], "text", "info");
+    env.request_refresh("db-1", "info-run").await;
+    env.wait_for("db-1", WAIT, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.observed_refresh.as_deref())
+            == Some("info-run")
+    })
+    .await;
+    assert!(info_op.terminate().success());
+    let text = info_op.logs();
+    let line = text
+        .lines()
+        .find(|l| l.contains("issuing a console URL"))
+        .unwrap_or_else(|| panic!("no issue line:\n{text}"));
+    assert!(
+        line.contains(" INFO ") && line.contains("session=db-1") && line.contains(&env.ns),
+        "{line}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn only_the_leader_issues_and_a_standby_takes_over() {
@@ -351,19 +494,45 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
         (1, 0),
         "exactly one process issues"
     );
-    let holder = env.kubectl_ok(&[
-        "-n",
-        "ecs-vnc-system",
-        "get",
-        "lease",
-        &lease,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ]);
-    assert!(!holder.is_empty());
+    let lease_field = |field: &str| {
+        env.kubectl_ok(&[
+            "-n",
+            "ecs-vnc-system",
+            "get",
+            "lease",
+            &lease,
+            "-o",
+            &format!("jsonpath={{.spec.{field}}}"),
+        ])
+    };
+    assert!(!lease_field("holderIdentity").is_empty());
 
-    // A clean shutdown hands the Lease over at once; the standby serves the next refresh.
+    // Both are ready, the standby too (readiness tied to leadership deadlocks rolling updates);
+    // only the leader says it leads.
+    for (op, leads) in [(&first, 1), (&second, 0)] {
+        let addr = op.metrics_addr().await;
+        let ready = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
+        assert_eq!(ready.status().as_u16(), 200, "{}", op.logs());
+        let metrics = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(&format!("ecsvnc_leader {leads}")),
+            "{metrics}"
+        );
+    }
+
+    // A clean shutdown hands the Lease back before the process exits; the standby serves the
+    // next refresh.
     assert!(first.terminate().success());
+    assert!(
+        first.logs().contains("Lease released"),
+        "the Lease is released on shutdown, not left to lapse:\n{}",
+        first.logs()
+    );
     env.request_refresh("db-1", "after-handover").await;
     env.wait_for("db-1", WAIT, |s| {
         s.status
@@ -374,10 +543,11 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
     .await;
     assert_eq!(issuing(&second), 1, "the standby took over");
 
-    // A crashed leader (SIGKILL, no release) is replaced within the lease duration.
+    // A crashed leader (SIGKILL, no release) is replaced once its Lease lapses, not before.
     let mut third = env.operator(&args);
     tokio::time::sleep(Duration::from_secs(1)).await;
     second.kill();
+    let last_renewed = lease_field("renewTime");
     env.request_refresh("db-1", "after-crash").await;
     env.wait_for("db-1", WAIT, |s| {
         s.status
@@ -387,6 +557,13 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
     })
     .await;
     assert_eq!(issuing(&third), 1);
+    let parse = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
+    let taken_over = parse(&lease_field("acquireTime"));
+    let gap = taken_over.duration_since(parse(&last_renewed));
+    assert!(
+        gap >= jiff::SignedDuration::from_secs(3),
+        "the standby waited for the lease duration after the last renewal ({gap:?})"
+    );
     assert!(third.terminate().success());
 }
 

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 
 #[tokio::test]
-#[ignore = "needs the local control plane: scripts/local-cluster.sh build; run with cargo test -- --ignored"]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn control_plane_serves_namespaces() {
     let cluster = cluster::Cluster::start();
     let client = cluster.client().await;
@@ -41,7 +41,7 @@ async fn control_plane_serves_namespaces() {
 /// reflect2 fix), `apply_file`, and running as a ServiceAccount via its
 /// auto-created token Secret (RBAC denies what was not granted).
 #[tokio::test]
-#[ignore = "needs the local control plane: scripts/local-cluster.sh build; run with cargo test -- --ignored"]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn custom_resource_watch_and_service_account_client() {
     use futures::{StreamExt, TryStreamExt};
     use k8s_openapi::api::core::v1::{Pod, ServiceAccount};

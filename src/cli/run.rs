@@ -120,6 +120,7 @@ async fn start(args: RunArgs) -> Result<(), String> {
     let stop =
         super::shutdown::Signal::install().map_err(|e| format!("cannot watch for signals: {e}"))?;
 
+    let mut renewed = None;
     let elector = args.leader_elect.then(|| {
         Elector::new(
             client,
@@ -138,10 +139,11 @@ async fn start(args: RunArgs) -> Result<(), String> {
             identity = elector.identity(),
             "waiting for the leader Lease"
         );
-        tokio::select! {
-            () = elector.acquire() => {}
+        let held_since = tokio::select! {
+            at = elector.acquire() => at,
             () = stop.wait() => return Ok(()),
-        }
+        };
+        renewed = Some(held_since);
         metrics.leader.set(1);
         tracing::info!(identity = elector.identity(), "became the leader");
     }
@@ -156,9 +158,9 @@ async fn start(args: RunArgs) -> Result<(), String> {
             Ok(())
         }
         () = async {
-            match &elector {
-                Some(e) => e.keep().await,
-                None => std::future::pending().await,
+            match (&elector, renewed) {
+                (Some(e), Some(at)) => e.keep(at).await,
+                _ => std::future::pending().await,
             }
         } => Err("lost the leader Lease; exiting so a standby takes over".to_owned()),
     };

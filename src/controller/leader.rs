@@ -1,6 +1,7 @@
 //! Leader election on a `coordination.k8s.io` Lease: only the holder reconciles. A standby takes
-//! over once the holder stops renewing for a lease duration; a clean shutdown hands the Lease back
-//! at once.
+//! over once the holder stops renewing for a lease duration; the holder itself stops after two
+//! thirds of one without a renewal, so the two never overlap; a clean shutdown hands the Lease
+//! back at once.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
+use tokio::time::Instant;
 
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
@@ -50,11 +52,13 @@ impl Elector {
         &self.settings.identity
     }
 
-    /// Waits until this process holds the Lease, trying every third of a lease duration.
-    pub async fn acquire(&self) {
+    /// Waits until this process holds the Lease, trying every third of a lease duration. Returns
+    /// when the winning attempt started: the Lease's renewTime is no earlier than that.
+    pub async fn acquire(&self) -> Instant {
         loop {
+            let started = Instant::now();
             match self.try_hold().await {
-                Ok(true) => return,
+                Ok(true) => return started,
                 Ok(false) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "leader election: could not read or write the Lease")
@@ -64,20 +68,28 @@ impl Elector {
         }
     }
 
-    /// Renews until renewal fails for longer than the lease duration or someone else holds it;
-    /// returns when leadership is lost.
-    pub async fn keep(&self) {
-        let mut last_renewed = tokio::time::Instant::now();
+    /// Renews every third of a lease duration; returns when leadership is lost: someone else
+    /// holds the Lease, or no renewal succeeded within the renew deadline. The deadline is two
+    /// thirds of the duration, counted from before the last successful write, so this process
+    /// stops working before any standby may take over (at renewTime + duration).
+    pub async fn keep(&self, renewed: Instant) {
+        let mut renewed = renewed;
         loop {
             tokio::time::sleep(self.period()).await;
-            match self.try_hold().await {
-                Ok(true) => last_renewed = tokio::time::Instant::now(),
-                Ok(false) => return,
-                Err(e) => {
+            let started = Instant::now();
+            let deadline = renewed + self.renew_deadline();
+            match tokio::time::timeout_at(deadline, self.try_hold()).await {
+                Ok(Ok(true)) => renewed = started,
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "leader election: renewal failed");
-                    if last_renewed.elapsed() >= self.settings.duration {
+                    if Instant::now() >= deadline {
                         return;
                     }
+                }
+                Err(_) => {
+                    tracing::warn!("leader election: no renewal within the renew deadline");
+                    return;
                 }
             }
         }
@@ -107,6 +119,10 @@ impl Elector {
 
     fn period(&self) -> Duration {
         (self.settings.duration / 3).max(Duration::from_millis(200))
+    }
+
+    fn renew_deadline(&self) -> Duration {
+        self.settings.duration * 2 / 3
     }
 
     /// One attempt to take or renew. `Ok(false)`: someone else holds it (or won a race).

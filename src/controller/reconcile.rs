@@ -18,7 +18,8 @@ pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Ac
         .namespace()
         .ok_or(Error::MissingMetadata("namespace"))?;
     let name = session.name_any();
-    let span = tracing::info_span!("reconcile", namespace = %namespace, name = %name);
+    // `session`, not `name`: JSON logs put the span's own name under `name`.
+    let span = tracing::info_span!("reconcile", namespace = %namespace, session = %name);
     let key = format!("{namespace}/{name}");
     let result = reconcile_one(&session, &namespace, &ctx)
         .instrument(span)

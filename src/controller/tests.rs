@@ -712,6 +712,11 @@ async fn ecs_throttling_is_reported_as_throttled() {
     let seen = issue_against(&mut f, &s).await;
     assert_eq!(seen[3].1["status"]["conditions"][0]["reason"], "Throttled");
     assert_eq!(seen[4].1["reason"], "Throttled");
+    let metrics = f.ctx.metrics.encode();
+    assert!(
+        metrics.contains("ecsvnc_throttled_issues_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -738,6 +743,11 @@ async fn the_per_instance_limit_counts_across_sessions() {
         f.sim.stats().total("DescribeInstanceVncUrl"),
         1,
         "the throttled issue made no ECS call"
+    );
+    let metrics = f.ctx.metrics.encode();
+    assert!(
+        metrics.contains("ecsvnc_throttled_issues_total 1"),
+        "{metrics}"
     );
     let wait = requeue_secs(&action);
     assert!(

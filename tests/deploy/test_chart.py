@@ -9,6 +9,7 @@ from manifests import (
     CHART,
     CLUSTER_WIDE,
     CRD,
+    REPO,
     assert_hardened,
     assert_metrics_service,
     env_of,
@@ -324,3 +325,31 @@ def test_schema_accepts_the_defaults_and_a_full_set(helm):
     with helm.Chart.load(str(CHART)) as chart:
         chart.validate_schema(chart.merge_values({}))
         chart.validate_schema(chart.merge_values(full))
+
+
+def test_the_readme_values_table_names_every_value():
+    """The README's values table is the chart's documentation: every value (leaf keys of the
+    maps that hold settings) has a row, and no row names a value the chart does not have."""
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("| value | default | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = set()
+    for row in section.splitlines()[2:]:
+        cell = row.split("|")[1]
+        names = [n.strip().strip("`") for n in cell.replace(",", "/").split("/")]
+        stem = names[0].split(".")[0]
+        for n in names:
+            documented.add(stem + n if n.startswith(".") else n)
+    expected = set()
+    for key, value in values.items():
+        # Maps of free-form content (resources, security contexts, selectors) are one row.
+        settings = isinstance(value, dict) and key in {
+            "image", "serviceAccount", "rbac", "leaderElection", "operator", "credentials",
+            "service", "serviceMonitor",
+        }
+        if settings:
+            expected |= {f"{key}.{sub}" for sub in value}
+        else:
+            expected.add(key)
+    assert expected - documented == set(), "values missing from the README table"
+    assert documented - expected == set(), "README rows for values the chart does not have"

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ecs_vnc_operator::session::VncSession;
-use ecs_vnc_operator::sim::{self, SimConfig, SimHandle};
+use ecs_vnc_operator::sim::{self, SimAccount, SimConfig, SimHandle};
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
@@ -68,6 +68,30 @@ fn shared() -> &'static Shared {
     })
 }
 
+/// The AccessKey of `examples/credentials-secret.yaml` (placeholders) as an ecs-sim account, so
+/// the examples can be applied exactly as they are shipped.
+fn example_account() -> SimAccount {
+    let path = root().join("examples/credentials-secret.yaml");
+    let text = std::fs::read_to_string(&path).expect("read examples/credentials-secret.yaml");
+    let secret: Value = serde_yaml::from_str(&text).expect("examples/credentials-secret.yaml");
+    let key = |k: &str| {
+        secret["stringData"][k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{} has no stringData.{k}", path.display()))
+            .to_owned()
+    };
+    SimAccount {
+        access_key_id: key("accessKeyId"),
+        access_key_secret: key("accessKeySecret"),
+        security_token: None,
+    }
+}
+
+/// `examples/<file>` from the project root.
+pub fn example(file: &str) -> PathBuf {
+    root().join("examples").join(file)
+}
+
 pub struct Env {
     pub ns: String,
     pub sim: SimHandle,
@@ -86,7 +110,9 @@ impl Env {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let client = Cluster::client_from(&shared.cluster.kubeconfig).await;
-        let sim = sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+        let mut config = SimConfig::demo();
+        config.accounts.push(example_account());
+        let sim = sim::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let env = Env { ns, sim, client };
@@ -229,7 +255,12 @@ impl Env {
 
     /// Starts an operator for this namespace as the `deploy/` ServiceAccount.
     pub fn operator(&self, extra: &[&str]) -> Operator {
-        Operator::start(&self.ns, &self.sim.endpoint(), extra)
+        self.operator_logging(extra, "json", DEBUG_LOGS)
+    }
+
+    /// [`Env::operator`] with another `--log-format` and `RUST_LOG`.
+    pub fn operator_logging(&self, extra: &[&str], format: &str, rust_log: &str) -> Operator {
+        Operator::start(&self.ns, &self.sim.endpoint(), extra, format, rust_log)
     }
 }
 
@@ -253,6 +284,9 @@ fn kubectl() -> &'static str {
     }
 }
 
+/// The operator's own debug logs, without the HTTP stack's.
+pub const DEBUG_LOGS: &str = "debug,hyper=info,tower=info,rustls=info,kube_client=info";
+
 /// An `ecs-vnc-operator run` process; its stderr (the logs) goes to a file. Killed on drop.
 pub struct Operator {
     child: Child,
@@ -260,7 +294,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn start(ns: &str, endpoint: &str, extra: &[&str]) -> Operator {
+    fn start(ns: &str, endpoint: &str, extra: &[&str], format: &str, rust_log: &str) -> Operator {
         let shared = shared();
         let log = shared.cluster.dir.join(format!(
             "operator-{ns}-{}.log",
@@ -277,14 +311,11 @@ impl Operator {
                 "--metrics-addr",
                 "127.0.0.1:0",
                 "--log-format",
-                "json",
+                format,
             ])
             .args(extra)
             .env("KUBECONFIG", &shared.operator_kubeconfig)
-            .env(
-                "RUST_LOG",
-                "debug,hyper=info,tower=info,rustls=info,kube_client=info",
-            )
+            .env("RUST_LOG", rust_log)
             .env("POD_NAMESPACE", OPERATOR_NS)
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
