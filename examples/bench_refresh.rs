@@ -16,12 +16,12 @@ use clap::Parser;
 use ecs_vnc_operator::aliyun::{ClientOptions, Credentials, EcsClient, Endpoint, RetryPolicy};
 use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::session::crd::{Phase, REFRESH_ANNOTATION};
-use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use tokio::sync::mpsc;
+
+#[path = "support/watch.rs"]
+mod watch;
 
 #[derive(Parser)]
 #[command(about = "Refresh latency benchmark (see scripts/bench.sh)")]
@@ -59,14 +59,11 @@ struct Seen {
     at: Instant,
 }
 
-enum Msg {
-    Synced,
-    Seen(Box<Seen>),
-}
+type Msg = watch::Msg<Box<Seen>>;
 
-fn seen(session: &VncSession) -> Seen {
+fn seen(session: &VncSession) -> Box<Seen> {
     let status = session.status.clone().unwrap_or_default();
-    Seen {
+    Box::new(Seen {
         name: session.name_any(),
         instance_id: session.spec.instance_id.clone(),
         observed_refresh: status.observed_refresh,
@@ -74,32 +71,7 @@ fn seen(session: &VncSession) -> Seen {
         console_url: status.console_url,
         issued_at_ms: status.issued_at.map(|t| t.0.as_millisecond()),
         at: Instant::now(),
-    }
-}
-
-/// Forwards every session the watch delivers, and a marker once the initial list is complete.
-fn spawn_watch(api: Api<VncSession>) -> mpsc::UnboundedReceiver<Msg> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Some(event) = stream.next().await {
-            let msg = match event {
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
-                    Msg::Seen(Box::new(seen(&s)))
-                }
-                Ok(watcher::Event::InitDone) => Msg::Synced,
-                Ok(_) => continue,
-                Err(e) => {
-                    eprintln!("bench_refresh: watch error: {e}");
-                    continue;
-                }
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+    })
 }
 
 fn ms(d: Duration) -> f64 {
@@ -127,7 +99,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..ClientOptions::default()
     })?;
 
-    let mut events = spawn_watch(api.clone());
+    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_refresh", seen);
     let mut last_url: HashMap<String, Option<String>> = HashMap::new();
     let mut instance_of: HashMap<String, String> = HashMap::new();
     // Every URL issue the driver knows of, per instance, in wall-clock ms: the first issues from
@@ -244,5 +216,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "issuesByInstanceMs": issues,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&out)?)?;
+    watch_task.abort();
     Ok(())
 }

@@ -17,10 +17,12 @@ use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::session::crd::Phase;
 use futures::{StreamExt, stream};
 use kube::api::{Api, PostParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+#[path = "support/watch.rs"]
+mod watch;
 
 #[derive(Parser)]
 #[command(about = "Scale benchmark (see scripts/bench.sh)")]
@@ -59,40 +61,17 @@ struct Seen {
     at: Instant,
 }
 
-enum Msg {
-    Synced,
-    Seen(Seen),
-}
+type Msg = watch::Msg<Seen>;
 
-fn spawn_watch(api: Api<VncSession>) -> mpsc::UnboundedReceiver<Msg> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = watcher(api, watcher::Config::default()).boxed();
-        while let Some(event) = stream.next().await {
-            let msg = match event {
-                Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
-                    let status = s.status.clone().unwrap_or_default();
-                    Msg::Seen(Seen {
-                        name: s.name_any(),
-                        instance_id: s.spec.instance_id.clone(),
-                        phase: status.phase,
-                        issued_at_s: status.issued_at.map(|t| t.0.as_second()),
-                        at: Instant::now(),
-                    })
-                }
-                Ok(watcher::Event::InitDone) => Msg::Synced,
-                Ok(_) => continue,
-                Err(e) => {
-                    eprintln!("bench_scale: watch error: {e}");
-                    continue;
-                }
-            };
-            if tx.send(msg).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+fn seen(s: &VncSession) -> Seen {
+    let status = s.status.clone().unwrap_or_default();
+    Seen {
+        name: s.name_any(),
+        instance_id: s.spec.instance_id.clone(),
+        phase: status.phase,
+        issued_at_s: status.issued_at.map(|t| t.0.as_second()),
+        at: Instant::now(),
+    }
 }
 
 /// What the watch has shown so far.
@@ -169,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let client = Client::try_default().await?;
     let api: Api<VncSession> = Api::namespaced(client, &args.namespace);
-    let mut events = spawn_watch(api.clone());
+    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_scale", seen);
     let mut progress = Progress::default();
     loop {
         match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
@@ -303,5 +282,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "firstIssueByInstanceS": issued,
     });
     std::fs::write(&args.out, serde_json::to_string_pretty(&out)?)?;
+    watch_task.abort();
     Ok(())
 }

@@ -348,22 +348,33 @@ async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
     );
 }
 
+/// Starts an operator with `--shutdown-grace grace`, makes its first ECS call hang for `delay`,
+/// and sends SIGTERM while that call is in flight; returns the exit status and the operator.
+async fn sigterm_during_a_call(
+    env: &Env,
+    grace: &str,
+    delay: Duration,
+) -> (std::process::ExitStatus, support::harness::Operator) {
+    let mut op = env.operator(&["--shutdown-grace", grace]);
+    env.sim.inject(Fault {
+        action: Some("DescribeInstanceVncUrl".into()),
+        instance_id: None,
+        kind: FaultKind::Delay(delay),
+        count: 1,
+    });
+    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
+    env.wait_phase("db-1", "Pending", WAIT).await;
+    let status = op.terminate();
+    (status, op)
+}
+
 // Multi-threaded: the in-process ecs-sim must keep answering while the test blocks in
 // `terminate()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn sigterm_lets_an_ecs_call_in_flight_finish_and_write_its_url() {
     let env = Env::new("drain").await;
-    let mut op = env.operator(&["--shutdown-grace", "10s"]);
-    env.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
-        instance_id: None,
-        kind: FaultKind::Delay(Duration::from_secs(2)),
-        count: 1,
-    });
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    env.wait_phase("db-1", "Pending", WAIT).await;
-    let status = op.terminate();
+    let (status, op) = sigterm_during_a_call(&env, "10s", Duration::from_secs(2)).await;
     assert!(status.success(), "exit 0, got {status:?}:\n{}", op.logs());
     let s = env.api().get("db-1").await.unwrap();
     assert_eq!(
@@ -375,22 +386,11 @@ async fn sigterm_lets_an_ecs_call_in_flight_finish_and_write_its_url() {
     assert!(!op.logs().contains("abandoned"), "{}", op.logs());
 }
 
-// Multi-threaded: the in-process ecs-sim must keep answering while the test blocks in
-// `terminate()`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn sigterm_abandons_a_hung_ecs_call_at_the_grace_deadline() {
     let env = Env::new("abandon").await;
-    let mut op = env.operator(&["--shutdown-grace", "1s"]);
-    env.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
-        instance_id: None,
-        kind: FaultKind::Delay(Duration::from_secs(8)),
-        count: 1,
-    });
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    env.wait_phase("db-1", "Pending", WAIT).await;
-    let status = op.terminate();
+    let (status, op) = sigterm_during_a_call(&env, "1s", Duration::from_secs(8)).await;
     assert!(status.success(), "exit 0, got {status:?}:\n{}", op.logs());
     assert!(
         op.logs()
@@ -565,6 +565,53 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
         "the standby waited for the lease duration after the last renewal ({gap:?})"
     );
     assert!(third.terminate().success());
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_namespaced_rbac_is_enough_to_serve_one_namespace_with_leader_election() {
+    let env = Env::new("rbacns").await;
+    // deploy/namespaced/rbac.yaml for a ServiceAccount of its own (so the cluster-wide grants of
+    // the shared one prove nothing here), in this test's namespace instead of ecs-vnc-sessions.
+    let sa = "ecs-vnc-operator-nstest";
+    let rbac = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/namespaced/rbac.yaml"),
+    )
+    .unwrap()
+    .replace("ecs-vnc-operator", sa)
+    .replace("ecs-vnc-sessions", &env.ns);
+    let file = env.cluster().dir.join(format!("rbac-{}.yaml", env.ns));
+    std::fs::write(&file, rbac).unwrap();
+    env.kubectl_ok(&["-n", "ecs-vnc-system", "create", "serviceaccount", sa]);
+    env.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
+    let kubeconfig = env
+        .cluster()
+        .service_account_kubeconfig("ecs-vnc-system", sa);
+    let lease = format!("lease-{}", env.ns);
+    let mut op = env.operator_as(
+        &kubeconfig,
+        &["--leader-elect", "--lease-name", lease.as_str()],
+    );
+    env.apply_ok(&env.session("db-1", json!({})));
+    let s = env.wait_phase("db-1", "Ready", WAIT).await;
+    assert_eq!(s.status.unwrap().is_windows, Some(false));
+    env.request_refresh("db-1", "namespaced").await;
+    env.wait_for("db-1", WAIT, |s| {
+        s.status
+            .as_ref()
+            .and_then(|st| st.observed_refresh.as_deref())
+            == Some("namespaced")
+    })
+    .await;
+    let logs = op.logs();
+    assert!(logs.contains("became the leader"), "{logs}");
+    assert!(
+        !logs.contains("forbidden"),
+        "a call the Roles do not grant:\n{logs}"
+    );
+    let events = env.kubectl_ok(&["-n", &env.ns, "get", "events.events.k8s.io", "-o", "name"]);
+    assert!(!events.trim().is_empty(), "Events were written");
+    assert!(op.terminate().success());
 }
 
 #[tokio::test]

@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// A standby takes over this long after the leader stops renewing.
     #[arg(long, env = "ECS_VNC_LEASE_DURATION", default_value = "15s", value_parser = duration)]
     pub lease_duration: Duration,
+    /// Reconciles in flight at once. Each holds a connection to the API server (and one to ECS)
+    /// while it runs; this bounds the operator's connections and memory under a burst.
+    #[arg(long, env = "ECS_VNC_MAX_CONCURRENT_RECONCILES", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_concurrent_reconciles: u16,
     /// Longest wait for in-flight reconciles (and their ECS calls) after SIGTERM.
     #[arg(long, env = "ECS_VNC_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -115,6 +120,7 @@ async fn start(args: RunArgs) -> Result<(), String> {
         ecs_endpoint: args.ecs_endpoint,
         credentials,
         watch_namespace: args.watch_namespace,
+        max_concurrent_reconciles: args.max_concurrent_reconciles,
     };
     let ctx = Arc::new(Context::new(client.clone(), ecs, settings, metrics.clone()));
     let stop =

@@ -21,6 +21,8 @@ pub struct Settings {
     /// The operator's own credentials, for sessions without `credentialsRef`.
     pub credentials: Option<Credentials>,
     pub watch_namespace: Option<String>,
+    /// Reconciles in flight at once (see `run`).
+    pub max_concurrent_reconciles: u16,
 }
 
 pub struct Context {

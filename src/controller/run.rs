@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, ResourceExt};
 
 use super::{Context, Error, error_policy, reconcile};
@@ -48,7 +48,12 @@ pub async fn run(
         .inspect_ok(synced.watch())
         .reflect(writer)
         .touched_objects();
-    let controller = Controller::for_stream(sessions_stream, store.clone());
+    let controller = Controller::for_stream(sessions_stream, store.clone()).with_config(
+        // Bounded: each reconcile in flight holds an HTTP/1 connection to the API server (and
+        // one to ECS), and idle ones stay pooled; unbounded, a burst of 2,000 new sessions
+        // opened hundreds of TLS connections, most of the operator's memory.
+        controller::Config::default().concurrency(ctx.settings.max_concurrent_reconciles),
+    );
     probe.watch_sessions(store.clone());
     // Metadata only: kube asks the API server for PartialObjectMetadata on list and watch, so no
     // Secret's data ever reaches the operator through this watch, yet it sees every change.

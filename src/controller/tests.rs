@@ -56,6 +56,7 @@ async fn fixture_with(tune: impl FnOnce(&mut Settings)) -> Fixture {
         ecs_endpoint: Some(sim.endpoint()),
         credentials: None,
         watch_namespace: None,
+        max_concurrent_reconciles: 32,
     };
     tune(&mut settings);
     Fixture {

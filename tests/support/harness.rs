@@ -260,7 +260,27 @@ impl Env {
 
     /// [`Env::operator`] with another `--log-format` and `RUST_LOG`.
     pub fn operator_logging(&self, extra: &[&str], format: &str, rust_log: &str) -> Operator {
-        Operator::start(&self.ns, &self.sim.endpoint(), extra, format, rust_log)
+        let kubeconfig = &shared().operator_kubeconfig;
+        Operator::start(
+            &self.ns,
+            &self.sim.endpoint(),
+            extra,
+            format,
+            rust_log,
+            kubeconfig,
+        )
+    }
+
+    /// [`Env::operator`] with another identity (a kubeconfig, e.g. another ServiceAccount's).
+    pub fn operator_as(&self, kubeconfig: &Path, extra: &[&str]) -> Operator {
+        Operator::start(
+            &self.ns,
+            &self.sim.endpoint(),
+            extra,
+            "json",
+            DEBUG_LOGS,
+            kubeconfig,
+        )
     }
 }
 
@@ -294,7 +314,14 @@ pub struct Operator {
 }
 
 impl Operator {
-    fn start(ns: &str, endpoint: &str, extra: &[&str], format: &str, rust_log: &str) -> Operator {
+    fn start(
+        ns: &str,
+        endpoint: &str,
+        extra: &[&str],
+        format: &str,
+        rust_log: &str,
+        kubeconfig: &Path,
+    ) -> Operator {
         let shared = shared();
         let log = shared.cluster.dir.join(format!(
             "operator-{ns}-{}.log",
@@ -314,7 +341,7 @@ impl Operator {
                 format,
             ])
             .args(extra)
-            .env("KUBECONFIG", &shared.operator_kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", rust_log)
             .env("POD_NAMESPACE", OPERATOR_NS)
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
