@@ -6,9 +6,10 @@
         `ecs-vnc-operator url` against bench/sdk_url.py (official Python SDK), alternating
         (A B, B A, ...), each run on the next instance; also Python's own start-up and the SDK's
         import time, to say where the SDK's time goes.
-    proc_bench.py open --runs 50 --plugin PATH --namespace NS --sessions a,b --out FILE
+    proc_bench.py open --runs 50 --plugin PATH --namespace NS --sessions a,b \
+                       --sim-endpoint URL --out FILE
         `kubectl-vnc open NAME --print`, round-robin over the sessions, with the seconds of the
-        URL window it reports as left.
+        URL window it reports as left, and the seconds truly left: from ecs-sim's time of issue.
 
 Stdlib only. Every run has a timeout; a failed run is recorded, never retried.
 Credentials and KUBECONFIG come from the environment. URLs are checked, never stored.
@@ -21,6 +22,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 
 CONSOLE_BASE = "https://g.alicdn.com/aliyun/ecs-console-vnc2/0.0.8/index.html?vncUrl="
 RUN_TIMEOUT_S = 30
@@ -90,11 +93,22 @@ LEFT = re.compile(r"^([0-9]+(?:\.[0-9]+)?) s left to open a connection with this
                   r"\(until ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z\)", re.MULTILINE)
 
 
+def issued_at(sim_endpoint, console_url):
+    """When ecs-sim issued the VncUrl behind console_url (Unix seconds), from its stats."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(console_url).query)
+    instance = query["instanceId"][0]
+    with urllib.request.urlopen(f"{sim_endpoint}/_sim/stats", timeout=5) as resp:
+        stats = json.load(resp)
+    return stats["lastVncUrlMs"][instance] / 1000
+
+
 def open_bench(args):
     sessions = args.sessions.split(",")
     # secondsLeft: as printed (one decimal, rounded to nearest). secondsLeftAtExit: the printed
-    # expiry (urlExpiresAt, whole seconds) minus this machine's clock when the process had exited.
-    wall, left, left_exact, failures = [], [], [], []
+    # expiry (urlExpiresAt, whole seconds, rounded down) minus this machine's clock when the
+    # process had exited: pessimistic by up to a second. secondsLeftOnEcsClock: the URL's real
+    # window (ecs-sim's time of issue + the URL validity) minus the same exit time.
+    wall, left, left_exact, left_true, failures = [], [], [], [], []
     for i in range(args.runs):
         name = sessions[i % len(sessions)]
         cmd = [args.plugin, "open", name, "-n", args.namespace, "--print",
@@ -111,10 +125,13 @@ def open_bench(args):
             until = datetime.datetime.strptime(m.group(2), "%Y-%m-%dT%H:%M:%S").replace(
                 tzinfo=datetime.timezone.utc)
             left_exact.append(until.timestamp() - exited)
+            issued = issued_at(args.sim_endpoint, out.strip())
+            left_true.append(issued + args.url_validity - exited)
         else:
             failures.append(f"open {name} run {i}: no 'seconds left' line on stderr")
     return {"runs": args.runs, "sessions": len(sessions), "wallMs": wall, "secondsLeft": left,
-            "secondsLeftAtExit": left_exact, "failures": failures}
+            "secondsLeftAtExit": left_exact, "secondsLeftOnEcsClock": left_true,
+            "failures": failures}
 
 
 def main():
@@ -136,6 +153,8 @@ def main():
     opn.add_argument("--namespace", required=True)
     opn.add_argument("--sessions", required=True)
     opn.add_argument("--timeout", default="10s")
+    opn.add_argument("--sim-endpoint", required=True)
+    opn.add_argument("--url-validity", type=float, default=15.0)
     opn.add_argument("--out", required=True)
     args = parser.parse_args()
     result = oneshot(args) if args.mode == "oneshot" else open_bench(args)

@@ -274,14 +274,17 @@ def build(work):
     # 5. Time to console (issue 8).
     wall, left = summary(opens.get("wallMs", [])), summary(opens.get("secondsLeft", []))
     exact = summary(opens.get("secondsLeftAtExit", []))
-    under14 = sum(1 for x in opens.get("secondsLeftAtExit", []) if x < 14)
+    true_left = summary(opens.get("secondsLeftOnEcsClock", []))
+    # The target is about the URL's real window, which runs from ECS's time of issue.
+    under14 = sum(1 for x in opens.get("secondsLeftOnEcsClock", []) if x < 14)
     console = {
         "opens": opens.get("runs"), "sessions": opens.get("sessions"), "wallMs": wall,
-        "secondsLeft": left, "secondsLeftAtExit": exact, "opensWithUnder14sLeft": under14,
+        "secondsLeft": left, "secondsLeftAtExit": exact, "secondsLeftOnEcsClock": true_left,
+        "opensWithUnder14sLeft": under14,
         "failures": opens.get("failures", []),
         "targets": {"median": "< 300 ms", "secondsLeft": ">= 14 s"},
         "met": {"median": wall["n"] > 0 and wall["median"] < 300 and not opens.get("failures"),
-                "secondsLeft": exact["n"] > 0 and under14 == 0},
+                "secondsLeft": true_left["n"] > 0 and under14 == 0},
     }
 
     machine = {k: env.get(k) for k in ("nproc", "cpuModel", "kernel", "memTotalKiB", "kubernetes")}
@@ -359,11 +362,15 @@ def table(r):
         (f"Time to console: `kubectl vnc open --print`, n={tc['wallMs'].get('n')} over "
          f"{tc.get('sessions')} sessions", f"median {f(tc['wallMs'].get('median'))} ms, "
          f"p95 {f(tc['wallMs'].get('p95'))} ms", "median < 300 ms", yes(tc["met"]["median"])),
-        ("… URL window left: as printed; exactly (urlExpiresAt − clock at exit)",
+        ("… URL window left at exit: as printed; status urlExpiresAt (whole seconds, rounded "
+         "down) − clock; real (ecs-sim's time of issue + 15 s − clock)",
          f"median {f(tc['secondsLeft'].get('median'))} s, min {f(tc['secondsLeft'].get('min'))} s; "
          f"median {f(tc['secondsLeftAtExit'].get('median'), 2)} s, min "
-         f"{f(tc['secondsLeftAtExit'].get('min'), 2)} s; {tc['opensWithUnder14sLeft']} of "
-         f"{tc['secondsLeftAtExit'].get('n')} under 14 s", "≥ 14 s", yes(tc["met"]["secondsLeft"])),
+         f"{f(tc['secondsLeftAtExit'].get('min'), 2)} s; median "
+         f"{f(tc['secondsLeftOnEcsClock'].get('median'), 2)} s, min "
+         f"{f(tc['secondsLeftOnEcsClock'].get('min'), 2)} s, {tc['opensWithUnder14sLeft']} of "
+         f"{tc['secondsLeftOnEcsClock'].get('n')} under 14 s", "≥ 14 s",
+         yes(tc["met"]["secondsLeft"])),
     ]
     head = (f"Run: {r['generatedAt']} · `{r['command']}` · nproc={n} ({m.get('cpuModel')}, "
             f"{MACHINE_NOTE}) · kube-apiserver {m.get('kubernetes')} · every figure below is from "

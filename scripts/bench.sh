@@ -228,7 +228,7 @@ sim_stats sim-a1
 
 log "time to console: $OPENS x kubectl-vnc open --print over $OPEN_SESSIONS sessions"
 python3 bench/proc_bench.py open --runs "$OPENS" --plugin "$BIN/kubectl-vnc" \
-    --namespace bench-refresh --sessions "$OPEN_NAMES" --out "$WORK/open.json"
+    --namespace bench-refresh --sessions "$OPEN_NAMES" --sim-endpoint "$EP" --out "$WORK/open.json"
 sim_stats sim-a2
 
 log "one-shot: $ONESHOT_RUNS x ecs-vnc-operator url vs the official Python SDK, alternating"

@@ -873,6 +873,10 @@ async fn admin_api_over_http() {
     assert_eq!(stats["calls"][VNC]["Success"], 1);
     assert_eq!(stats["calls"][VNC]["IncorrectInstanceStatus"], 1);
     assert_eq!(stats["byInstance"][LINUX][VNC], 4);
+    // The one success stamped its instance with the time of issue (the window runs from there).
+    let issued = stats["lastVncUrlMs"][LINUX].as_i64().unwrap();
+    let now = jiff::Timestamp::now().as_millisecond();
+    assert!(issued <= now && issued > now - 60_000, "{issued} vs {now}");
 
     let reset = client.post(admin("reset")).send().await.unwrap();
     assert_eq!(reset.status(), 200);
@@ -887,7 +891,10 @@ async fn admin_api_over_http() {
             .unwrap(),
     )
     .unwrap();
-    assert_eq!(stats, json!({"calls": {}, "byInstance": {}}));
+    assert_eq!(
+        stats,
+        json!({"calls": {}, "byInstance": {}, "lastVncUrlMs": {}})
+    );
 
     assert_eq!(
         client.get(admin("reset")).send().await.unwrap().status(),

@@ -40,25 +40,42 @@ async fn reconcile_one(
     if cached.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let version = credentials_version(ctx, namespace, cached).await?;
-    if let Decision::Wait(at) = decide::decide(&observe(cached, version.as_deref())?, now) {
-        return Ok(requeue(at));
-    }
-
-    // Re-read before acting: the watch cache can lag behind this operator's own last write, and
-    // acting on a stale copy would issue a URL twice or overwrite a newer status.
+    let cached_version = credentials_version(ctx, namespace, cached).await?;
     let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(session) = api.get_opt(&cached.name_any()).await? else {
-        return Ok(Action::await_change());
+    let fresh;
+    let (session, version, decided) =
+        match decide::decide(&observe(cached, cached_version.as_deref())?, now) {
+            Decision::Wait(at) => return Ok(requeue(at)),
+            // A status-only write is conditional on the cached resourceVersion: were the cache
+            // stale, the API server refuses it (409) and the newer version's watch event decides
+            // again. No read needed.
+            write @ Decision::Write(_) => (cached, cached_version, Some(write)),
+            // An ECS call cannot be taken back: re-read first, since the watch cache can lag
+            // behind this operator's own last write and a stale copy would issue a URL twice.
+            Decision::Issue(_) => {
+                let Some(read) = api.get_opt(&cached.name_any()).await? else {
+                    return Ok(Action::await_change());
+                };
+                if read.metadata.deletion_timestamp.is_some() {
+                    return Ok(Action::await_change());
+                }
+                fresh = read;
+                let version = credentials_version(ctx, namespace, &fresh).await?;
+                (&fresh, version, None)
+            }
+        };
+    // On a conflict: a fresh read is decided again at once; a cached copy waits for the newer
+    // version, which the watch is about to deliver.
+    let on_conflict = if std::ptr::eq(session, cached) {
+        Action::await_change()
+    } else {
+        Action::requeue(Duration::ZERO)
     };
-    if session.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
-    let version = credentials_version(ctx, namespace, &session).await?;
-    let observed = observe(&session, version.as_deref())?;
+    let observed = observe(session, version.as_deref())?;
     let mut started = None;
     let mut resource_version = session.metadata.resource_version.clone();
-    let (update, action) = match decide::decide(&observed, Timestamp::now()) {
+    let decision = decided.unwrap_or_else(|| decide::decide(&observed, Timestamp::now()));
+    let (update, action) = match decision {
         Decision::Wait(at) => return Ok(requeue(at)),
         Decision::Write(update) => (*update, "Expire"),
         Decision::Issue(cause) => {
@@ -67,14 +84,14 @@ async fn reconcile_one(
             if cause == IssueCause::First {
                 // Show Pending while the first call runs; later writes build on its version.
                 let pending = decide::pending(&observed);
-                match write::status(&api, &session, resource_version.as_deref(), &pending).await? {
+                match write::status(&api, session, resource_version.as_deref(), &pending).await? {
                     write::Written::Done(version) => resource_version = version,
-                    write::Written::Conflict => return Ok(Action::requeue(Duration::ZERO)),
+                    write::Written::Conflict => return Ok(on_conflict),
                     write::Written::Gone => return Ok(Action::await_change()),
                 }
             }
             let known_os = decide::known_os(&observed, cause);
-            let (outcome, used_version) = issue::issue(ctx, namespace, &session, known_os).await;
+            let (outcome, used_version) = issue::issue(ctx, namespace, session, known_os).await;
             let observed = Observed {
                 credentials_version: used_version.as_deref(),
                 ..observed
@@ -92,8 +109,8 @@ async fn reconcile_one(
         }
     };
 
-    match write::status(&api, &session, resource_version.as_deref(), &update.status).await? {
-        write::Written::Conflict => return Ok(Action::requeue(Duration::ZERO)),
+    match write::status(&api, session, resource_version.as_deref(), &update.status).await? {
+        write::Written::Conflict => return Ok(on_conflict),
         write::Written::Gone => return Ok(Action::await_change()),
         write::Written::Done(_) => {}
     }
@@ -115,7 +132,7 @@ async fn reconcile_one(
         if note.reason == Reason::Throttled {
             ctx.metrics.throttled.inc();
         }
-        write::event(ctx, &session, note, action).await;
+        write::event(ctx, session, note, action).await;
     }
     Ok(requeue(update.wake_at))
 }

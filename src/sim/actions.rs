@@ -102,6 +102,10 @@ fn describe_instance_vnc_url(
         if !acquired {
             return Err(EcsError::user_throttling());
         }
+        state.stats.last_vnc_url_ms.insert(
+            instance_id.to_owned(),
+            jiff::Timestamp::now().as_millisecond(),
+        );
     }
     Ok(json!({
         "RequestId": request_id,

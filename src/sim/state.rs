@@ -23,6 +23,10 @@ pub struct SimStats {
     pub calls: BTreeMap<String, BTreeMap<String, u64>>,
     /// instance id -> action -> answers (all codes)
     pub by_instance: BTreeMap<String, BTreeMap<String, u64>>,
+    /// instance id -> when its latest VncUrl was issued (Unix milliseconds): a URL's 15 s window
+    /// runs on ECS's clock, so this is where a benchmark measures how much of it was left.
+    #[serde(default)]
+    pub last_vnc_url_ms: BTreeMap<String, i64>,
 }
 
 impl SimStats {
