@@ -125,8 +125,11 @@ def open_bench(args):
             until = datetime.datetime.strptime(m.group(2), "%Y-%m-%dT%H:%M:%S").replace(
                 tzinfo=datetime.timezone.utc)
             left_exact.append(until.timestamp() - exited)
-            issued = issued_at(args.sim_endpoint, out.strip())
-            left_true.append(issued + args.url_validity - exited)
+            try:
+                issued = issued_at(args.sim_endpoint, out.strip())
+                left_true.append(issued + args.url_validity - exited)
+            except (OSError, KeyError, ValueError) as e:
+                failures.append(f"open {name} run {i}: no issue time from ecs-sim: {e}")
         else:
             failures.append(f"open {name} run {i}: no 'seconds left' line on stderr")
     return {"runs": args.runs, "sessions": len(sessions), "wallMs": wall, "secondsLeft": left,

@@ -95,12 +95,14 @@ impl Progress {
         }
         match s.phase {
             Some(Phase::Ready) => {
+                // Served after all: a failure on the way (a retry) no longer counts.
+                self.failed.remove(&s.name);
                 self.ready_at.entry(s.name).or_insert(s.at);
             }
             Some(Phase::Expired) => {
                 self.expired.insert(s.name);
             }
-            Some(Phase::Failed) => {
+            Some(Phase::Failed) if !self.ready_at.contains_key(&s.name) => {
                 self.failed.insert(s.name);
             }
             _ => {}

@@ -139,16 +139,7 @@ async fn urls_expire_on_time_and_each_refresh_costs_exactly_one_ecs_call() {
     );
 
     for (i, value) in ["r1", "r2", "r3"].into_iter().enumerate() {
-        env.request_refresh("db-1", value).await;
-        let v = value.to_owned();
-        let s = env
-            .wait_for("db-1", WAIT, move |s| {
-                s.status
-                    .as_ref()
-                    .and_then(|st| st.observed_refresh.as_deref())
-                    == Some(v.as_str())
-            })
-            .await;
+        let s = env.refresh_and_wait("db-1", value, WAIT).await;
         assert_eq!(phase(&s), "Ready");
         assert_eq!(s.status.as_ref().unwrap().refresh_count, i as u32 + 1);
         assert_eq!(
@@ -427,14 +418,7 @@ async fn logs_carry_the_session_in_a_span_and_follow_format_and_filter() {
 
     // Text, filtered to warnings: the info lines are gone, and nothing is JSON.
     let mut text_op = env.operator_logging(&[], "text", "warn");
-    env.request_refresh("db-1", "text-run").await;
-    env.wait_for("db-1", WAIT, |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.observed_refresh.as_deref())
-            == Some("text-run")
-    })
-    .await;
+    env.refresh_and_wait("db-1", "text-run", WAIT).await;
     assert!(text_op.terminate().success());
     let text = text_op.logs();
     assert!(
@@ -448,14 +432,7 @@ async fn logs_carry_the_session_in_a_span_and_follow_format_and_filter() {
 
     // Text at info: human lines with the span's fields.
     let mut info_op = env.operator_logging(&[], "text", "info");
-    env.request_refresh("db-1", "info-run").await;
-    env.wait_for("db-1", WAIT, |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.observed_refresh.as_deref())
-            == Some("info-run")
-    })
-    .await;
+    env.refresh_and_wait("db-1", "info-run", WAIT).await;
     assert!(info_op.terminate().success());
     let text = info_op.logs();
     let line = text
@@ -533,14 +510,7 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
         "the Lease is released on shutdown, not left to lapse:\n{}",
         first.logs()
     );
-    env.request_refresh("db-1", "after-handover").await;
-    env.wait_for("db-1", WAIT, |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.observed_refresh.as_deref())
-            == Some("after-handover")
-    })
-    .await;
+    env.refresh_and_wait("db-1", "after-handover", WAIT).await;
     assert_eq!(issuing(&second), 1, "the standby took over");
 
     // A crashed leader (SIGKILL, no release) is replaced once its Lease lapses, not before.
@@ -548,14 +518,7 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     second.kill();
     let last_renewed = lease_field("renewTime");
-    env.request_refresh("db-1", "after-crash").await;
-    env.wait_for("db-1", WAIT, |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.observed_refresh.as_deref())
-            == Some("after-crash")
-    })
-    .await;
+    env.refresh_and_wait("db-1", "after-crash", WAIT).await;
     assert_eq!(issuing(&third), 1);
     let parse = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
     let taken_over = parse(&lease_field("acquireTime"));
@@ -595,14 +558,7 @@ async fn the_namespaced_rbac_is_enough_to_serve_one_namespace_with_leader_electi
     env.apply_ok(&env.session("db-1", json!({})));
     let s = env.wait_phase("db-1", "Ready", WAIT).await;
     assert_eq!(s.status.unwrap().is_windows, Some(false));
-    env.request_refresh("db-1", "namespaced").await;
-    env.wait_for("db-1", WAIT, |s| {
-        s.status
-            .as_ref()
-            .and_then(|st| st.observed_refresh.as_deref())
-            == Some("namespaced")
-    })
-    .await;
+    env.refresh_and_wait("db-1", "namespaced", WAIT).await;
     let logs = op.logs();
     assert!(logs.contains("became the leader"), "{logs}");
     assert!(

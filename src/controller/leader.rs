@@ -57,35 +57,44 @@ impl Elector {
     pub async fn acquire(&self) -> Instant {
         loop {
             let started = Instant::now();
-            match self.try_hold().await {
-                Ok(true) => return started,
-                Ok(false) => {}
-                Err(e) => {
+            // Bounded: an API server that stops answering must not stall the election.
+            match tokio::time::timeout(self.period(), self.try_hold()).await {
+                Ok(Ok(true)) => return started,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "leader election: could not read or write the Lease")
                 }
+                Err(_) => tracing::warn!("leader election: the Lease call timed out"),
             }
             tokio::time::sleep(self.period()).await;
         }
     }
 
-    /// Renews every third of a lease duration; returns when leadership is lost: someone else
-    /// holds the Lease, or no renewal succeeded within the renew deadline. The deadline is two
-    /// thirds of the duration, counted from before the last successful write, so this process
-    /// stops working before any standby may take over (at renewTime + duration).
+    /// Renews every third of a lease duration, and soon again after a failed renewal; returns
+    /// when leadership is lost: someone else holds the Lease, or no renewal succeeded within the
+    /// renew deadline. The deadline is two thirds of the duration, counted from before the last
+    /// successful write, so this process stops before any standby may take over (at renewTime +
+    /// duration); a single failed renewal costs nothing.
     pub async fn keep(&self, renewed: Instant) {
         let mut renewed = renewed;
+        let mut wait = self.period();
         loop {
-            tokio::time::sleep(self.period()).await;
+            tokio::time::sleep(wait).await;
             let started = Instant::now();
             let deadline = renewed + self.renew_deadline();
+            if started >= deadline {
+                tracing::warn!("leader election: no renewal within the renew deadline");
+                return;
+            }
             match tokio::time::timeout_at(deadline, self.try_hold()).await {
-                Ok(Ok(true)) => renewed = started,
+                Ok(Ok(true)) => {
+                    renewed = started;
+                    wait = self.period();
+                }
                 Ok(Ok(false)) => return,
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "leader election: renewal failed");
-                    if Instant::now() >= deadline {
-                        return;
-                    }
+                    tracing::warn!(error = %e, "leader election: renewal failed; retrying");
+                    wait = self.retry_period();
                 }
                 Err(_) => {
                     tracing::warn!("leader election: no renewal within the renew deadline");
@@ -95,8 +104,19 @@ impl Elector {
         }
     }
 
-    /// Hands the Lease back so a standby takes over without waiting for it to lapse.
+    /// Hands the Lease back so a standby takes over without waiting for it to lapse. Bounded by
+    /// a third of the lease duration: on the way out, an unresponsive API server must not keep
+    /// the process alive (the Lease then lapses on its own).
     pub async fn release(&self) {
+        if tokio::time::timeout(self.period(), self.give_back())
+            .await
+            .is_err()
+        {
+            tracing::warn!("leader election: could not release the Lease in time; it will lapse");
+        }
+    }
+
+    async fn give_back(&self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.settings.name).await else {
             return;
         };
@@ -123,6 +143,11 @@ impl Elector {
 
     fn renew_deadline(&self) -> Duration {
         self.settings.duration * 2 / 3
+    }
+
+    /// After a failed renewal: several more tries fit before the renew deadline.
+    fn retry_period(&self) -> Duration {
+        (self.settings.duration / 12).max(Duration::from_millis(50))
     }
 
     /// One attempt to take or renew. `Ok(false)`: someone else holds it (or won a race).
@@ -196,6 +221,121 @@ mod tests {
         assert!(may_hold(&LeaseSpec::default(), "a", now));
         assert!(may_hold(&held_by("a", now), "a", now));
         assert!(may_hold(&held_by("", now), "a", now));
+    }
+
+    use http::{Request, Response};
+    use kube::client::Body;
+    use serde_json::json;
+
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    const LEASE: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases/op";
+
+    fn elector(duration: Duration) -> (Elector, Handle) {
+        let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let settings = LeaseSettings {
+            name: "op".into(),
+            namespace: "ops".into(),
+            identity: "me".into(),
+            duration,
+        };
+        (
+            Elector::new(kube::Client::new(service, "default"), settings),
+            handle,
+        )
+    }
+
+    /// Answers the next request, which must be `method` on the Lease, with `code` and `body`.
+    async fn answer(handle: &mut Handle, method: &str, code: u16, body: serde_json::Value) {
+        let (request, send) = handle.next_request().await.expect("a Lease call");
+        assert_eq!(request.method().as_str(), method);
+        assert_eq!(request.uri().path(), LEASE);
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    fn held_by_me() -> serde_json::Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "op", "namespace": "ops", "resourceVersion": "7"},
+               "spec": {"holderIdentity": "me", "leaseDurationSeconds": 3,
+                        "renewTime": "2026-11-27T08:00:00.000000Z"}})
+    }
+
+    fn server_error() -> serde_json::Value {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "InternalError", "code": 500, "message": "etcd is unhappy"})
+    }
+
+    // Paused time: the clock moves only when every task waits, so the instants are exact.
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_renewal_is_retried_and_leadership_kept() {
+        let (elector, mut api) = elector(Duration::from_secs(3));
+        let start = Instant::now();
+        let keep = tokio::spawn(async move { elector.keep(start).await });
+        answer(&mut api, "GET", 500, server_error()).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "renews every third"
+        );
+        answer(&mut api, "GET", 200, held_by_me()).await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(1250),
+            "retried soon after the failure, well before the deadline"
+        );
+        answer(&mut api, "PUT", 200, held_by_me()).await;
+        // The next regular renewal comes a period after the successful one, still as leader.
+        answer(&mut api, "GET", 200, held_by_me()).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(2250));
+        assert!(!keep.is_finished(), "one failure does not cost the Lease");
+        keep.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_leader_that_cannot_renew_stops_before_a_standby_may_take_over() {
+        let (elector, mut api) = elector(Duration::from_secs(3));
+        let start = Instant::now();
+        let keep = tokio::spawn(async move { elector.keep(start).await });
+        let mut failures = 0;
+        // The stream of calls ends when `keep` returns and drops the client.
+        while let Some((_, send)) = api.next_request().await {
+            send.send_response(
+                Response::builder()
+                    .status(500)
+                    .body(Body::from(serde_json::to_vec(&server_error()).unwrap()))
+                    .unwrap(),
+            );
+            failures += 1;
+            assert!(failures < 20, "renewal attempts are bounded");
+        }
+        keep.await.unwrap();
+        assert!(failures >= 3, "retried a few times first, got {failures}");
+        // A standby may take over at renewTime + 3 s; this leader stopped at 2 s.
+        assert!(
+            start.elapsed() <= Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn release_does_not_hang_on_a_silent_api_server() {
+        let (elector, mut api) = elector(Duration::from_secs(3));
+        let start = Instant::now();
+        let release = tokio::spawn(async move { elector.release().await });
+        // Take the GET and never answer it.
+        let _pending = api.next_request().await.expect("a Lease call");
+        release.await.unwrap();
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "bounded by a third of the Lease"
+        );
     }
 
     #[test]

@@ -389,15 +389,30 @@ async fn an_expired_session_makes_no_call_at_all() {
     );
 }
 
-#[tokio::test]
-async fn a_new_refresh_value_issues_one_url_and_records_it() {
-    let mut f = fixture().await;
-    let mut s = with_status(issued("db-1", 1000), |st| {
+/// The API server's answer to a write whose resourceVersion is no longer current.
+fn conflict() -> (u16, Value) {
+    (
+        409,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+    )
+}
+
+/// An `Expired` session that served refresh value "a" and is now asked for "b".
+fn expired_and_asked_to_refresh(name: &str) -> VncSession {
+    let mut s = with_status(issued(name, 1000), |st| {
         st.phase = Some(crate::session::crd::Phase::Expired);
         st.observed_refresh = Some("a".into());
         st.refreshable = true;
     });
     s.metadata.annotations = Some([("ecsvnc.dev/refresh".to_owned(), "b".to_owned())].into());
+    s
+}
+
+#[tokio::test]
+async fn a_new_refresh_value_issues_one_url_and_records_it() {
+    let mut f = fixture().await;
+    let s = expired_and_asked_to_refresh("db-1");
     let (_, seen) = run(
         &mut f,
         &s,
@@ -697,7 +712,9 @@ async fn ecs_throttling_is_reported_as_throttled() {
     assert_eq!(seen[4].1["reason"], "Throttled");
     let metrics = f.ctx.metrics.encode();
     assert!(
-        metrics.contains("ecsvnc_throttled_issues_total 1"),
+        metrics
+            .lines()
+            .any(|l| l == "ecsvnc_throttled_issues_total 1"),
         "{metrics}"
     );
 }
@@ -729,7 +746,9 @@ async fn the_per_instance_limit_counts_across_sessions() {
     );
     let metrics = f.ctx.metrics.encode();
     assert!(
-        metrics.contains("ecsvnc_throttled_issues_total 1"),
+        metrics
+            .lines()
+            .any(|l| l == "ecsvnc_throttled_issues_total 1"),
         "{metrics}"
     );
     let wait = requeue_secs(&action);
@@ -790,18 +809,13 @@ async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
 async fn a_conflicting_expiry_write_waits_for_the_newer_version() {
     let mut f = fixture().await;
     let s = issued("db-1", 20);
-    let conflict = (
-        409,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
-    );
     let (action, _) = run(
         &mut f,
         &s,
         vec![Expect {
             method: "PATCH",
             path: format!("{SESSIONS}/db-1/status"),
-            reply: conflict,
+            reply: conflict(),
         }],
     )
     .await;
@@ -813,17 +827,7 @@ async fn a_conflicting_expiry_write_waits_for_the_newer_version() {
 #[tokio::test]
 async fn a_conflicting_write_after_a_fresh_read_decides_again_at_once() {
     let mut f = fixture().await;
-    let mut s = with_status(issued("db-1", 1000), |st| {
-        st.phase = Some(crate::session::crd::Phase::Expired);
-        st.observed_refresh = Some("a".into());
-        st.refreshable = true;
-    });
-    s.metadata.annotations = Some([("ecsvnc.dev/refresh".to_owned(), "b".to_owned())].into());
-    let conflict = (
-        409,
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-               "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
-    );
+    let s = expired_and_asked_to_refresh("db-1");
     let (action, _) = run(
         &mut f,
         &s,
@@ -836,7 +840,7 @@ async fn a_conflicting_write_after_a_fresh_read_decides_again_at_once() {
             Expect {
                 method: "PATCH",
                 path: format!("{SESSIONS}/db-1/status"),
-                reply: conflict,
+                reply: conflict(),
             },
         ],
     )

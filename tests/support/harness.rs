@@ -245,6 +245,19 @@ impl Env {
         .await
     }
 
+    /// Sets the refresh annotation to `value` and waits until the operator has served it.
+    pub async fn refresh_and_wait(&self, name: &str, value: &str, timeout: Duration) -> VncSession {
+        self.request_refresh(name, value).await;
+        let value = value.to_owned();
+        self.wait_for(name, timeout, move |s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.observed_refresh.as_deref())
+                == Some(value.as_str())
+        })
+        .await
+    }
+
     pub async fn request_refresh(&self, name: &str, value: &str) {
         let patch = json!({"metadata": {"annotations": {"ecsvnc.dev/refresh": value}}});
         self.api()
