@@ -245,17 +245,25 @@ mod tests {
         )
     }
 
+    fn reply(
+        send: tower_test::mock::SendResponse<Response<Body>>,
+        code: u16,
+        body: &serde_json::Value,
+    ) {
+        send.send_response(
+            Response::builder()
+                .status(code)
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        );
+    }
+
     /// Answers the next request, which must be `method` on the Lease, with `code` and `body`.
     async fn answer(handle: &mut Handle, method: &str, code: u16, body: serde_json::Value) {
         let (request, send) = handle.next_request().await.expect("a Lease call");
         assert_eq!(request.method().as_str(), method);
         assert_eq!(request.uri().path(), LEASE);
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(serde_json::to_vec(&body).unwrap()))
-                .unwrap(),
-        );
+        reply(send, code, &body);
     }
 
     fn held_by_me() -> serde_json::Value {
@@ -304,12 +312,7 @@ mod tests {
         let mut failures = 0;
         // The stream of calls ends when `keep` returns and drops the client.
         while let Some((_, send)) = api.next_request().await {
-            send.send_response(
-                Response::builder()
-                    .status(500)
-                    .body(Body::from(serde_json::to_vec(&server_error()).unwrap()))
-                    .unwrap(),
-            );
+            reply(send, 500, &server_error());
             failures += 1;
             assert!(failures < 20, "renewal attempts are bounded");
         }

@@ -66,7 +66,7 @@ async fn reconcile_one(
         };
     // On a conflict: a fresh read is decided again at once; a cached copy waits for the newer
     // version, which the watch is about to deliver.
-    let on_conflict = if std::ptr::eq(session, cached) {
+    let on_conflict = if decided.is_some() {
         Action::await_change()
     } else {
         Action::requeue(Duration::ZERO)

@@ -92,11 +92,16 @@ fn issued(t: i64) -> Outcome {
 }
 
 fn failed(code: &str, retryable: bool) -> Outcome {
+    failed_os(code, retryable, None)
+}
+
+/// A failure of an attempt that learned (or already knew) the instance's OS first.
+fn failed_os(code: &str, retryable: bool, is_windows: Option<bool>) -> Outcome {
     Outcome::Failed {
         code: code.into(),
         message: format!("{code} happened"),
         retryable,
-        is_windows: None,
+        is_windows,
     }
 }
 
@@ -426,28 +431,15 @@ fn a_new_spec_or_new_credentials_also_start_a_fresh_retry_series() {
     }
 }
 
-fn failed_knowing(code: &str, is_windows: bool) -> Outcome {
-    match failed(code, true) {
-        Outcome::Failed {
-            code,
-            message,
-            retryable,
-            ..
-        } => Outcome::Failed {
-            code,
-            message,
-            retryable,
-            is_windows: Some(is_windows),
-        },
-        other => other,
-    }
-}
-
 #[test]
 fn the_os_learned_before_a_failure_is_kept_for_the_retry() {
     let mut s = Session::new();
     assert_eq!(known_os(&s.obs(), IssueCause::First), None);
-    s.apply(IssueCause::First, failed_knowing("InternalError", true), 0);
+    s.apply(
+        IssueCause::First,
+        failed_os("InternalError", true, Some(true)),
+        0,
+    );
     assert_eq!(s.status.is_windows, Some(true));
     assert_eq!(known_os(&s.obs(), IssueCause::Retry), Some(true));
     assert_eq!(known_os(&s.obs(), IssueCause::RefreshRequested), Some(true));
