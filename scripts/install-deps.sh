@@ -37,6 +37,12 @@ if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >
 fi
 # jq reads the JSON the benchmark and demo scripts get from kubectl and ecs-sim.
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+# lua5.1 runs the Argo CD health script over its testdata (Argo CD runs gopher-lua, Lua 5.1).
+command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
+# faketime (libfaketime) runs a standby operator with a skewed wall clock in the leader tests.
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+# prlimit (util-linux) runs the operator under a low file-descriptor limit in the metrics tests.
+command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
 # The tests and the script talk to the apiserver with kubectl.
 if [[ ! -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
     missing+=(kubernetes-client)

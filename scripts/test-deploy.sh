@@ -7,14 +7,11 @@
 #
 #   scripts/test-deploy.sh [PYTEST ARGS...]
 #
-# Python dependencies go into a venv under the cache (ECSVNC_CACHE, default
-# ~/.cache/ecs-vnc-operator/venv); installed once, then only checked.
+# Python dependencies go into a venv under the cache (scripts/venv.sh); installed once, then
+# only checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CACHE=${ECSVNC_CACHE:-$HOME/.cache/ecs-vnc-operator}
-VENV="$CACHE/venv"
-REQUIREMENTS=tests/deploy/requirements.txt
 
 log() { echo "test-deploy: $*" >&2; }
 
@@ -27,22 +24,8 @@ for copy in deploy/base/crds/vncsession.yaml charts/ecs-vnc-operator/crds/vncses
     fi
 done
 
-# --- Python venv with tests/deploy/requirements.txt.
-if [[ ! -x "$VENV/bin/python" ]]; then
-    log "creating $VENV"
-    mkdir -p "$CACHE"
-    python3 -m venv "$VENV" || {
-        log "cannot create a venv; install the venv module (Debian: apt-get install python3-venv)"
-        exit 1
-    }
-fi
-# A stamp of the requirements file: reinstall only when it changes.
-stamp="$VENV/.ecsvnc-requirements"
-if ! cmp -s "$REQUIREMENTS" "$stamp" 2>/dev/null; then
-    log "installing $REQUIREMENTS into $VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
-    cp "$REQUIREMENTS" "$stamp"
-fi
+# --- Python venv with tests/requirements.txt (scripts/venv.sh).
+PYTHON=$(scripts/venv.sh | tail -n 1)
 
 # --- kubectl and the control-plane binaries (both no-ops when present).
 scripts/install-deps.sh >&2
@@ -52,7 +35,7 @@ scripts/local-cluster.sh build
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 rc=0
-PYTHONDONTWRITEBYTECODE=1 "$VENV/bin/python" -m pytest tests/deploy \
+PYTHONDONTWRITEBYTECODE=1 "$PYTHON" -m pytest tests/deploy \
     -p no:cacheprovider -q -rfE --color=no "$@" 2>&1 | tee "$out" || rc=${PIPESTATUS[0]}
 summary=$(grep -E '^=* ?[0-9]+ (passed|failed|error)|^=* ?(no tests ran|[0-9]+ (skipped|deselected))' "$out" | tail -n 1 || true)
 log "pytest: ${summary:-no summary line (exit $rc)}"

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 scripts/local-cluster.sh build
+# The Python tools some Rust tests call (Alibaba's official signer) and the deploy tests use.
+scripts/venv.sh >/dev/null
 
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings

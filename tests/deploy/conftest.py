@@ -16,7 +16,7 @@ import pytest
 
 from manifests import CHART, REPO, Doc, load_all
 
-FIX_PYTHON = "scripts/test-deploy.sh (it installs tests/deploy/requirements.txt into its venv)"
+FIX_PYTHON = "scripts/venv.sh (it installs tests/requirements.txt into the venv)"
 FIX_KUBECTL = "scripts/install-deps.sh"
 FIX_CLUSTER = "scripts/local-cluster.sh build"
 CACHE = Path(os.environ.get("ECSVNC_CACHE", Path.home() / ".cache" / "ecs-vnc-operator"))
