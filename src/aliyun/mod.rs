@@ -5,6 +5,7 @@ mod client;
 mod console_url;
 mod credentials;
 mod endpoint;
+mod endpoint_policy;
 mod error;
 mod retry;
 pub mod signature;
@@ -17,5 +18,6 @@ pub use credentials::{
     Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
 };
 pub use endpoint::{Endpoint, EndpointError};
+pub use endpoint_policy::{AllowedEndpoints, DEFAULT_ALLOWED_ENDPOINTS};
 pub use error::EcsError;
 pub use retry::RetryPolicy;

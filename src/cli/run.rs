@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aliyun::{
-    ClientOptions, Credentials, DEFAULT_CONSOLE_BASE, EcsClient, Endpoint, RetryPolicy,
+    AllowedEndpoints, ClientOptions, Credentials, DEFAULT_ALLOWED_ENDPOINTS, DEFAULT_CONSOLE_BASE,
+    EcsClient, Endpoint, RetryPolicy,
 };
 use crate::controller::leader::{Elector, LeaseSettings};
-use crate::controller::{self, Context, Settings};
+use crate::controller::{self, Context, OperatorCredentialsScope, Settings};
 use crate::session::expiry::Limits;
 use crate::session::validate;
 use crate::telemetry::metrics::Metrics;
@@ -20,6 +21,18 @@ pub struct RunArgs {
     /// ECS endpoint for every session without spec.endpoint (http:// or https://).
     #[arg(long, env = "ECS_VNC_ENDPOINT", value_name = "URL")]
     pub ecs_endpoint: Option<String>,
+    /// Endpoints a session's spec.endpoint (or its region) may send signed requests to:
+    /// comma-separated scheme://host[:port] patterns, a leading *. matching any subdomain.
+    /// --ecs-endpoint is always allowed.
+    #[arg(long, env = "ECS_VNC_ALLOWED_ENDPOINTS", value_name = "PATTERNS",
+          default_value = DEFAULT_ALLOWED_ENDPOINTS, value_parser = AllowedEndpoints::parse)]
+    pub allowed_endpoints: AllowedEndpoints,
+    /// Namespaces whose sessions may use the operator's own credentials (comma-separated, or *
+    /// for all); default none.
+    #[arg(long, env = "ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES", value_name = "NAMESPACES",
+          default_value = "", hide_default_value = true,
+          value_parser = OperatorCredentialsScope::parse)]
+    pub operator_credentials_namespaces: OperatorCredentialsScope,
     /// How long a URL opens connections after it is issued.
     #[arg(long, env = "ECS_VNC_URL_VALIDITY", default_value = "15s", value_parser = duration)]
     pub url_validity: Duration,
@@ -43,7 +56,10 @@ pub struct RunArgs {
     #[arg(long, env = "ECS_VNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
     /// Reconcile only while holding the Lease (run several replicas, one active).
-    #[arg(long, env = "ECS_VNC_LEADER_ELECT")]
+    /// The environment variable takes true/false, 1/0, yes/no, on/off.
+    #[arg(long, env = "ECS_VNC_LEADER_ELECT", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", hide_default_value = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub leader_elect: bool,
     /// Name of the leader Lease.
     #[arg(long, env = "ECS_VNC_LEASE_NAME", default_value = "ecs-vnc-operator")]
@@ -64,8 +80,14 @@ pub struct RunArgs {
     pub shutdown_grace: Duration,
 }
 
-/// Durations like `15s`, `300s`, `5m`, `1h30m`.
+/// Durations like `15s`, `300s`, `5m`, `1h30m`; zero is refused as such.
 fn duration(value: &str) -> Result<Duration, String> {
+    let zero = !value.is_empty()
+        && value.chars().any(|c| c.is_ascii_digit())
+        && value.chars().all(|c| c == '0' || "smhd".contains(c));
+    if zero {
+        return Err(format!("{value:?} must be greater than zero"));
+    }
     validate::ttl(value).map_err(|e| e.replacen("ttl", "duration", 1))
 }
 
@@ -118,7 +140,9 @@ async fn start(args: RunArgs) -> Result<(), String> {
         console_base_url: args.console_base_url,
         reconnect_limit_per_minute: args.reconnect_limit_per_minute,
         ecs_endpoint: args.ecs_endpoint,
+        allowed_endpoints: args.allowed_endpoints,
         credentials,
+        operator_credentials_scope: args.operator_credentials_namespaces,
         watch_namespace: args.watch_namespace,
         max_concurrent_reconciles: args.max_concurrent_reconciles,
     };

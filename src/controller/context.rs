@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use kube::runtime::events::{Recorder, Reporter};
 
+use super::credential_scope::OperatorCredentialsScope;
 use super::limiter::Limiter;
-use crate::aliyun::{Credentials, EcsClient};
+use crate::aliyun::{AllowedEndpoints, Credentials, EcsClient};
 use crate::session::expiry::Limits;
 use crate::telemetry::metrics::Metrics;
 
@@ -18,8 +19,12 @@ pub struct Settings {
     pub reconnect_limit_per_minute: u32,
     /// `--ecs-endpoint`: wins over the per-region default, loses to `spec.endpoint`.
     pub ecs_endpoint: Option<String>,
+    /// Where signed requests may go (`--allowed-endpoints`); `ecs_endpoint` is always allowed.
+    pub allowed_endpoints: AllowedEndpoints,
     /// The operator's own credentials, for sessions without `credentialsRef`.
     pub credentials: Option<Credentials>,
+    /// The namespaces offered the operator's own credentials.
+    pub operator_credentials_scope: OperatorCredentialsScope,
     pub watch_namespace: Option<String>,
     /// Reconciles in flight at once (see `run`).
     pub max_concurrent_reconciles: u16,

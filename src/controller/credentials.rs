@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use super::credential_scope::OperatorCredentialsScope;
 use crate::aliyun::Credentials;
-use crate::session::VncSessionSpec;
+use crate::session::{VncSessionSpec, validate};
 
 /// Credentials for one issue, or why there are none.
 pub enum Found {
@@ -15,27 +16,44 @@ pub enum Found {
     Missing(String),
 }
 
+/// The operator's own credentials, offered to some namespaces only.
+#[derive(Clone, Copy)]
+pub struct OperatorCredentials<'a> {
+    pub credentials: Option<&'a Credentials>,
+    pub scope: &'a OperatorCredentialsScope,
+}
+
 /// Reads the credentials a session uses. The Secret is looked up in `namespace`, the session's own:
-/// a `credentialsRef` cannot name another namespace.
+/// a `credentialsRef` cannot name another namespace, and a name that is not a plain object name
+/// is refused before any API call.
 pub async fn load(
     client: &kube::Client,
     namespace: &str,
     spec: &VncSessionSpec,
-    operator: Option<&Credentials>,
+    operator: OperatorCredentials<'_>,
 ) -> Result<(Found, Option<String>), kube::Error> {
-    let Some(reference) = &spec.credentials_ref else {
+    if spec.service_account_ref.is_some() {
         return Ok((
-            match operator {
-                Some(c) => Found::Credentials(c.clone()),
-                None => Found::Missing(
-                    "spec.credentialsRef is not set and the operator has no credentials of its own \
-                     (ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET)"
-                        .to_owned(),
-                ),
-            },
+            Found::Missing(
+                "spec.serviceAccountRef (keyless RRSA) is not supported by this operator version; \
+                 use spec.credentialsRef"
+                    .to_owned(),
+            ),
             None,
         ));
+    }
+    let Some(reference) = &spec.credentials_ref else {
+        return Ok((operator_credentials(namespace, operator), None));
     };
+    if !validate::dns1123_subdomain(&reference.name) {
+        return Ok((
+            Found::Missing(format!(
+                "spec.credentialsRef.name {:?} is not a Secret name in this namespace",
+                reference.name
+            )),
+            None,
+        ));
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = secrets.get_opt(&reference.name).await? else {
         return Ok((
@@ -60,7 +78,26 @@ pub async fn load(
     Ok((found, version))
 }
 
-/// The resourceVersion of the Secret a session references, if it exists (metadata only).
+fn operator_credentials(namespace: &str, operator: OperatorCredentials) -> Found {
+    if !operator.scope.offers(namespace) {
+        return Found::Missing(format!(
+            "spec.credentialsRef is not set and the operator does not offer its own credentials to \
+             namespace {namespace} (--operator-credentials-namespaces, \
+             ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES); reference a Secret in this namespace"
+        ));
+    }
+    match operator.credentials {
+        Some(c) => Found::Credentials(c.clone()),
+        None => Found::Missing(
+            "spec.credentialsRef is not set and the operator has no credentials of its own \
+             (ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The resourceVersion of the Secret a session references, if it exists (metadata only). A name
+/// that is not a plain object name is never sent to the API server.
 pub async fn version(
     client: &kube::Client,
     namespace: &str,
@@ -69,6 +106,9 @@ pub async fn version(
     let Some(reference) = &spec.credentials_ref else {
         return Ok(None);
     };
+    if !validate::dns1123_subdomain(&reference.name) {
+        return Ok(None);
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     Ok(secrets
         .get_metadata_opt(&reference.name)

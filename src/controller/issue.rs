@@ -4,10 +4,10 @@
 use jiff::Timestamp;
 
 use super::Context;
-use super::credentials::{self, Found};
+use super::credentials::{self, Found, OperatorCredentials};
 use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
-use crate::session::VncSession;
 use crate::session::decide::Outcome;
+use crate::session::{VncSession, VncSessionSpec};
 
 /// Asks ECS for a URL for `session`. Also returns the resourceVersion of the credentials Secret
 /// that was used (or looked for), so a failure can wait for that Secret to change.
@@ -18,14 +18,17 @@ pub async fn issue(
     known_os: Option<bool>,
 ) -> (Outcome, Option<String>) {
     let spec = &session.spec;
-    let (found, version) = match credentials::load(
-        &ctx.client,
-        namespace,
-        spec,
-        ctx.settings.credentials.as_ref(),
-    )
-    .await
-    {
+    // Where the request would go is settled first: an endpoint outside the allow-list gets
+    // nothing, not even a Secret read on its behalf.
+    let endpoint = match endpoint(ctx, spec) {
+        Ok(e) => e,
+        Err(failure) => return (failure.with_os(known_os), None),
+    };
+    let operator = OperatorCredentials {
+        credentials: ctx.settings.credentials.as_ref(),
+        scope: &ctx.settings.operator_credentials_scope,
+    };
+    let (found, version) = match credentials::load(&ctx.client, namespace, spec, operator).await {
         Ok(loaded) => loaded,
         Err(e) => {
             return (
@@ -42,25 +45,6 @@ pub async fn issue(
     let creds = match found {
         Found::Credentials(c) => c,
         Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
-    };
-
-    let override_url = spec
-        .endpoint
-        .as_deref()
-        .or(ctx.settings.ecs_endpoint.as_deref());
-    let endpoint = match Endpoint::resolve(&spec.region_id, override_url) {
-        Ok(e) => e,
-        Err(e) => {
-            return (
-                Outcome::Failed {
-                    code: "InvalidEndpoint".to_owned(),
-                    message: e.to_string(),
-                    retryable: false,
-                    is_windows: known_os,
-                },
-                version,
-            );
-        }
     };
 
     let is_windows = match known_os {
@@ -113,6 +97,53 @@ pub async fn issue(
         Err(e) => (failed(&e, Some(is_windows)), version),
     }
 }
+
+/// A refusal decided before anything is sent.
+struct Refused {
+    code: &'static str,
+    message: String,
+}
+
+impl Refused {
+    fn with_os(self, is_windows: Option<bool>) -> Outcome {
+        Outcome::Failed {
+            code: self.code.to_owned(),
+            message: self.message,
+            retryable: false,
+            is_windows,
+        }
+    }
+}
+
+/// The endpoint for this session: `spec.endpoint`, else `--ecs-endpoint`, else the regional one;
+/// refused unless it is the operator's own `--ecs-endpoint` or matches `--allowed-endpoints`.
+fn endpoint(ctx: &Context, spec: &VncSessionSpec) -> Result<Endpoint, Refused> {
+    let own = ctx.settings.ecs_endpoint.as_deref();
+    let chosen = spec.endpoint.as_deref().or(own);
+    let endpoint = Endpoint::resolve(&spec.region_id, chosen).map_err(|e| Refused {
+        code: "InvalidEndpoint",
+        message: e.to_string(),
+    })?;
+    let is_own = own.and_then(|o| Endpoint::parse(o).ok()).as_ref() == Some(&endpoint);
+    if is_own || ctx.settings.allowed_endpoints.allows(&endpoint) {
+        return Ok(endpoint);
+    }
+    let what = match &spec.endpoint {
+        Some(_) => format!("spec.endpoint {endpoint}"),
+        None => format!("the regional endpoint {endpoint}"),
+    };
+    Err(Refused {
+        code: ENDPOINT_NOT_ALLOWED,
+        message: format!(
+            "{what} is not allowed by the operator's --allowed-endpoints ({}); nothing was sent. \
+             Use an allowed endpoint or ask the operator's owner to allow it",
+            ctx.settings.allowed_endpoints.as_str()
+        ),
+    })
+}
+
+/// `lastError.code` of a session whose endpoint the operator refuses to contact.
+pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
 
 fn failed(e: &EcsError, is_windows: Option<bool>) -> Outcome {
     Outcome::Failed {

@@ -2,6 +2,7 @@
 //! carry decisions out, write status and Events.
 
 mod context;
+mod credential_scope;
 mod credentials;
 mod issue;
 pub mod leader;
@@ -11,6 +12,7 @@ mod run;
 mod write;
 
 pub use context::{Context, Settings};
+pub use credential_scope::OperatorCredentialsScope;
 pub use reconcile::{error_policy, reconcile};
 pub use run::run;
 

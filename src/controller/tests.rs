@@ -54,7 +54,9 @@ async fn fixture_with(tune: impl FnOnce(&mut Settings)) -> Fixture {
         console_base_url: crate::aliyun::DEFAULT_CONSOLE_BASE.to_owned(),
         reconnect_limit_per_minute: 30,
         ecs_endpoint: Some(sim.endpoint()),
+        allowed_endpoints: crate::aliyun::AllowedEndpoints::default(),
         credentials: None,
+        operator_credentials_scope: super::OperatorCredentialsScope::Nowhere,
         watch_namespace: None,
         max_concurrent_reconciles: 32,
     };
@@ -551,7 +553,10 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
 
 #[tokio::test]
 async fn without_a_ref_or_operator_credentials_the_condition_says_so() {
-    let mut f = fixture().await;
+    let mut f = fixture_with(|s| {
+        s.operator_credentials_scope = super::OperatorCredentialsScope::Everywhere;
+    })
+    .await;
     let mut s = session("db-1");
     s.spec.credentials_ref = None;
     let (_, seen) = run(
@@ -579,7 +584,9 @@ async fn operator_credentials_serve_sessions_without_a_ref() {
             "sim-access-key-id",
             "sim-access-key-secret",
             None,
-        ))
+        ));
+        // Offered to this namespace only.
+        s.operator_credentials_scope = super::OperatorCredentialsScope::parse(NS).unwrap();
     })
     .await;
     let mut s = session("db-1");
@@ -865,4 +872,139 @@ async fn an_invalid_spec_from_an_old_schema_fails_naming_the_field() {
             .contains("spec.instanceId")
     );
     assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 0);
+}
+
+/// A TCP listener standing for an attacker's endpoint: counts every connection it is offered.
+async fn trap() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (format!("http://{addr}"), hits)
+}
+
+fn failed_steps(name: &str, obj: Value) -> Vec<Expect> {
+    vec![
+        get(format!("{SESSIONS}/{name}"), obj),
+        pending_patch(name),
+        status_patch(name),
+        event(),
+    ]
+}
+
+#[tokio::test]
+async fn an_endpoint_outside_the_allow_list_gets_nothing_not_even_a_secret_read() {
+    let (trap_url, hits) = trap().await;
+    // With a namespace Secret and with the operator's own credentials offered: neither is sent.
+    for use_operator_credentials in [false, true] {
+        let mut f = fixture_with(|s| {
+            s.credentials = Some(Credentials::new("op-key-id", "op-key-secret", None));
+            s.operator_credentials_scope = super::OperatorCredentialsScope::Everywhere;
+        })
+        .await;
+        let mut s = session("evil-1");
+        s.spec.endpoint = Some(trap_url.clone());
+        if use_operator_credentials {
+            s.spec.credentials_ref = None;
+        }
+        let (_, seen) = run(&mut f, &s, failed_steps("evil-1", session_json(&s))).await;
+        let st = &seen[2].1["status"];
+        assert_eq!(st["phase"], "Failed");
+        assert_eq!(st["refreshable"], false);
+        assert_eq!(st["lastError"]["code"], "EndpointNotAllowed");
+        let message = st["lastError"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("spec.endpoint") && message.contains("--allowed-endpoints"),
+            "{message}"
+        );
+        let stalled = st["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "Stalled")
+            .unwrap();
+        assert_eq!(stalled["status"], "True");
+        assert_eq!(seen[3].1["reason"], "IssueFailed");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "not one byte"
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_endpoint_is_used() {
+    let mut f = fixture().await;
+    let sim_endpoint = f.sim.endpoint();
+    let mut s = session("vpc-1");
+    s.spec.endpoint = Some(sim_endpoint.clone());
+    // Allowed by pattern, not because it is the operator's own endpoint.
+    let ctx = Arc::get_mut(&mut f.ctx).unwrap();
+    ctx.settings.ecs_endpoint = None;
+    ctx.settings.allowed_endpoints =
+        crate::aliyun::AllowedEndpoints::parse(&format!("https://*.aliyuncs.com,{sim_endpoint}"))
+            .unwrap();
+    let (_, seen) = run(
+        &mut f,
+        &s,
+        first_issue_steps("vpc-1", session_json(&s), good_secret()),
+    )
+    .await;
+    assert_eq!(seen[3].1["status"]["phase"], "Ready");
+}
+
+#[tokio::test]
+async fn a_namespace_not_offered_operator_credentials_makes_no_ecs_call() {
+    let mut f = fixture_with(|s| {
+        s.credentials = Some(Credentials::new(
+            "sim-access-key-id",
+            "sim-access-key-secret",
+            None,
+        ));
+        s.operator_credentials_scope =
+            super::OperatorCredentialsScope::parse("ops,break-glass").unwrap();
+    })
+    .await;
+    let mut s = session("own-1");
+    s.spec.credentials_ref = None;
+    let (_, seen) = run(&mut f, &s, failed_steps("own-1", session_json(&s))).await;
+    let st = &seen[2].1["status"];
+    assert_eq!(st["lastError"]["code"], "CredentialsNotFound");
+    let message = st["lastError"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--operator-credentials-namespaces") && message.contains(NS),
+        "{message}"
+    );
+    assert_eq!(seen[3].1["reason"], "CredentialsNotFound");
+    assert_eq!(f.sim.stats().calls.len(), 0, "no ECS call");
+}
+
+#[tokio::test]
+async fn a_secret_name_with_a_path_is_refused_before_any_api_call() {
+    let mut f = fixture().await;
+    let mut s = session("path-1");
+    s.spec.credentials_ref = Some(crate::session::crd::CredentialsRef {
+        name: "../kube-system/x".into(),
+    });
+    // A status write and its Event; no read of the session, no Secret, no ECS call.
+    let (_, seen) = run(&mut f, &s, vec![status_patch("path-1"), event()]).await;
+    let st = &seen[0].1["status"];
+    assert_eq!(st["phase"], "Failed");
+    assert_eq!(st["lastError"]["code"], "InvalidSpec");
+    assert!(
+        st["lastError"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("spec.credentialsRef.name"),
+        "{st}"
+    );
+    assert_eq!(f.sim.stats().calls.len(), 0);
 }

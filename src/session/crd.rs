@@ -29,6 +29,20 @@ pub const REFRESH_ANNOTATION: &str = "ecsvnc.dev/refresh";
     printcolumn = r#"{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// Cross-field rules for API servers with CEL (1.25+); the controller checks the same rules for
+// older servers (`validate::spec`).
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!(has(self.credentialsRef) && has(self.serviceAccountRef))",
+        "message": "set at most one of credentialsRef and serviceAccountRef",
+        "fieldPath": ".serviceAccountRef",
+    },
+    {
+        "rule": "!has(self.endpoint) || !self.endpoint.matches('^[a-z]+://[^/]*@')",
+        "message": "must not carry user info (user:password@); credentials come from a Secret, a ServiceAccount or the operator",
+        "fieldPath": ".endpoint",
+    },
+]))]
 pub struct VncSessionSpec {
     /// Region of the instance, e.g. `cn-hangzhou`.
     #[schemars(regex(pattern = r"^[a-z]{2,}(-[a-z0-9]+)+$"))]
@@ -39,9 +53,15 @@ pub struct VncSessionSpec {
     pub instance_id: String,
 
     /// Secret in the same namespace with `accessKeyId`, `accessKeySecret` and optional
-    /// `securityToken`. Absent: the operator's own credentials.
+    /// `securityToken`. With neither this nor `serviceAccountRef`: the operator's own
+    /// credentials, if the operator offers them to this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_ref: Option<CredentialsRef>,
+
+    /// Keyless: a ServiceAccount in the same namespace, annotated `ecsvnc.dev/role-arn`, whose
+    /// token is exchanged through STS `AssumeRoleWithOIDC` for that RAM role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_ref: Option<ServiceAccountRef>,
 
     /// Whether the instance runs Windows. Absent: read once from DescribeInstances `OSType`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,9 +77,10 @@ pub struct VncSessionSpec {
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
     pub ttl: Option<String>,
 
-    /// ECS endpoint override (e.g. a VPC endpoint), an `https://` or `http://` URL.
+    /// ECS endpoint override (e.g. a VPC endpoint), an `https://` or `http://` URL without user
+    /// info, query or fragment; it must match one of the operator's `--allowed-endpoints`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s?#]+$"))]
+    #[schemars(regex(pattern = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"))]
     pub endpoint: Option<String>,
 }
 
@@ -67,7 +88,23 @@ pub struct VncSessionSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialsRef {
-    #[schemars(length(min = 1, max = 253))]
+    /// A Secret name (DNS-1123 subdomain).
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(min = 1, max = 253)
+    )]
+    pub name: String,
+}
+
+/// Names a ServiceAccount in the session's own namespace; there is deliberately no namespace field.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    /// A ServiceAccount name (DNS-1123 subdomain).
+    #[schemars(
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
+        length(min = 1, max = 253)
+    )]
     pub name: String,
 }
 

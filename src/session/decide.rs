@@ -6,16 +6,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::crd::{Condition, LastError, Phase, VncSessionSpec, VncSessionStatus};
+use super::crd::{LastError, Phase, VncSessionSpec, VncSessionStatus};
 use super::expiry::{self, Expiry, Limits};
-use super::validate;
+use super::message::{EVENT_NOTE_MAX_BYTES, clip, sanitize};
+use super::{conditions, validate};
 
 /// Failed attempts in a row after which automatic retries stop; a refresh starts over.
 pub const MAX_AUTOMATIC_RETRIES: u32 = 8;
 const BACKOFF_BASE: Duration = Duration::from_secs(2);
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
-/// Condition and Event messages are for people; an ECS message longer than this is cut.
-const MESSAGE_MAX: usize = 512;
+const CODE_MAX_BYTES: usize = 128;
 
 /// What the controller sees of one session.
 #[derive(Clone, Copy, Debug)]
@@ -300,7 +300,7 @@ pub fn after_issue(
                 "console URL issued for {target}; it opens a connection until {}",
                 expiry::rfc3339(expiry.url_expires_at)
             );
-            set_ready(&mut status, obs, true, Reason::UrlIssued, &message, now);
+            set_conditions(&mut status, obs, Reason::UrlIssued, &message, now);
             let reason = if cause == IssueCause::RefreshRequested {
                 Reason::RefreshRequested
             } else {
@@ -313,7 +313,8 @@ pub fn after_issue(
                 _ => format!("issued a console URL for {target}"),
             };
             if let Some(why) = &obs.spec.reason {
-                event.push_str(&format!("; reason: {}", clip(why)));
+                // Cut to the Event's byte limit below; the start of the reason always survives.
+                event.push_str(&format!("; reason: {why}"));
             }
             (normal(reason, event), Some(expiry.url_expires_at))
         }
@@ -328,7 +329,7 @@ pub fn after_issue(
                 code: Reason::Throttled.as_str().to_owned(),
                 message: message.clone(),
             });
-            set_ready(&mut status, obs, false, Reason::Throttled, &message, now);
+            set_conditions(&mut status, obs, Reason::Throttled, &message, now);
             (warning(Reason::Throttled, message), Some(free_at))
         }
         Outcome::CredentialsNotFound { message } => {
@@ -341,14 +342,7 @@ pub fn after_issue(
                 code: Reason::CredentialsNotFound.as_str().to_owned(),
                 message: message.clone(),
             });
-            set_ready(
-                &mut status,
-                obs,
-                false,
-                Reason::CredentialsNotFound,
-                &message,
-                now,
-            );
+            set_conditions(&mut status, obs, Reason::CredentialsNotFound, &message, now);
             (warning(Reason::CredentialsNotFound, message), None)
         }
         Outcome::Failed {
@@ -357,6 +351,8 @@ pub fn after_issue(
             retryable,
             ..
         } => {
+            // Codes are short words; one from an untrusted endpoint could be anything.
+            let code = clip(&code, CODE_MAX_BYTES);
             let failures = status.consecutive_failures.saturating_add(1);
             let ecs_message = sanitize(&message);
             let mut message = format!("{code}: {ecs_message}");
@@ -390,7 +386,7 @@ pub fn after_issue(
             } else {
                 Reason::IssueFailed
             };
-            set_ready(&mut status, obs, false, reason, &message, now);
+            set_conditions(&mut status, obs, reason, &message, now);
             (warning(reason, message), retry_at)
         }
     };
@@ -431,7 +427,7 @@ fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
         code: INVALID_SPEC.to_owned(),
         message: message.clone(),
     });
-    set_ready(&mut status, obs, false, Reason::IssueFailed, &message, now);
+    set_conditions(&mut status, obs, Reason::IssueFailed, &message, now);
     Update {
         status,
         note: Some(warning(Reason::IssueFailed, message)),
@@ -447,7 +443,7 @@ fn closed(obs: &Observed, now: Timestamp) -> Update {
         "the grant's ttl of {} has passed; no more console URLs",
         obs.spec.ttl.as_deref().unwrap_or_default()
     );
-    set_ready(&mut status, obs, false, Reason::Closed, &message, now);
+    set_conditions(&mut status, obs, Reason::Closed, &message, now);
     Update {
         status,
         note: Some(normal(Reason::Closed, message)),
@@ -463,7 +459,7 @@ fn url_expired(obs: &Observed, now: Timestamp) -> Update {
         "the console URL no longer opens connections; a connection opened in time lasts at most until {}",
         session_end.map(expiry::rfc3339).unwrap_or_default()
     );
-    set_ready(&mut status, obs, false, Reason::UrlExpired, &message, now);
+    set_conditions(&mut status, obs, Reason::UrlExpired, &message, now);
     Update {
         status,
         note: Some(normal(Reason::UrlExpired, message)),
@@ -475,14 +471,7 @@ fn expired(obs: &Observed, now: Timestamp) -> Update {
     let mut status = obs.status.clone();
     leave_ready(&mut status, Phase::Expired, true);
     let message = "the console session has expired; refresh to get a new URL".to_owned();
-    set_ready(
-        &mut status,
-        obs,
-        false,
-        Reason::SessionExpired,
-        &message,
-        now,
-    );
+    set_conditions(&mut status, obs, Reason::SessionExpired, &message, now);
     Update {
         status,
         note: Some(normal(Reason::SessionExpired, message)),
@@ -507,36 +496,22 @@ fn leave_ready(status: &mut VncSessionStatus, phase: Phase, refreshable: bool) {
     status.refreshable = refreshable;
 }
 
-fn set_ready(
+fn set_conditions(
     status: &mut VncSessionStatus,
     obs: &Observed,
-    ready: bool,
     reason: Reason,
     message: &str,
     now: Timestamp,
 ) {
-    let value = if ready { "True" } else { "False" };
-    let since = status
-        .ready_condition()
-        .filter(|c| c.status == value)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(now));
-    status.conditions.retain(|c| c.type_ != "Ready");
-    status.conditions.push(Condition {
-        type_: "Ready".to_owned(),
-        status: value.to_owned(),
-        reason: reason.as_str().to_owned(),
-        message: message.to_owned(),
-        last_transition_time: since,
-        observed_generation: Some(obs.generation),
-    });
+    let message = clip(message, EVENT_NOTE_MAX_BYTES);
+    conditions::set(status, obs.generation, reason.as_str(), &message, now);
 }
 
 fn normal(reason: Reason, message: String) -> Note {
     Note {
         reason,
         warning: false,
-        message,
+        message: clip(&message, EVENT_NOTE_MAX_BYTES),
     }
 }
 
@@ -544,7 +519,7 @@ fn warning(reason: Reason, message: String) -> Note {
     Note {
         reason,
         warning: true,
-        message,
+        message: clip(&message, EVENT_NOTE_MAX_BYTES),
     }
 }
 
@@ -552,30 +527,6 @@ fn earliest(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// Keeps ECS messages fit for conditions and Events: no request ids (they change on every try and
-/// would rewrite the status for nothing), no server string-to-sign (it carries the AccessKeyId and
-/// token), bounded length.
-pub fn sanitize(message: &str) -> String {
-    let mut text = message;
-    for marker in ["server string to sign", "RequestId", "Request ID"] {
-        if let Some(at) = text.find(marker) {
-            text = &text[..at];
-        }
-    }
-    let text = text.trim_end_matches([' ', ',', ';', ':', '(', '.']).trim();
-    clip(text)
-}
-
-fn clip(text: &str) -> String {
-    if text.chars().count() <= MESSAGE_MAX {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(MESSAGE_MAX).collect();
-        cut.push('…');
-        cut
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::session::crd::Condition;
 use crate::session::crd::CredentialsRef;
 
 const T0: &str = "2026-11-26T08:00:00Z";
@@ -14,6 +15,7 @@ fn spec() -> VncSessionSpec {
         credentials_ref: Some(CredentialsRef {
             name: "ecs-credentials".into(),
         }),
+        service_account_ref: None,
         is_windows: None,
         reason: Some("INC-42 disk full".into()),
         ttl: None,
@@ -109,6 +111,14 @@ fn ready(status: &VncSessionStatus) -> &Condition {
     status.ready_condition().expect("a Ready condition")
 }
 
+fn condition<'a>(status: &'a VncSessionStatus, type_: &str) -> &'a Condition {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("a {type_} condition"))
+}
+
 #[test]
 fn a_new_session_asks_for_its_first_url() {
     assert_eq!(Session::new().decide(0), Decision::Issue(IssueCause::First));
@@ -185,8 +195,11 @@ fn at_exactly_15_seconds_the_url_has_expired() {
     assert_eq!(update.status.vnc_url, None);
     assert_eq!(update.wake_at, Some(at(315)));
     assert_eq!(update.note.unwrap().reason, Reason::UrlExpired);
-    assert_eq!(ready(&update.status).status, "False");
-    assert_eq!(ready(&update.status).reason, "UrlExpired");
+    // The grant is still in force (kstatus: Current); only the URL stopped working.
+    assert_eq!(ready(&update.status).status, "True");
+    assert_eq!(condition(&update.status, "UrlValid").status, "False");
+    assert_eq!(condition(&update.status, "UrlValid").reason, "UrlExpired");
+    assert_eq!(condition(&update.status, "Stalled").status, "False");
 }
 
 #[test]
@@ -567,24 +580,50 @@ fn success_after_failure_clears_the_error() {
 fn condition_transition_time_moves_only_when_the_status_flips() {
     let mut s = Session::issued_at(0);
     s.write(s.decide(15));
-    let since = ready(&s.status).last_transition_time.clone();
+    assert_eq!(ready(&s.status).last_transition_time, Time(at(0)));
+    let since = condition(&s.status, "UrlValid")
+        .last_transition_time
+        .clone();
     assert_eq!(since, Time(at(15)));
     s.write(s.decide(315));
-    assert_eq!(ready(&s.status).last_transition_time, since);
-    assert_eq!(s.status.conditions.len(), 1);
+    assert_eq!(condition(&s.status, "UrlValid").last_transition_time, since);
+    assert_eq!(ready(&s.status).last_transition_time, Time(at(0)));
+    assert_eq!(s.status.conditions.len(), 3, "Ready, UrlValid, Stalled");
 }
 
 #[test]
-fn messages_drop_request_ids_and_the_string_to_sign() {
-    let cleaned = sanitize(
-        "Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3Dabc",
+fn a_grant_that_cannot_work_is_stalled_and_a_retrying_one_is_not() {
+    let mut s = Session::new();
+    s.apply(
+        IssueCause::First,
+        failed("InvalidInstanceId.NotFound", false),
+        0,
     );
-    assert_eq!(
-        cleaned,
-        "Specified signature is not matched with our calculation"
-    );
-    assert_eq!(sanitize("Boom (RequestId: 473469C7)"), "Boom");
-    assert_eq!(sanitize(&"x".repeat(2000)).chars().count(), MESSAGE_MAX + 1);
+    assert_eq!(condition(&s.status, "Stalled").status, "True");
+    assert_eq!(condition(&s.status, "Stalled").reason, "IssueFailed");
+    let mut s = Session::new();
+    s.apply(IssueCause::First, failed("InternalError", true), 0);
+    assert_eq!(condition(&s.status, "Stalled").status, "False");
+    assert_eq!(ready(&s.status).status, "False");
+}
+
+#[test]
+fn a_long_cjk_reason_reaches_the_event_within_its_byte_limit() {
+    let mut s = Session::new();
+    s.spec.reason = Some("磁盘已满需要紧急登录".repeat(100));
+    let update = s.apply(IssueCause::First, issued(0), 0);
+    let note = update.note.unwrap();
+    assert!(note.message.len() <= 1024, "{} bytes", note.message.len());
+    assert!(note.message.contains("; reason: 磁盘已满需要紧急登录"));
+}
+
+#[test]
+fn an_absurd_error_code_from_an_endpoint_is_bounded() {
+    let mut s = Session::new();
+    let update = s.apply(IssueCause::First, failed(&"X".repeat(100_000), false), 0);
+    assert!(update.status.last_error.unwrap().code.len() <= 128);
+    assert!(update.note.unwrap().message.len() <= 1024);
+    assert!(ready(&s.status).message.len() <= 1024);
 }
 
 #[test]

@@ -119,16 +119,62 @@ pub fn ttl(value: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(total))
 }
 
-/// Checks an endpoint override's form; the ECS client does the full parse.
+/// Checks an endpoint override's form (the CRD pattern); the allow-list decides where it may go.
 pub fn endpoint(value: &str) -> Result<(), String> {
     let rest = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(['?', '#', ' ']) => Ok(()),
-        _ => Err(format!(
+    let Some(rest) = rest else {
+        return Err(format!(
             "endpoint {value:?} is not an http:// or https:// URL without query or fragment"
-        )),
+        ));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        // The value is not repeated: what precedes `@` may be a password.
+        return Err(
+            "endpoint must not carry user info (user:password@); credentials come from a Secret, \
+             a ServiceAccount or the operator"
+                .to_owned(),
+        );
+    }
+    if authority.is_empty() || rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "endpoint {value:?} is not an http:// or https:// URL without query or fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// Pattern of a DNS-1123 subdomain, what Kubernetes requires of Secret and ServiceAccount names.
+pub const DNS1123_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub const DNS1123_SUBDOMAIN_MAX_LEN: usize = 253;
+
+/// Checks an object name is a DNS-1123 subdomain: lowercase alphanumeric labels with inner `-`,
+/// joined by `.`, at most 253 characters. Refuses `/`, `..` and everything else a path needs.
+pub fn dns1123_subdomain(value: &str) -> bool {
+    let label_ok = |label: &str| {
+        let bytes = label.as_bytes();
+        !bytes.is_empty()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && bytes[0] != b'-'
+            && bytes[bytes.len() - 1] != b'-'
+    };
+    value.len() <= DNS1123_SUBDOMAIN_MAX_LEN && value.split('.').all(label_ok)
+}
+
+fn object_name(field: &str, kind: &str, value: &str) -> Result<(), String> {
+    if dns1123_subdomain(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} {value:?} is not a {kind} name in the session's own namespace \
+             (a DNS-1123 subdomain like ecs-credentials: lowercase letters, digits, '-' and '.', \
+             at most {DNS1123_SUBDOMAIN_MAX_LEN} characters)"
+        ))
     }
 }
 
@@ -149,13 +195,17 @@ pub fn spec(spec: &super::VncSessionSpec) -> Result<(), String> {
     if let Some(value) = &spec.endpoint {
         endpoint(value).map_err(|m| format!("spec.{m}"))?;
     }
-    if let Some(r) = &spec.credentials_ref
-        && (r.name.is_empty() || r.name.contains('/'))
-    {
-        return Err(format!(
-            "spec.credentialsRef.name {:?} must name a Secret in the session's own namespace",
-            r.name
-        ));
+    if let Some(r) = &spec.credentials_ref {
+        object_name("spec.credentialsRef.name", "Secret", &r.name)?;
+    }
+    if let Some(r) = &spec.service_account_ref {
+        object_name("spec.serviceAccountRef.name", "ServiceAccount", &r.name)?;
+    }
+    if spec.credentials_ref.is_some() && spec.service_account_ref.is_some() {
+        return Err(
+            "spec.serviceAccountRef: set at most one of credentialsRef and serviceAccountRef"
+                .to_owned(),
+        );
     }
     Ok(())
 }
@@ -188,8 +238,73 @@ mod spec_tests {
     fn endpoints() {
         assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com").is_ok());
         assert!(endpoint("http://127.0.0.1:8080").is_ok());
-        for bad in ["ftp://x", "https://", "ecs.aliyuncs.com", "https://x?y=1"] {
+        assert!(
+            endpoint("https://proxy.example/ecs@v1").is_ok(),
+            "@ in the path"
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "ecs.aliyuncs.com",
+            "https://x?y=1",
+            "https://x#f",
+            "https://ecs.aliyuncs.com @evil",
+        ] {
             assert!(endpoint(bad).is_err(), "{bad}");
         }
+        let err = endpoint("https://user:hunter2@ecs.aliyuncs.com").unwrap_err();
+        assert!(
+            err.contains("user info") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn object_names_are_dns1123_subdomains_in_the_own_namespace() {
+        for good in ["ecs-credentials", "a", "a.b-c.d0", &"a".repeat(253)] {
+            assert!(dns1123_subdomain(good), "{good}");
+        }
+        for bad in [
+            "",
+            "../kube-system/x",
+            "kube-system/x",
+            "..",
+            "a..b",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a b",
+            ".a",
+            &"a".repeat(254),
+        ] {
+            assert!(!dns1123_subdomain(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_credential_sources_exclude_each_other() {
+        let mut s = crate::session::VncSessionSpec {
+            region_id: "cn-hangzhou".into(),
+            instance_id: "i-bp1".into(),
+            credentials_ref: Some(crate::session::crd::CredentialsRef { name: "k".into() }),
+            service_account_ref: Some(crate::session::crd::ServiceAccountRef { name: "sa".into() }),
+            is_windows: None,
+            reason: None,
+            ttl: None,
+            endpoint: None,
+        };
+        let err = spec(&s).unwrap_err();
+        assert!(err.starts_with("spec.serviceAccountRef"), "{err}");
+        s.credentials_ref = None;
+        assert_eq!(spec(&s), Ok(()));
+        s.service_account_ref = Some(crate::session::crd::ServiceAccountRef {
+            name: "../x".into(),
+        });
+        assert!(
+            spec(&s)
+                .unwrap_err()
+                .starts_with("spec.serviceAccountRef.name")
+        );
     }
 }

@@ -1,0 +1,91 @@
+//! `--operator-credentials-namespaces`: which namespaces may use the operator's own credentials.
+//! Offered, never assumed: a session author in any other namespace would otherwise open every
+//! instance the operator's key reaches.
+
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OperatorCredentialsScope {
+    /// The default: sessions must bring their own credentials.
+    #[default]
+    Nowhere,
+    /// `*`: every namespace.
+    Everywhere,
+    Namespaces(BTreeSet<String>),
+}
+
+impl OperatorCredentialsScope {
+    /// Parses `ns1,ns2` or `*`; empty means no namespace.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let names: BTreeSet<&str> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .collect();
+        if names.contains("*") {
+            return if names.len() == 1 {
+                Ok(Self::Everywhere)
+            } else {
+                Err("--operator-credentials-namespaces: `*` stands alone (it means every namespace)".to_owned())
+            };
+        }
+        if let Some(bad) = names.iter().find(|n| !is_namespace_name(n)) {
+            return Err(format!(
+                "--operator-credentials-namespaces: {bad:?} is not a namespace name (DNS-1123 label)"
+            ));
+        }
+        Ok(if names.is_empty() {
+            Self::Nowhere
+        } else {
+            Self::Namespaces(names.into_iter().map(str::to_owned).collect())
+        })
+    }
+
+    pub fn offers(&self, namespace: &str) -> bool {
+        match self {
+            Self::Nowhere => false,
+            Self::Everywhere => true,
+            Self::Namespaces(names) => names.contains(namespace),
+        }
+    }
+}
+
+fn is_namespace_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offered_only_where_listed() {
+        assert!(!OperatorCredentialsScope::default().offers("default"));
+        assert_eq!(
+            OperatorCredentialsScope::parse(""),
+            Ok(OperatorCredentialsScope::Nowhere)
+        );
+        let some = OperatorCredentialsScope::parse("ops, break-glass").unwrap();
+        assert!(some.offers("ops") && some.offers("break-glass"));
+        assert!(!some.offers("dev") && !some.offers("op") && !some.offers(""));
+        let all = OperatorCredentialsScope::parse("*").unwrap();
+        assert!(all.offers("anything"));
+    }
+
+    #[test]
+    fn bad_lists_are_refused_with_the_flag_named() {
+        for bad in ["*,ops", "Ops", "a/b", "-a", &"a".repeat(64)] {
+            let err = OperatorCredentialsScope::parse(bad).unwrap_err();
+            assert!(
+                err.contains("--operator-credentials-namespaces"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

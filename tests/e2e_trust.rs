@@ -1,0 +1,232 @@
+//! The trust boundary end to end (issue: "who may open which console, with whose key"): a real
+//! kube-apiserver, ecs-sim, and the operator binary running as the ServiceAccount of `deploy/`.
+//! Run with `scripts/test.sh`.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ecs_vnc_operator::sim::{self, SimConfig};
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::json;
+use support::harness::{Env, OPERATOR_NS};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A listener standing for an attacker's endpoint: counts every connection and every byte.
+async fn attacker() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    counter.fetch_add(n, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn last_error(s: &ecs_vnc_operator::session::VncSession) -> (String, String) {
+    let e = s.status.as_ref().and_then(|st| st.last_error.clone());
+    e.map(|e| (e.code, e.message)).unwrap_or_default()
+}
+
+fn condition(s: &ecs_vnc_operator::session::VncSession, type_: &str) -> String {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| c.status.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn an_attackers_endpoint_receives_nothing_with_a_secret_or_the_operators_key() {
+    let env = Env::new("trap").await;
+    let (trap, seen) = attacker().await;
+    let ns = env.ns.clone();
+    let _op = env.operator_with_own_credentials(&["--operator-credentials-namespaces", &ns]);
+    env.apply_ok(&env.session("with-secret", json!({"endpoint": trap})));
+    let mut own = env.session("with-own-key", json!({"endpoint": trap}));
+    own["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsRef");
+    env.apply_ok(&own);
+    for name in ["with-secret", "with-own-key"] {
+        let s = env.wait_phase(name, "Failed", WAIT).await;
+        let (code, message) = last_error(&s);
+        assert_eq!(code, "EndpointNotAllowed", "{name}");
+        assert!(
+            message.contains("spec.endpoint") && message.contains("--allowed-endpoints"),
+            "{message}"
+        );
+        assert!(!s.status.as_ref().unwrap().refreshable);
+        assert_eq!(condition(&s, "Stalled"), "True", "a person must act");
+    }
+    // A refresh does not change the answer either.
+    env.refresh_and_wait("with-secret", "again", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "not one connection or byte");
+    assert_eq!(env.sim.stats().calls.len(), 0, "nor any ECS call");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn an_allowed_endpoint_other_than_the_operators_own_is_used() {
+    let env = Env::new("allowed").await;
+    // A second ECS (say, a VPC endpoint) allowed by pattern, not the operator's --ecs-endpoint.
+    let vpc = sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let allowed = format!("https://*.aliyuncs.com,{}", vpc.endpoint());
+    let _op = env.operator(&["--allowed-endpoints", &allowed]);
+    env.apply_ok(&env.session("vpc-1", json!({"endpoint": vpc.endpoint()})));
+    env.wait_phase("vpc-1", "Ready", WAIT).await;
+    assert_eq!(vpc.stats().count("DescribeInstanceVncUrl", "Success"), 1);
+    assert_eq!(
+        env.sim.stats().count("DescribeInstanceVncUrl", "Success"),
+        0
+    );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_namespace_not_offered_the_operators_key_gets_credentials_not_found() {
+    let env = Env::new("notoffered").await;
+    let _op = env.operator_with_own_credentials(&["--operator-credentials-namespaces", "ops"]);
+    let mut own = env.session("own-key", json!({}));
+    own["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsRef");
+    env.apply_ok(&own);
+    let s = env.wait_phase("own-key", "Failed", WAIT).await;
+    let (code, message) = last_error(&s);
+    assert_eq!(code, "CredentialsNotFound");
+    assert!(
+        message.contains("--operator-credentials-namespaces") && message.contains(&env.ns),
+        "{message}"
+    );
+    let ready = s
+        .status
+        .as_ref()
+        .unwrap()
+        .ready_condition()
+        .unwrap()
+        .clone();
+    assert_eq!(ready.reason, "CredentialsNotFound");
+    assert_eq!(env.sim.stats().calls.len(), 0, "no ECS call");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_credentials_ref_that_is_a_path_is_refused_by_kubectl_apply() {
+    let env = Env::new("pathref").await;
+    let bad = env.session(
+        "bad-ref",
+        json!({"credentialsRef": {"name": "../kube-system/x"}}),
+    );
+    let out = env.apply(&bad);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("spec.credentialsRef.name"), "{stderr}");
+    let bad = env.session(
+        "bad-ep",
+        json!({"endpoint": "https://ecs.aliyuncs.com@evil.example"}),
+    );
+    let stderr = String::from_utf8_lossy(&env.apply(&bad).stderr).into_owned();
+    assert!(stderr.contains("spec.endpoint"), "{stderr}");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_long_cjk_reason_reaches_its_event() {
+    let env = Env::new("cjk").await;
+    let _op = env.operator(&[]);
+    // 1,000 characters, 3,000 bytes: within the CRD's 1,024 characters, beyond the Event's 1 KiB.
+    let reason = "磁盘已满需要紧急登录".repeat(100);
+    env.apply_ok(&env.session("cjk-1", json!({"reason": reason})));
+    env.wait_phase("cjk-1", "Ready", WAIT).await;
+    let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        let issued = list.items.iter().find(|e| {
+            e.reason.as_deref() == Some("UrlIssued")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cjk-1")
+        });
+        if let Some(e) = issued {
+            let note = e.note.as_deref().unwrap_or_default();
+            assert!(note.len() <= 1024, "{} bytes", note.len());
+            assert!(note.contains("reason: 磁盘已满需要紧急登录"), "{note}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no UrlIssued Event: {:?}",
+            list.items.iter().map(|e| &e.reason).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_operators_service_account_may_write_status_but_not_a_grant() {
+    let env = Env::new("rbac").await;
+    let sa = format!("system:serviceaccount:{OPERATOR_NS}:ecs-vnc-operator");
+    let can = |verb: &str, subresource: &str| {
+        let out = env.kubectl(&[
+            "auth",
+            "can-i",
+            verb,
+            "vncsessions.ecsvnc.dev",
+            &format!("--subresource={subresource}"),
+            "-n",
+            &env.ns,
+            "--as",
+            &sa,
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(can("patch", ""), "no");
+    assert_eq!(can("update", ""), "no");
+    assert_eq!(can("patch", "status"), "yes");
+    // And a real attempt is refused by the API server.
+    env.apply_ok(&env.session("grant-1", json!({})));
+    let out = env.kubectl(&[
+        "-n",
+        &env.ns,
+        "--as",
+        &sa,
+        "patch",
+        "vncsession",
+        "grant-1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"instanceId":"i-someoneelse"}}"#,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forbidden"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
