@@ -157,6 +157,27 @@ impl Credentials {
     }
 }
 
+/// The secret parts are overwritten when the last copy goes, so a cached key does not linger in
+/// freed memory (a core dump, a later allocation) after its Secret changed or went away.
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        wipe(&mut self.access_key_secret);
+        if let Some(token) = &mut self.security_token {
+            wipe(token);
+        }
+    }
+}
+
+fn wipe(text: &mut String) {
+    // SAFETY: zero bytes are valid UTF-8, so the String stays valid while it is overwritten.
+    let bytes = unsafe { text.as_mut_vec() };
+    for b in bytes.iter_mut() {
+        // Volatile, so the writes are not optimised away as dead stores before the free.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")

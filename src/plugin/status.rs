@@ -13,6 +13,7 @@ use super::error::{Error, Op};
 use super::events::{self, EventLine, Recent};
 use super::format::{age, whole_seconds_left};
 use super::table;
+use crate::session::conditions;
 use crate::session::crd::{Phase, VncSession};
 use crate::session::expiry::rfc3339;
 
@@ -49,11 +50,16 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
     ));
     let phase = status.phase;
     fields.push(("Phase", phase.map_or("Pending", Phase::as_str).to_owned()));
-    if let Some(c) = status.ready_condition() {
-        fields.push((
-            "Ready",
-            format!("{} ({}): {}", c.status, c.reason, c.message),
-        ));
+    // The three conditions Git tooling reads; Ready stays True at rest, UrlValid says whether
+    // the URL opens connections now, Stalled whether a person must act.
+    for type_ in [
+        conditions::READY,
+        conditions::URL_VALID,
+        conditions::STALLED,
+    ] {
+        if let Some(c) = status.conditions.iter().find(|c| c.type_ == type_) {
+            fields.push((type_, format!("{} ({}): {}", c.status, c.reason, c.message)));
+        }
     }
     let url = match status.url_expires_at.as_ref().map(|t| t.0) {
         None => "none issued yet".to_owned(),

@@ -220,14 +220,17 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
         }
         Some(Phase::UrlExpired) => wake(session_expires_at),
         Some(Phase::Expired | Phase::Closed) => wake(None),
-        Some(Phase::Failed) if !status.refreshable => {
+        // Nothing automatic is left (a terminal cause, or retries ran out): only a change helps,
+        // and a changed Secret is one.
+        Some(Phase::Failed)
+            if !status.refreshable || status.consecutive_failures >= MAX_AUTOMATIC_RETRIES =>
+        {
             if status.credentials_version.as_deref() != obs.credentials_version {
                 Decision::Issue(IssueCause::CredentialsChanged)
             } else {
                 wake(None)
             }
         }
-        Some(Phase::Failed) if status.consecutive_failures >= MAX_AUTOMATIC_RETRIES => wake(None),
         Some(Phase::Failed | Phase::Pending) => {
             let retry_at = status.retry_at.as_ref().map(|t| t.0);
             if due(retry_at) {
@@ -319,6 +322,8 @@ pub fn after_issue(
             (normal(reason, event), Some(expiry.url_expires_at))
         }
         Outcome::Throttled { free_at, limit, .. } => {
+            // Stored in whole seconds: rounded up, so the session never wakes before its slot.
+            let free_at = expiry::ceil_second(free_at);
             leave_ready(&mut status, Phase::Pending, false);
             status.retry_at = Some(Time(free_at));
             let message = format!(
@@ -357,7 +362,7 @@ pub fn after_issue(
             let ecs_message = sanitize(&message);
             let mut message = format!("{code}: {ecs_message}");
             let retry_at = if retryable && failures < MAX_AUTOMATIC_RETRIES {
-                let at = expiry::add(now, backoff(failures, jitter));
+                let at = expiry::ceil_second(expiry::add(now, backoff(failures, jitter)));
                 message.push_str(&format!("; retrying at {}", expiry::rfc3339(at)));
                 Some(at)
             } else {
@@ -372,11 +377,9 @@ pub fn after_issue(
             leave_ready(&mut status, Phase::Failed, retryable);
             status.consecutive_failures = failures;
             status.retry_at = retry_at.map(Time);
-            status.credentials_version = if retryable {
-                None
-            } else {
-                obs.credentials_version.map(str::to_owned)
-            };
+            // Kept for retryable failures too: once their retries run out, a changed Secret
+            // starts a new series.
+            status.credentials_version = obs.credentials_version.map(str::to_owned);
             status.last_error = Some(LastError {
                 code: code.clone(),
                 message: ecs_message,

@@ -60,14 +60,14 @@ impl Session {
 
     fn apply(&mut self, cause: IssueCause, outcome: Outcome, t: i64) -> Update {
         let update = after_issue(&self.obs(), cause, outcome, at(t), Limits::default(), 0.5);
-        self.status = update.status.clone();
+        self.status = round_trip(&update.status);
         update
     }
 
     fn write(&mut self, d: Decision) -> Update {
         match d {
             Decision::Write(update) => {
-                self.status = update.status.clone();
+                self.status = round_trip(&update.status);
                 *update
             }
             other => panic!("expected a status write, got {other:?}"),
@@ -80,6 +80,12 @@ impl Session {
         s.apply(IssueCause::First, issued(t), t);
         s
     }
+}
+
+/// The status as the API server stores it and the next reconcile reads it back: JSON, whole
+/// seconds. Decisions must hold on that, not on the exact in-memory instants.
+fn round_trip(status: &VncSessionStatus) -> VncSessionStatus {
+    serde_json::from_value(serde_json::to_value(status).unwrap()).unwrap()
 }
 
 fn issued(t: i64) -> Outcome {
@@ -552,6 +558,64 @@ fn throttled_issues_wait_for_the_exact_free_slot() {
     );
     assert_eq!(s.decide(41), Decision::Wait(Some(at(42))));
     assert_eq!(s.decide(42), Decision::Issue(IssueCause::Retry));
+}
+
+#[test]
+fn a_throttled_session_never_wakes_before_its_sub_second_slot() {
+    let mut s = Session::new();
+    let free_at = at(42) + jiff::SignedDuration::from_millis(300);
+    let update = s.apply(
+        IssueCause::First,
+        Outcome::Throttled {
+            free_at,
+            limit: 30,
+            is_windows: Some(false),
+        },
+        0,
+    );
+    // Stored rounded up; read back from JSON it is still not before the slot.
+    assert_eq!(update.wake_at, Some(at(43)));
+    assert_eq!(s.status.retry_at, Some(Time(at(43))));
+    assert_eq!(decide(&s.obs(), free_at), Decision::Wait(Some(at(43))));
+    assert_eq!(s.decide(43), Decision::Issue(IssueCause::Retry));
+}
+
+#[test]
+fn a_retry_time_read_back_from_json_is_not_early() {
+    let mut s = Session::new();
+    let now = at(0) + jiff::SignedDuration::from_millis(700);
+    let update = after_issue(
+        &s.obs(),
+        IssueCause::First,
+        failed("InternalError", true),
+        now,
+        Limits::default(),
+        0.5,
+    );
+    let exact = update.wake_at.unwrap();
+    s.status = round_trip(&update.status);
+    assert!(s.status.retry_at.as_ref().unwrap().0 >= exact);
+    assert!(matches!(decide(&s.obs(), now), Decision::Wait(_)));
+}
+
+#[test]
+fn a_changed_secret_restarts_a_series_whose_retries_ran_out() {
+    let mut s = Session::new();
+    s.apply(IssueCause::First, failed("InternalError", true), 0);
+    for i in 1..MAX_AUTOMATIC_RETRIES {
+        s.apply(
+            IssueCause::Retry,
+            failed("InternalError", true),
+            i64::from(i) * 400,
+        );
+    }
+    assert_eq!(s.status.consecutive_failures, MAX_AUTOMATIC_RETRIES);
+    assert_eq!(s.decide(10_000), Decision::Wait(None), "gave up");
+    s.credentials_version = Some("101".into());
+    assert_eq!(
+        s.decide(10_000),
+        Decision::Issue(IssueCause::CredentialsChanged)
+    );
 }
 
 #[test]

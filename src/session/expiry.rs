@@ -52,6 +52,21 @@ pub fn add(t: Timestamp, d: Duration) -> Timestamp {
         .unwrap_or(Timestamp::MAX)
 }
 
+/// The next whole second at or after `t`: status timestamps carry whole seconds, and an instant
+/// the controller waits for must never read earlier than it is.
+pub fn ceil_second(t: Timestamp) -> Timestamp {
+    let second = jiff::SignedDuration::from_secs(1);
+    let mut floor = Timestamp::from_second(t.as_second()).unwrap_or(t);
+    if floor > t {
+        floor = floor.checked_sub(second).unwrap_or(floor);
+    }
+    if floor == t {
+        t
+    } else {
+        floor.checked_add(second).unwrap_or(t)
+    }
+}
+
 /// RFC 3339 in UTC with whole seconds, the form status fields and the CLI use.
 pub fn rfc3339(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -67,6 +82,17 @@ mod tests {
         let e = Expiry::from_issue(t, Limits::default());
         assert_eq!(rfc3339(e.url_expires_at), "2026-11-26T08:00:15Z");
         assert_eq!(rfc3339(e.session_expires_at), "2026-11-26T08:05:15Z");
+    }
+
+    #[test]
+    fn ceil_second_rounds_up_only_fractions() {
+        let t: Timestamp = "2026-11-26T08:00:00Z".parse().unwrap();
+        assert_eq!(ceil_second(t), t);
+        let frac: Timestamp = "2026-11-26T08:00:00.001Z".parse().unwrap();
+        assert_eq!(rfc3339(ceil_second(frac)), "2026-11-26T08:00:01Z");
+        let neg: Timestamp = "1969-12-31T23:59:59.5Z".parse().unwrap();
+        assert_eq!(ceil_second(neg), Timestamp::UNIX_EPOCH);
+        assert_eq!(ceil_second(Timestamp::MAX), Timestamp::MAX);
     }
 
     #[test]
