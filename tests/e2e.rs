@@ -576,7 +576,9 @@ async fn the_deploy_service_account_may_do_exactly_what_the_operator_needs() {
     let env = Env::new("rbac").await;
     let sa = "system:serviceaccount:ecs-vnc-system:ecs-vnc-operator";
     let can = |verb: &str, resource: &str, ns: &str| {
-        let out = env.kubectl(&["auth", "can-i", verb, resource, "-n", ns, "--as", sa]);
+        let (resource, sub) = resource.split_once('/').unwrap_or((resource, ""));
+        let sub = format!("--subresource={sub}");
+        let out = env.kubectl(&["auth", "can-i", verb, resource, &sub, "-n", ns, "--as", sa]);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     for (verb, resource) in [
@@ -596,6 +598,8 @@ async fn the_deploy_service_account_may_do_exactly_what_the_operator_needs() {
         ("delete", "secrets"),
         ("delete", "vncsessions.ecsvnc.dev"),
         ("create", "vncsessions.ecsvnc.dev"),
+        ("patch", "vncsessions.ecsvnc.dev"),
+        ("update", "vncsessions.ecsvnc.dev"),
         ("update", "vncsessions.ecsvnc.dev/status"),
         ("list", "pods"),
         ("create", "events"),

@@ -106,10 +106,15 @@ async fn start(args: RunArgs) -> Result<(), String> {
         Endpoint::parse(url).map_err(|e| format!("--ecs-endpoint: {e}"))?;
     }
     let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
-    if credentials.is_none() {
-        tracing::info!(
+    match (&credentials, &args.operator_credentials_namespaces) {
+        (None, _) => tracing::info!(
             "no operator credentials in the environment; sessions need spec.credentialsRef"
-        );
+        ),
+        (Some(_), OperatorCredentialsScope::Nowhere) => tracing::warn!(
+            "operator credentials are set but offered to no namespace \
+             (--operator-credentials-namespaces); sessions need spec.credentialsRef"
+        ),
+        (Some(_), _) => {}
     }
     let metrics = Arc::new(Metrics::new());
     let probe = Arc::new(Probe::default());
@@ -122,9 +127,10 @@ async fn start(args: RunArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach Kubernetes (kubeconfig or in-cluster config): {e}"))?;
     let ecs = EcsClient::new(ClientOptions {
-        // Short inner retries keep a refresh quick; the controller's own backoff does the rest.
+        // One attempt per call: every attempt may issue a URL, so each must pass the
+        // per-instance limiter; the controller's own backoff does the retrying.
         retry: RetryPolicy {
-            max_attempts: 3,
+            max_attempts: 1,
             deadline: Duration::from_secs(10),
             ..RetryPolicy::default()
         },

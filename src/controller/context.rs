@@ -1,13 +1,19 @@
 //! What every reconcile shares: clients, settings, the per-instance limiter, Event recorder.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use jiff::Timestamp;
+use kube::ResourceExt;
 use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
 
 use super::credential_scope::OperatorCredentialsScope;
 use super::limiter::Limiter;
+use super::secrets::SecretCache;
+use super::superseded::Superseded;
 use crate::aliyun::{AllowedEndpoints, Credentials, EcsClient};
+use crate::session::VncSession;
 use crate::session::expiry::Limits;
 use crate::telemetry::metrics::Metrics;
 
@@ -39,6 +45,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive shell errors per object, for per-object backoff in `error_policy`.
     pub failures: Mutex<HashMap<String, u32>>,
+    /// Secret versions from the metadata watch and the credentials last read from them.
+    pub secrets: SecretCache,
+    /// Cached session versions this process has already written over.
+    pub superseded: Superseded,
+    /// The sessions' watch cache, once `run` has started it (the limiter seeds from it).
+    pub sessions: OnceLock<Store<VncSession>>,
 }
 
 impl Context {
@@ -60,7 +72,46 @@ impl Context {
             settings,
             metrics,
             failures: Mutex::new(HashMap::new()),
+            secrets: SecretCache::default(),
+            superseded: Superseded::default(),
+            sessions: OnceLock::new(),
         }
+    }
+
+    /// Drops what is kept per session once it is deleted.
+    pub fn forget_session(&self, session: &VncSession) {
+        self.clear_failures(&session_key(session));
+        if let Some(uid) = &session.metadata.uid {
+            self.superseded.forget(uid);
+        }
+    }
+
+    /// After a re-list (which reports no deletions): keeps bookkeeping for live sessions only.
+    pub fn retain_sessions(&self, live: &[Arc<VncSession>]) {
+        let uids: HashSet<&str> = live
+            .iter()
+            .filter_map(|s| s.metadata.uid.as_deref())
+            .collect();
+        let keys: HashSet<String> = live.iter().map(|s| session_key(s)).collect();
+        self.superseded.retain(|uid| uids.contains(uid));
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|key, _| keys.contains(key));
+    }
+
+    /// When the sessions in the watch cache say URLs were last issued for this instance: what a
+    /// fresh limiter must assume was already spent (another replica's or an earlier process's).
+    pub fn recent_issues(&self, region_id: &str, instance_id: &str) -> Vec<Timestamp> {
+        let Some(store) = self.sessions.get() else {
+            return Vec::new();
+        };
+        store
+            .state()
+            .iter()
+            .filter(|s| s.spec.region_id == region_id && s.spec.instance_id == instance_id)
+            .filter_map(|s| s.status.as_ref()?.issued_at.as_ref().map(|t| t.0))
+            .collect()
     }
 
     /// Counts one more shell error for `key` and returns the count.
@@ -71,10 +122,27 @@ impl Context {
         *n
     }
 
+    #[cfg(test)]
+    pub fn failures_len(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
     pub fn clear_failures(&self, key: &str) {
         self.failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(key);
     }
+}
+
+/// `namespace/name`, the key of per-session shell bookkeeping.
+pub fn session_key(session: &VncSession) -> String {
+    format!(
+        "{}/{}",
+        session.namespace().unwrap_or_default(),
+        session.name_any()
+    )
 }

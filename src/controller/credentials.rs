@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
 use super::credential_scope::OperatorCredentialsScope;
+use super::secrets::SecretCache;
 use crate::aliyun::Credentials;
 use crate::session::{VncSessionSpec, validate};
 
@@ -28,6 +29,7 @@ pub struct OperatorCredentials<'a> {
 /// is refused before any API call.
 pub async fn load(
     client: &kube::Client,
+    cache: &SecretCache,
     namespace: &str,
     spec: &VncSessionSpec,
     operator: OperatorCredentials<'_>,
@@ -54,6 +56,10 @@ pub async fn load(
             None,
         ));
     }
+    // Unchanged since it was last read (the metadata watch says so): no read at all.
+    if let Some((version, credentials)) = cache.credentials(namespace, &reference.name) {
+        return Ok((Found::Credentials(credentials), Some(version)));
+    }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let Some(secret) = secrets.get_opt(&reference.name).await? else {
         return Ok((
@@ -72,7 +78,12 @@ pub async fn load(
         .map(|(k, v)| (k, v.0))
         .collect();
     let found = match Credentials::from_secret_data(&data) {
-        Ok(c) => Found::Credentials(c),
+        Ok(c) => {
+            if let Some(version) = &version {
+                cache.remember(namespace, &reference.name, version, &c);
+            }
+            Found::Credentials(c)
+        }
         Err(e) => Found::Missing(format!("Secret {namespace}/{}: {e}", reference.name)),
     };
     Ok((found, version))
@@ -96,22 +107,12 @@ fn operator_credentials(namespace: &str, operator: OperatorCredentials) -> Found
     }
 }
 
-/// The resourceVersion of the Secret a session references, if it exists (metadata only). A name
-/// that is not a plain object name is never sent to the API server.
-pub async fn version(
-    client: &kube::Client,
-    namespace: &str,
-    spec: &VncSessionSpec,
-) -> Result<Option<String>, kube::Error> {
-    let Some(reference) = &spec.credentials_ref else {
-        return Ok(None);
-    };
+/// The resourceVersion of the Secret a session references, as the metadata watch last saw it; no
+/// API call. A name that is not a plain object name is never looked up.
+pub fn version(cache: &SecretCache, namespace: &str, spec: &VncSessionSpec) -> Option<String> {
+    let reference = spec.credentials_ref.as_ref()?;
     if !validate::dns1123_subdomain(&reference.name) {
-        return Ok(None);
+        return None;
     }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    Ok(secrets
-        .get_metadata_opt(&reference.name)
-        .await?
-        .and_then(|m| m.metadata.resource_version))
+    cache.version(namespace, &reference.name)
 }

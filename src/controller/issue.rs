@@ -28,20 +28,24 @@ pub async fn issue(
         credentials: ctx.settings.credentials.as_ref(),
         scope: &ctx.settings.operator_credentials_scope,
     };
-    let (found, version) = match credentials::load(&ctx.client, namespace, spec, operator).await {
-        Ok(loaded) => loaded,
-        Err(e) => {
-            return (
-                Outcome::Failed {
-                    code: "SecretReadFailed".to_owned(),
-                    message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
-                    retryable: true,
-                    is_windows: known_os,
-                },
-                None,
-            );
-        }
-    };
+    let (found, version) =
+        match credentials::load(&ctx.client, &ctx.secrets, namespace, spec, operator).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                return (
+                    Outcome::Failed {
+                        code: "SecretReadFailed".to_owned(),
+                        message: format!(
+                            "could not read the credentials Secret: {}",
+                            kube_reason(&e)
+                        ),
+                        retryable: true,
+                        is_windows: known_os,
+                    },
+                    None,
+                );
+            }
+        };
     let creds = match found {
         Found::Credentials(c) => c,
         Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
@@ -60,9 +64,10 @@ pub async fn issue(
     };
 
     let now = Timestamp::now();
-    if let Err(free_at) = ctx
-        .limiter
-        .try_acquire(&spec.region_id, &spec.instance_id, now)
+    let seed = || ctx.recent_issues(&spec.region_id, &spec.instance_id);
+    if let Err(free_at) =
+        ctx.limiter
+            .try_acquire_seeded(&spec.region_id, &spec.instance_id, now, seed)
     {
         return (
             Outcome::Throttled {

@@ -34,6 +34,20 @@ impl Limiter {
         instance_id: &str,
         now: Timestamp,
     ) -> Result<(), Timestamp> {
+        self.try_acquire_seeded(region_id, instance_id, now, Vec::new)
+    }
+
+    /// [`Limiter::try_acquire`]; an instance this limiter holds nothing for is first seeded with
+    /// `seed()`, the issue times other processes may have spent (a restart, another leader).
+    /// Conservative: each counts as a slot taken a second after it (issue times are stored
+    /// rounded down).
+    pub fn try_acquire_seeded(
+        &self,
+        region_id: &str,
+        instance_id: &str,
+        now: Timestamp,
+        seed: impl FnOnce() -> Vec<Timestamp>,
+    ) -> Result<(), Timestamp> {
         let key = format!("{region_id}/{instance_id}");
         let mut taken = self
             .taken
@@ -45,7 +59,15 @@ impl Limiter {
                 .back()
                 .is_some_and(|last| crate::session::expiry::add(*last, WINDOW) > now)
         });
-        let slots = taken.entry(key).or_default();
+        let slots = taken.entry(key).or_insert_with(|| {
+            let mut seeded: Vec<Timestamp> = seed()
+                .into_iter()
+                .map(|t| crate::session::expiry::add(t, Duration::from_secs(1)))
+                .filter(|t| crate::session::expiry::add(*t, WINDOW) > now)
+                .collect();
+            seeded.sort();
+            seeded.into()
+        });
         while slots
             .front()
             .is_some_and(|first| crate::session::expiry::add(*first, WINDOW) <= now)
@@ -68,6 +90,23 @@ mod tests {
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    #[test]
+    fn a_fresh_limiter_counts_what_the_watch_cache_says_was_issued() {
+        let limiter = Limiter::new(2);
+        let seed = || vec![at(-70), at(-10), at(-5)];
+        // Two of the three are inside the window: the limit is already used up.
+        assert_eq!(
+            limiter.try_acquire_seeded("cn-hangzhou", "i-a", at(0), seed),
+            Err(at(51)),
+            "frees a minute after the first, plus a second for rounding"
+        );
+        // Seeded once: later calls do not count the same issues again.
+        assert_eq!(
+            limiter.try_acquire_seeded("cn-hangzhou", "i-a", at(51), seed),
+            Ok(())
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod leader;
 pub mod limiter;
 mod reconcile;
 mod run;
+mod secrets;
+mod superseded;
 mod write;
 
 pub use context::{Context, Settings};
@@ -28,6 +30,8 @@ pub enum Error {
     MissingMetadata(&'static str),
     #[error("the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml")]
     CrdNotInstalled,
+    #[error("the status write kept conflicting with other writers ({0} attempts)")]
+    StatusConflict(u32),
 }
 
 impl Error {
@@ -37,6 +41,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::MissingMetadata(_) => "metadata",
             Error::CrdNotInstalled => "crd",
+            Error::StatusConflict(_) => "conflict",
         }
     }
 }

@@ -32,52 +32,33 @@ pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Ac
 }
 
 async fn reconcile_one(
-    cached: &VncSession,
+    session: &VncSession,
     namespace: &str,
     ctx: &Context,
 ) -> Result<Action, Error> {
-    let now = Timestamp::now();
-    if cached.metadata.deletion_timestamp.is_some() {
+    if session.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let cached_version = credentials_version(ctx, namespace, cached).await?;
-    let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
-    let fresh;
-    let (session, version, decided) =
-        match decide::decide(&observe(cached, cached_version.as_deref())?, now) {
-            Decision::Wait(at) => return Ok(requeue(at)),
-            // A status-only write is conditional on the cached resourceVersion: were the cache
-            // stale, the API server refuses it (409) and the newer version's watch event decides
-            // again. No read needed.
-            write @ Decision::Write(_) => (cached, cached_version, Some(write)),
-            // An ECS call cannot be taken back: re-read first, since the watch cache can lag
-            // behind this operator's own last write and a stale copy would issue a URL twice.
-            Decision::Issue(_) => {
-                let Some(read) = api.get_opt(&cached.name_any()).await? else {
-                    return Ok(Action::await_change());
-                };
-                if read.metadata.deletion_timestamp.is_some() {
-                    return Ok(Action::await_change());
-                }
-                fresh = read;
-                let version = credentials_version(ctx, namespace, &fresh).await?;
-                (&fresh, version, None)
-            }
-        };
-    // On a conflict: a fresh read is decided again at once; a cached copy waits for the newer
-    // version, which the watch is about to deliver.
-    let on_conflict = if decided.is_some() {
-        Action::await_change()
-    } else {
-        Action::requeue(Duration::ZERO)
-    };
+    let uid = session.metadata.uid.clone().unwrap_or_default();
+    let base = session.metadata.resource_version.clone();
+    // A cached copy older than this process's own last write: deciding on it could serve a
+    // request twice. The watch is about to deliver the newer version; no read needed.
+    if base
+        .as_deref()
+        .is_some_and(|v| ctx.superseded.is_stale(&uid, v))
+    {
+        return Ok(Action::await_change());
+    }
+    let version = credentials::version(&ctx.secrets, namespace, &session.spec);
     let observed = observe(session, version.as_deref())?;
+    let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
+    // Every version this reconcile writes over; recorded once its outcome is written.
+    let mut replaced: Vec<String> = base.iter().cloned().collect();
+    let mut resource_version = base;
     let mut started = None;
-    let mut resource_version = session.metadata.resource_version.clone();
-    let decision = decided.unwrap_or_else(|| decide::decide(&observed, Timestamp::now()));
-    let (update, action) = match decision {
+    let (update, issued) = match decide::decide(&observed, Timestamp::now()) {
         Decision::Wait(at) => return Ok(requeue(at)),
-        Decision::Write(update) => (*update, "Expire"),
+        Decision::Write(update) => (*update, false),
         Decision::Issue(cause) => {
             tracing::info!(?cause, "issuing a console URL");
             started = Some(std::time::Instant::now());
@@ -85,9 +66,14 @@ async fn reconcile_one(
                 // Show Pending while the first call runs; later writes build on its version.
                 let pending = decide::pending(&observed);
                 match write::status(&api, session, resource_version.as_deref(), &pending).await? {
-                    write::Written::Done(version) => resource_version = version,
-                    write::Written::Conflict => return Ok(on_conflict),
-                    write::Written::Gone => return Ok(Action::await_change()),
+                    write::Written::Done(version) => {
+                        replaced.extend(version.clone());
+                        resource_version = version;
+                    }
+                    // Someone else wrote first: decide again on the version the watch brings.
+                    write::Written::Conflict | write::Written::Gone => {
+                        return Ok(Action::await_change());
+                    }
                 }
             }
             let known_os = decide::known_os(&observed, cause);
@@ -96,24 +82,30 @@ async fn reconcile_one(
                 credentials_version: used_version.as_deref(),
                 ..observed
             };
-            let limits = ctx.settings.limits;
             let update = decide::after_issue(
                 &observed,
                 cause,
                 outcome,
                 Timestamp::now(),
-                limits,
+                ctx.settings.limits,
                 fastrand::f64(),
             );
-            (update, "Issue")
+            (update, true)
         }
     };
 
-    match write::status(&api, session, resource_version.as_deref(), &update.status).await? {
-        write::Written::Conflict => return Ok(on_conflict),
-        write::Written::Gone => return Ok(Action::await_change()),
-        write::Written::Done(_) => {}
+    let written = if issued {
+        write_outcome(&api, session, resource_version, &update, &mut replaced).await?
+    } else {
+        // An expiry or close decided on the cache, written conditionally on its version; on a
+        // conflict the newer version's watch event decides again.
+        let result = write::status(&api, session, resource_version.as_deref(), &update.status);
+        matches!(result.await?, write::Written::Done(_))
+    };
+    if !written {
+        return Ok(Action::await_change());
     }
+    ctx.superseded.record(&uid, replaced);
     tracing::info!(
         phase = update.status.phase.map(Phase::as_str).unwrap_or_default(),
         reason = update
@@ -132,28 +124,45 @@ async fn reconcile_one(
         if note.reason == Reason::Throttled {
             ctx.metrics.throttled.inc();
         }
+        let action = if issued { "Issue" } else { "Expire" };
         write::event(ctx, session, note, action).await;
     }
     Ok(requeue(update.wake_at))
 }
 
-/// Only sessions waiting for their Secret to change need its version; the rest skip the read.
-async fn credentials_version(
-    ctx: &Context,
-    namespace: &str,
+/// How often an issue's outcome is written again onto a newer object before giving up.
+const OUTCOME_WRITES: u32 = 5;
+
+/// Writes the outcome of an ECS call. A URL cannot be taken back, so a conflict (someone labelled
+/// or annotated the session meanwhile) is no reason to call ECS again: the same outcome is written
+/// onto the newer object, unless it is gone. Returns whether it was written.
+async fn write_outcome(
+    api: &Api<VncSession>,
     session: &VncSession,
-) -> Result<Option<String>, Error> {
-    let waiting = session
-        .status
-        .as_ref()
-        .is_some_and(|s| s.phase == Some(Phase::Failed) && !s.refreshable);
-    if !waiting {
-        return Ok(session
-            .status
-            .as_ref()
-            .and_then(|s| s.credentials_version.clone()));
+    mut version: Option<String>,
+    update: &decide::Update,
+    replaced: &mut Vec<String>,
+) -> Result<bool, Error> {
+    for _ in 0..OUTCOME_WRITES {
+        match write::status(api, session, version.as_deref(), &update.status).await? {
+            write::Written::Done(_) => return Ok(true),
+            write::Written::Gone => return Ok(false),
+            write::Written::Conflict => {
+                let Some(newer) = api.get_opt(&session.name_any()).await? else {
+                    return Ok(false);
+                };
+                if newer.metadata.deletion_timestamp.is_some() {
+                    return Ok(false);
+                }
+                tracing::debug!(
+                    "the session changed during the ECS call; writing onto the newer version"
+                );
+                version = newer.metadata.resource_version;
+                replaced.extend(version.clone());
+            }
+        }
     }
-    Ok(credentials::version(&ctx.client, namespace, &session.spec).await?)
+    Err(Error::StatusConflict(OUTCOME_WRITES))
 }
 
 fn observe<'a>(
@@ -196,12 +205,7 @@ fn requeue(at: Option<Timestamp>) -> Action {
 
 /// Shell errors (the Kubernetes API failing) back off per object, capped, with jitter.
 pub fn error_policy(session: Arc<VncSession>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!(
-        "{}/{}",
-        session.namespace().unwrap_or_default(),
-        session.name_any()
-    );
-    let failures = ctx.record_failure(&key);
+    let failures = ctx.record_failure(&super::context::session_key(&session));
     let delay = decide::backoff(failures, fastrand::f64());
     tracing::warn!(
         namespace = %session.namespace().unwrap_or_default(),

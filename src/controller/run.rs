@@ -40,13 +40,22 @@ pub async fn run(
 
     // Our own reflector, so readiness can be tied to the first complete list of both watches.
     let (store, writer) = reflector::store();
+    let _ = ctx.sessions.set(store.clone());
     let synced = Synced::new(probe.clone(), 2);
+    let bookkeeping = ctx.clone();
+    let listed = store.clone();
     let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
         .default_backoff()
         // managedFields are most of a session's bytes and nothing here reads them.
         .modify(|session| session.managed_fields_mut().clear())
         .inspect_ok(synced.watch())
         .reflect(writer)
+        // Per-session bookkeeping goes with the session (a re-list reports no deletions).
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(session) => bookkeeping.forget_session(session),
+            watcher::Event::InitDone => bookkeeping.retain_sessions(&listed.state()),
+            _ => {}
+        })
         .touched_objects();
     let controller = Controller::for_stream(sessions_stream, store.clone()).with_config(
         // Bounded: each reconcile in flight holds an HTTP/1 connection to the API server (and
@@ -57,9 +66,12 @@ pub async fn run(
     probe.watch_sessions(store.clone());
     // Metadata only: kube asks the API server for PartialObjectMetadata on list and watch, so no
     // Secret's data ever reaches the operator through this watch, yet it sees every change.
+    let secret_cache = ctx.clone();
     let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
         .default_backoff()
         .inspect_ok(synced.watch())
+        // Versions for the credentials cache: an unchanged Secret is never read again.
+        .inspect_ok(move |event| secret_cache.secrets.observe(event))
         .touched_objects();
     controller
         .watches_stream(secret_changes, move |secret| {

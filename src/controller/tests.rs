@@ -208,10 +208,9 @@ fn pending_patch(name: &str) -> Expect {
     }
 }
 
-/// The calls of a first issue: fresh read, Pending, the Secret, the status, the Event.
-fn first_issue_steps(name: &str, obj: Value, secret: Value) -> Vec<Expect> {
+/// The calls of a first issue: Pending, the Secret, the status, the Event (no read of the session).
+fn first_issue_steps(name: &str, secret: Value) -> Vec<Expect> {
     vec![
-        get(format!("{SESSIONS}/{name}"), obj),
         pending_patch(name),
         get(
             format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
@@ -273,24 +272,19 @@ fn requeue_secs(action: &Action) -> f64 {
 async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
     let mut f = fixture().await;
     let s = session("db-1");
-    let (action, seen) = run(
-        &mut f,
-        &s,
-        first_issue_steps("db-1", session_json(&s), good_secret()),
-    )
-    .await;
+    let (action, seen) = run(&mut f, &s, first_issue_steps("db-1", good_secret())).await;
 
-    let (query, patch) = &seen[3];
+    let (query, patch) = &seen[2];
     assert!(
         query.contains("fieldManager=ecs-vnc-operator") && query.contains("force=true"),
         "{query}"
     );
     assert_eq!(
-        seen[1].1["status"]["phase"], "Pending",
+        seen[0].1["status"]["phase"], "Pending",
         "Pending while the first call runs"
     );
     assert_eq!(
-        seen[1].1["metadata"]["resourceVersion"], "10",
+        seen[0].1["metadata"]["resourceVersion"], "10",
         "the write is conditional on what was read"
     );
     assert_eq!(
@@ -321,7 +315,7 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
     assert_eq!(st["conditions"][0]["status"], "True");
     assert_eq!(st["conditions"][0]["reason"], "UrlIssued");
 
-    let (_, ev) = &seen[4];
+    let (_, ev) = &seen[3];
     assert_eq!(ev["reason"], "UrlIssued");
     assert_eq!(ev["type"], "Normal");
     assert!(ev["note"].as_str().unwrap().contains("INC-42 disk full"));
@@ -419,7 +413,6 @@ async fn a_new_refresh_value_issues_one_url_and_records_it() {
         &mut f,
         &s,
         vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),
@@ -429,11 +422,11 @@ async fn a_new_refresh_value_issues_one_url_and_records_it() {
         ],
     )
     .await;
-    let st = &seen[2].1["status"];
+    let st = &seen[1].1["status"];
     assert_eq!(st["phase"], "Ready");
     assert_eq!(st["observedRefresh"], "b");
     assert_eq!(st["refreshCount"], 1);
-    assert_eq!(seen[3].1["reason"], "RefreshRequested");
+    assert_eq!(seen[2].1["reason"], "RefreshRequested");
     let stats = f.sim.stats();
     assert_eq!(stats.total("DescribeInstanceVncUrl"), 1);
     assert_eq!(
@@ -465,7 +458,6 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
         &mut f,
         &s,
         vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
             pending_patch("db-1"),
             Expect {
                 method: "GET",
@@ -477,7 +469,7 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
         ],
     )
     .await;
-    let st = &seen[3].1["status"];
+    let st = &seen[2].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["refreshable"], false);
     assert_eq!(st["conditions"][0]["reason"], "CredentialsNotFound");
@@ -487,8 +479,8 @@ async fn a_missing_secret_fails_with_credentials_not_found() {
             .unwrap()
             .contains("team-a/ecs-credentials")
     );
-    assert_eq!(seen[4].1["reason"], "CredentialsNotFound");
-    assert_eq!(seen[4].1["type"], "Warning");
+    assert_eq!(seen[3].1["reason"], "CredentialsNotFound");
+    assert_eq!(seen[3].1["type"], "Warning");
     assert_eq!(
         action,
         Action::await_change(),
@@ -505,13 +497,8 @@ async fn a_secret_without_its_keys_names_the_missing_key() {
     let partial = secret(
         json!({"accessKeyId": base64::engine::general_purpose::STANDARD.encode("sim-access-key-id")}),
     );
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        first_issue_steps("db-1", session_json(&s), partial),
-    )
-    .await;
-    let st = &seen[3].1["status"];
+    let (_, seen) = run(&mut f, &s, first_issue_steps("db-1", partial)).await;
+    let st = &seen[2].1["status"];
     assert_eq!(st["conditions"][0]["reason"], "CredentialsNotFound");
     assert!(
         st["lastError"]["message"]
@@ -536,7 +523,6 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
         &mut f,
         &s,
         vec![
-            get(format!("{SESSIONS}/db-1"), raw),
             pending_patch("db-1"),
             // The only Secret read is in the session's own namespace.
             get(
@@ -548,7 +534,7 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
         ],
     )
     .await;
-    assert_eq!(seen[3].1["status"]["phase"], "Ready");
+    assert_eq!(seen[2].1["status"]["phase"], "Ready");
 }
 
 #[tokio::test]
@@ -562,15 +548,10 @@ async fn without_a_ref_or_operator_credentials_the_condition_says_so() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
-            pending_patch("db-1"),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![pending_patch("db-1"), status_patch("db-1"), event()],
     )
     .await;
-    let message = seen[2].1["status"]["lastError"]["message"]
+    let message = seen[1].1["status"]["lastError"]["message"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -594,26 +575,15 @@ async fn operator_credentials_serve_sessions_without_a_ref() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
-            pending_patch("db-1"),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![pending_patch("db-1"), status_patch("db-1"), event()],
     )
     .await;
-    assert_eq!(seen[2].1["status"]["phase"], "Ready");
+    assert_eq!(seen[1].1["status"]["phase"], "Ready");
 }
 
 async fn issue_against(f: &mut Fixture, s: &VncSession) -> Vec<(String, Value)> {
     let name = s.metadata.name.clone().unwrap();
-    run(
-        f,
-        s,
-        first_issue_steps(&name, session_json(s), good_secret()),
-    )
-    .await
-    .1
+    run(f, s, first_issue_steps(&name, good_secret())).await.1
 }
 
 #[tokio::test]
@@ -633,7 +603,7 @@ async fn terminal_ecs_errors_fail_without_retry() {
         s.spec.region_id = region.into();
         s.spec.is_windows = Some(false);
         let seen = issue_against(&mut f, &s).await;
-        let st = &seen[3].1["status"];
+        let st = &seen[2].1["status"];
         assert_eq!(st["phase"], "Failed", "{code}");
         assert_eq!(st["refreshable"], false, "{code}");
         assert_eq!(st["lastError"]["code"], code);
@@ -644,7 +614,7 @@ async fn terminal_ecs_errors_fail_without_retry() {
                 .unwrap()
                 .contains("RequestId")
         );
-        assert_eq!(seen[4].1["reason"], "IssueFailed");
+        assert_eq!(seen[3].1["reason"], "IssueFailed");
         assert_eq!(
             f.sim.stats().total("DescribeInstanceVncUrl"),
             1,
@@ -661,13 +631,8 @@ async fn bad_credentials_are_terminal_until_the_secret_changes() {
     let s = session("db-1");
     let wrong =
         secret(json!({"accessKeyId": b64("sim-access-key-id"), "accessKeySecret": b64("wrong")}));
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        first_issue_steps("db-1", session_json(&s), wrong),
-    )
-    .await;
-    let st = &seen[3].1["status"];
+    let (_, seen) = run(&mut f, &s, first_issue_steps("db-1", wrong)).await;
+    let st = &seen[2].1["status"];
     assert_eq!(st["lastError"]["code"], "SignatureDoesNotMatch");
     assert_eq!(st["refreshable"], false);
     let message = st["lastError"]["message"].as_str().unwrap();
@@ -689,13 +654,13 @@ async fn retryable_ecs_errors_back_off_per_object() {
     let mut s = session("db-1");
     s.spec.is_windows = Some(true);
     let seen = issue_against(&mut f, &s).await;
-    let st = &seen[3].1["status"];
+    let st = &seen[2].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["refreshable"], true);
     assert_eq!(st["lastError"]["code"], "InternalError");
     assert_eq!(st["consecutiveFailures"], 1);
     assert!(st["retryAt"].is_string());
-    assert_eq!(seen[4].1["type"], "Warning");
+    assert_eq!(seen[3].1["type"], "Warning");
     assert_eq!(
         f.sim.stats().total("DescribeInstanceVncUrl"),
         2,
@@ -715,8 +680,8 @@ async fn ecs_throttling_is_reported_as_throttled() {
     let mut s = session("db-1");
     s.spec.is_windows = Some(false);
     let seen = issue_against(&mut f, &s).await;
-    assert_eq!(seen[3].1["status"]["conditions"][0]["reason"], "Throttled");
-    assert_eq!(seen[4].1["reason"], "Throttled");
+    assert_eq!(seen[2].1["status"]["conditions"][0]["reason"], "Throttled");
+    assert_eq!(seen[3].1["reason"], "Throttled");
     let metrics = f.ctx.metrics.encode();
     assert!(
         metrics
@@ -732,20 +697,15 @@ async fn the_per_instance_limit_counts_across_sessions() {
     let mut first = session("db-1");
     first.spec.is_windows = Some(false);
     let seen = issue_against(&mut f, &first).await;
-    assert_eq!(seen[3].1["status"]["phase"], "Ready");
+    assert_eq!(seen[2].1["status"]["phase"], "Ready");
 
     let mut second = session("db-2");
     second.spec.is_windows = Some(false);
-    let (action, seen) = run(
-        &mut f,
-        &second,
-        first_issue_steps("db-2", session_json(&second), good_secret()),
-    )
-    .await;
-    let st = &seen[3].1["status"];
+    let (action, seen) = run(&mut f, &second, first_issue_steps("db-2", good_secret())).await;
+    let st = &seen[2].1["status"];
     assert_eq!(st["phase"], "Pending");
     assert_eq!(st["conditions"][0]["reason"], "Throttled");
-    assert_eq!(seen[4].1["reason"], "Throttled");
+    assert_eq!(seen[3].1["reason"], "Throttled");
     assert_eq!(
         f.sim.stats().total("DescribeInstanceVncUrl"),
         1,
@@ -766,21 +726,28 @@ async fn the_per_instance_limit_counts_across_sessions() {
 }
 
 #[tokio::test]
-async fn a_session_deleted_before_the_fresh_read_is_left_alone() {
+async fn a_cached_copy_older_than_our_own_write_waits_for_the_watch() {
     let mut f = fixture().await;
-    let s = session("db-1");
-    let (action, _) = run(
+    let s = expired_and_asked_to_refresh("db-1");
+    // The refresh is served; the watch cache still holds the version that was written over.
+    run(
         &mut f,
         &s,
-        vec![Expect {
-            method: "GET",
-            path: format!("{SESSIONS}/db-1"),
-            reply: not_found(),
-        }],
+        vec![
+            get(
+                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+                good_secret(),
+            ),
+            status_patch("db-1"),
+            event(),
+        ],
     )
     .await;
+    // The same stale copy again: no call at all, neither to the API server nor to ECS.
+    let (action, seen) = run(&mut f, &s, vec![]).await;
+    assert!(seen.is_empty());
     assert_eq!(action, Action::await_change());
-    assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 0);
+    assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 1, "one URL");
 }
 
 #[tokio::test]
@@ -791,7 +758,6 @@ async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
         &mut f,
         &s,
         vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
             pending_patch("db-1"),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
@@ -832,14 +798,54 @@ async fn a_conflicting_expiry_write_waits_for_the_newer_version() {
 }
 
 #[tokio::test]
-async fn a_conflicting_write_after_a_fresh_read_decides_again_at_once() {
+async fn a_change_during_the_ecs_call_costs_no_second_url() {
+    let mut f = fixture().await;
+    let s = expired_and_asked_to_refresh("db-1");
+    let mut labelled = session_json(&s);
+    labelled["metadata"]["resourceVersion"] = json!("12");
+    labelled["metadata"]["labels"] = json!({"team": "db"});
+    let (action, seen) = run(
+        &mut f,
+        &s,
+        vec![
+            get(
+                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+                good_secret(),
+            ),
+            // Someone labelled the session while ECS answered.
+            Expect {
+                method: "PATCH",
+                path: format!("{SESSIONS}/db-1/status"),
+                reply: conflict(),
+            },
+            get(format!("{SESSIONS}/db-1"), labelled),
+            status_patch("db-1"),
+            event(),
+        ],
+    )
+    .await;
+    assert_eq!(seen[1].1["metadata"]["resourceVersion"], "10");
+    assert_eq!(
+        seen[3].1["metadata"]["resourceVersion"], "12",
+        "the same outcome, written onto the newer version"
+    );
+    assert_eq!(seen[3].1["status"], seen[1].1["status"]);
+    assert_eq!(seen[3].1["status"]["phase"], "Ready");
+    assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 1, "one URL");
+    assert!(matches!(action, a if a != Action::requeue(Duration::ZERO)));
+    // Both versions are now known to be older than the write.
+    let (_, seen) = run(&mut f, &s, vec![]).await;
+    assert!(seen.is_empty());
+}
+
+#[tokio::test]
+async fn an_outcome_whose_session_was_deleted_meanwhile_is_dropped() {
     let mut f = fixture().await;
     let s = expired_and_asked_to_refresh("db-1");
     let (action, _) = run(
         &mut f,
         &s,
         vec![
-            get(format!("{SESSIONS}/db-1"), session_json(&s)),
             get(
                 format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
                 good_secret(),
@@ -849,12 +855,15 @@ async fn a_conflicting_write_after_a_fresh_read_decides_again_at_once() {
                 path: format!("{SESSIONS}/db-1/status"),
                 reply: conflict(),
             },
+            Expect {
+                method: "GET",
+                path: format!("{SESSIONS}/db-1"),
+                reply: not_found(),
+            },
         ],
     )
     .await;
-    // The object was read fresh and still changed under us: look again now, not on the next
-    // event (there may be none that concerns this operator).
-    assert_eq!(action, Action::requeue(Duration::ZERO));
+    assert_eq!(action, Action::await_change());
 }
 
 #[tokio::test]
@@ -889,13 +898,8 @@ async fn trap() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     (format!("http://{addr}"), hits)
 }
 
-fn failed_steps(name: &str, obj: Value) -> Vec<Expect> {
-    vec![
-        get(format!("{SESSIONS}/{name}"), obj),
-        pending_patch(name),
-        status_patch(name),
-        event(),
-    ]
+fn failed_steps(name: &str) -> Vec<Expect> {
+    vec![pending_patch(name), status_patch(name), event()]
 }
 
 #[tokio::test]
@@ -913,8 +917,8 @@ async fn an_endpoint_outside_the_allow_list_gets_nothing_not_even_a_secret_read(
         if use_operator_credentials {
             s.spec.credentials_ref = None;
         }
-        let (_, seen) = run(&mut f, &s, failed_steps("evil-1", session_json(&s))).await;
-        let st = &seen[2].1["status"];
+        let (_, seen) = run(&mut f, &s, failed_steps("evil-1")).await;
+        let st = &seen[1].1["status"];
         assert_eq!(st["phase"], "Failed");
         assert_eq!(st["refreshable"], false);
         assert_eq!(st["lastError"]["code"], "EndpointNotAllowed");
@@ -930,7 +934,7 @@ async fn an_endpoint_outside_the_allow_list_gets_nothing_not_even_a_secret_read(
             .find(|c| c["type"] == "Stalled")
             .unwrap();
         assert_eq!(stalled["status"], "True");
-        assert_eq!(seen[3].1["reason"], "IssueFailed");
+        assert_eq!(seen[2].1["reason"], "IssueFailed");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
@@ -952,13 +956,8 @@ async fn an_allowed_endpoint_is_used() {
     ctx.settings.allowed_endpoints =
         crate::aliyun::AllowedEndpoints::parse(&format!("https://*.aliyuncs.com,{sim_endpoint}"))
             .unwrap();
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        first_issue_steps("vpc-1", session_json(&s), good_secret()),
-    )
-    .await;
-    assert_eq!(seen[3].1["status"]["phase"], "Ready");
+    let (_, seen) = run(&mut f, &s, first_issue_steps("vpc-1", good_secret())).await;
+    assert_eq!(seen[2].1["status"]["phase"], "Ready");
 }
 
 #[tokio::test]
@@ -975,15 +974,15 @@ async fn a_namespace_not_offered_operator_credentials_makes_no_ecs_call() {
     .await;
     let mut s = session("own-1");
     s.spec.credentials_ref = None;
-    let (_, seen) = run(&mut f, &s, failed_steps("own-1", session_json(&s))).await;
-    let st = &seen[2].1["status"];
+    let (_, seen) = run(&mut f, &s, failed_steps("own-1")).await;
+    let st = &seen[1].1["status"];
     assert_eq!(st["lastError"]["code"], "CredentialsNotFound");
     let message = st["lastError"]["message"].as_str().unwrap();
     assert!(
         message.contains("--operator-credentials-namespaces") && message.contains(NS),
         "{message}"
     );
-    assert_eq!(seen[3].1["reason"], "CredentialsNotFound");
+    assert_eq!(seen[2].1["reason"], "CredentialsNotFound");
     assert_eq!(f.sim.stats().calls.len(), 0, "no ECS call");
 }
 
@@ -1007,4 +1006,73 @@ async fn a_secret_name_with_a_path_is_refused_before_any_api_call() {
         "{st}"
     );
     assert_eq!(f.sim.stats().calls.len(), 0);
+}
+
+fn secret_meta(version: &str) -> kube::core::PartialObjectMeta<k8s_openapi::api::core::v1::Secret> {
+    serde_json::from_value(json!({
+        "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+        "metadata": {"name": "ecs-credentials", "namespace": NS, "resourceVersion": version},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_refresh_costs_two_api_requests_once_the_secret_is_known_unchanged() {
+    use kube::runtime::watcher::Event;
+    let mut f = fixture().await;
+    f.ctx.secrets.observe(&Event::Apply(secret_meta("77")));
+    // First refresh: the Secret is read once (resourceVersion 77, as the watch says).
+    let s = expired_and_asked_to_refresh("db-1");
+    run(
+        &mut f,
+        &s,
+        vec![
+            get(
+                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+                good_secret(),
+            ),
+            status_patch("db-1"),
+            event(),
+        ],
+    )
+    .await;
+    // Next refresh of another session using it: the status patch and the Event, nothing else.
+    let mut s = expired_and_asked_to_refresh("db-2");
+    s.metadata.resource_version = Some("20".into());
+    let (_, seen) = run(&mut f, &s, vec![status_patch("db-2"), event()]).await;
+    assert_eq!(seen[0].1["status"]["phase"], "Ready");
+    // The Secret changes: read again.
+    f.ctx.secrets.observe(&Event::Apply(secret_meta("78")));
+    let mut s = expired_and_asked_to_refresh("db-3");
+    s.metadata.resource_version = Some("30".into());
+    run(
+        &mut f,
+        &s,
+        vec![
+            get(
+                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+                good_secret(),
+            ),
+            status_patch("db-3"),
+            event(),
+        ],
+    )
+    .await;
+    assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 3);
+}
+
+#[tokio::test]
+async fn a_deleted_sessions_bookkeeping_goes_with_it() {
+    let f = fixture().await;
+    let s = session("db-1");
+    f.ctx.record_failure(&super::context::session_key(&s));
+    f.ctx.superseded.record("uid-db-1", vec!["10".into()]);
+    assert_eq!(f.ctx.failures_len(), 1);
+    f.ctx.forget_session(&s);
+    assert_eq!(f.ctx.failures_len(), 0);
+    assert!(!f.ctx.superseded.is_stale("uid-db-1", "10"));
+    // A re-list that no longer names a session drops what was kept for it.
+    f.ctx.record_failure("team-a/gone");
+    f.ctx.retain_sessions(&[Arc::new(s)]);
+    assert_eq!(f.ctx.failures_len(), 0);
 }
