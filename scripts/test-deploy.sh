@@ -27,6 +27,9 @@ done
 # --- Python venv with tests/requirements.txt (scripts/venv.sh).
 PYTHON=$(scripts/venv.sh | tail -n 1)
 
+# --- The operator and ecs-sim for the Helm wait test (a no-op when up to date).
+cargo build --quiet --bins
+
 # --- kubectl and the control-plane binaries (both no-ops when present).
 scripts/install-deps.sh >&2
 scripts/local-cluster.sh build

@@ -184,6 +184,10 @@ async fn start(args: RunArgs) -> Result<(), String> {
         tracing::info!(identity = elector.identity(), "became the leader");
     }
 
+    if elector.is_none() {
+        // Without leader election this process is the one that serves.
+        metrics.leader.set(1);
+    }
     tracing::info!("ecs-vnc-operator starting");
     let controller = controller::run(ctx, probe, stop.wait_owned());
     let grace = args.shutdown_grace;

@@ -62,6 +62,9 @@ async fn reconcile_one(
         Decision::Issue(cause) => {
             tracing::info!(?cause, "issuing a console URL");
             started = Some(std::time::Instant::now());
+            if cause == IssueCause::Retry {
+                ctx.metrics.retried("DescribeInstanceVncUrl");
+            }
             if cause == IssueCause::First {
                 // Show Pending while the first call runs; later writes build on its version.
                 let pending = decide::pending(&observed);

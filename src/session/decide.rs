@@ -304,16 +304,21 @@ pub fn after_issue(
                 expiry::rfc3339(expiry.url_expires_at)
             );
             set_conditions(&mut status, obs, Reason::UrlIssued, &message, now);
-            let reason = if cause == IssueCause::RefreshRequested {
+            // A refresh that had to wait (throttled, or retried after a failure) is still
+            // answered as the refresh it is.
+            let answers_refresh = cause == IssueCause::RefreshRequested
+                || (cause == IssueCause::Retry
+                    && obs.refresh.is_some()
+                    && obs.status.issued_at.is_some());
+            let reason = if answers_refresh {
                 Reason::RefreshRequested
             } else {
                 Reason::UrlIssued
             };
-            let mut event = match cause {
-                IssueCause::RefreshRequested => {
-                    format!("issued a new console URL for {target} on request")
-                }
-                _ => format!("issued a console URL for {target}"),
+            let mut event = if answers_refresh {
+                format!("issued a new console URL for {target} on request")
+            } else {
+                format!("issued a console URL for {target}")
             };
             if let Some(why) = &obs.spec.reason {
                 // Cut to the Event's byte limit below; the start of the reason always survives.

@@ -705,3 +705,21 @@ fn a_pending_status_without_a_retry_time_is_issued_again() {
     s.status.observed_generation = Some(1);
     assert_eq!(s.decide(0), Decision::Issue(IssueCause::Retry));
 }
+
+#[test]
+fn a_refresh_served_after_waiting_for_a_slot_is_announced_as_the_refresh() {
+    let mut s = Session::issued_at(0);
+    s.refresh = Some("r1".into());
+    s.apply(
+        IssueCause::RefreshRequested,
+        Outcome::Throttled {
+            free_at: at(60),
+            limit: 30,
+            is_windows: Some(false),
+        },
+        20,
+    );
+    assert_eq!(s.decide(60), Decision::Issue(IssueCause::Retry));
+    let update = s.apply(IssueCause::Retry, issued(60), 60);
+    assert_eq!(update.note.unwrap().reason, Reason::RefreshRequested);
+}

@@ -227,11 +227,20 @@ impl SimConfig {
             os_type: os_type.to_owned(),
         };
         SimConfig {
-            accounts: vec![SimAccount {
-                access_key_id: "sim-access-key-id".to_owned(),
-                access_key_secret: "sim-access-key-secret".to_owned(),
-                security_token: None,
-            }],
+            accounts: vec![
+                SimAccount {
+                    access_key_id: "sim-access-key-id".to_owned(),
+                    access_key_secret: "sim-access-key-secret".to_owned(),
+                    security_token: None,
+                },
+                // The placeholders of examples/credentials-secret.yaml, so the shipped examples
+                // work against ecs-sim exactly as they are.
+                SimAccount {
+                    access_key_id: "LTAI5tEXAMPLEEXAMPLE".to_owned(),
+                    access_key_secret: "replace-with-the-access-key-secret".to_owned(),
+                    security_token: None,
+                },
+            ],
             instances: vec![
                 instance("i-bp1hzoinajzkh91h1234", InstanceStatus::Running, "linux"),
                 instance("i-bp1windows0000000001", InstanceStatus::Running, "windows"),

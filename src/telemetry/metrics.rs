@@ -77,9 +77,14 @@ impl Metrics {
         );
         registry.register(
             "ecs_retries",
-            "ECS request attempts that were retries",
+            "ECS requests that retried an earlier failed one",
             m.ecs_retries.clone(),
         );
+        // Present from the start (HELP, TYPE and a 0), so dashboards and alerts see the series
+        // before the first retry.
+        for action in ["DescribeInstanceVncUrl", "DescribeInstances"] {
+            let _ = m.ecs_retries.get_or_create(&ActionLabel { action });
+        }
         registry.register(
             "url_issue_duration_seconds",
             "From deciding to issue a console URL to its status being written",
@@ -93,7 +98,7 @@ impl Metrics {
         );
         registry.register(
             "leader",
-            "1 while this process holds the leader Lease",
+            "1 while this process serves (holds the leader Lease, or runs without leader election)",
             m.leader.clone(),
         );
         Self { registry, ..m }
@@ -128,9 +133,18 @@ impl Metrics {
         self.issue_seconds.observe(seconds);
     }
 
-    /// Replaces the per-phase gauges with a fresh count.
+    /// An issue the controller tried again after a retryable failure (its ECS client makes one
+    /// attempt per call, so this is where retries happen).
+    pub fn retried(&self, action: &'static str) {
+        self.ecs_retries
+            .get_or_create(&ActionLabel { action })
+            .inc();
+    }
+
+    /// Replaces the per-phase gauges with a fresh count; a session without a status yet is
+    /// `Pending`, as `kubectl vnc list` shows it.
     pub fn set_sessions(&self, phases: impl IntoIterator<Item = Option<Phase>>) {
-        let mut counts = [0i64; 7];
+        let mut counts = [0i64; PHASES.len()];
         for phase in phases {
             counts[phase_index(phase)] += 1;
         }
@@ -149,8 +163,7 @@ impl Metrics {
     }
 }
 
-const PHASES: [&str; 7] = [
-    "None",
+const PHASES: [&str; 6] = [
     "Pending",
     "Ready",
     "UrlExpired",
@@ -161,13 +174,12 @@ const PHASES: [&str; 7] = [
 
 fn phase_index(phase: Option<Phase>) -> usize {
     match phase {
-        None => 0,
-        Some(Phase::Pending) => 1,
-        Some(Phase::Ready) => 2,
-        Some(Phase::UrlExpired) => 3,
-        Some(Phase::Expired) => 4,
-        Some(Phase::Failed) => 5,
-        Some(Phase::Closed) => 6,
+        None | Some(Phase::Pending) => 0,
+        Some(Phase::Ready) => 1,
+        Some(Phase::UrlExpired) => 2,
+        Some(Phase::Expired) => 3,
+        Some(Phase::Failed) => 4,
+        Some(Phase::Closed) => 5,
     }
 }
 

@@ -27,5 +27,6 @@ pub fn init(format: LogFormat, default_filter: &str) {
     }
 }
 
+mod accept;
 pub mod metrics;
 pub mod server;

@@ -20,9 +20,11 @@ SERVICE_ACCOUNT = "ecs-vnc-operator"
 # deploy/namespaced/ watches this namespace.
 WATCHED_NAMESPACE = "ecs-vnc-sessions"
 
-# (apiGroup, resource, verb): every Kubernetes call the operator makes, and nothing else.
+# (apiGroup, resource, verb): every Kubernetes call the operator makes, and nothing else. It
+# only reads sessions (no patch: its token cannot rewrite a grant's spec) and writes their
+# status; kube-rs's Recorder creates an Event and patches it into a series when it repeats.
 SESSION_GRANTS = frozenset(
-    {("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch", "patch")}
+    {("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch")}
     | {("ecsvnc.dev", "vncsessions/status", "patch")}
     | {("", "secrets", v) for v in ("get", "list", "watch")}
     | {("events.k8s.io", "events", v) for v in ("create", "patch")}
@@ -33,6 +35,20 @@ LEASE_GRANTS = frozenset(
 )
 
 CLUSTER_WIDE = "*"
+
+# ClusterRoles for people, aggregated into the built-in roles: name suffix -> (the built-in
+# roles they join, what they grant). `kubectl vnc open` patches the refresh annotation.
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+USER_ROLES = {
+    "view": (
+        frozenset({"view"}),
+        frozenset({("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch")}),
+    ),
+    "open": (
+        frozenset({"edit", "admin"}),
+        frozenset({("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch", "patch")}),
+    ),
+}
 
 Doc = dict[str, Any]
 Grants = dict[str, set[tuple[str, str, str]]]
@@ -65,15 +81,56 @@ def ns_of(doc: Doc) -> str | None:
     return doc.get("metadata", {}).get("namespace")
 
 
+def is_user_role(doc: Doc) -> bool:
+    """A ClusterRole for people: aggregated into a built-in role, bound by nothing here."""
+    labels = doc.get("metadata", {}).get("labels") or {}
+    return doc["kind"] == "ClusterRole" and any(k.startswith(AGGREGATE) for k in labels)
+
+
+def rule_grants(rules: list[Doc], where: str) -> set[tuple[str, str, str]]:
+    """(group, resource, verb) of plain rules; fails on wildcards, resourceNames and URLs."""
+    grants = set()
+    for rule in rules:
+        assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"{where}: unexpected {rule}"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    assert "*" not in (group, resource, verb), f"{where}: wildcard in {rule}"
+                    grants.add((group, resource, verb))
+    return grants
+
+
+def user_roles(docs: list[Doc]) -> dict[str, tuple[frozenset, frozenset]]:
+    """Name -> (built-in roles it is aggregated into, its grants), for the people's roles."""
+    found = {}
+    for doc in filter(is_user_role, docs):
+        labels = doc["metadata"]["labels"]
+        into = frozenset(
+            k[len(AGGREGATE):] for k, v in labels.items() if k.startswith(AGGREGATE) and v == "true"
+        )
+        assert all(v == "true" for k, v in labels.items() if k.startswith(AGGREGATE)), labels
+        assert "aggregationRule" not in doc, doc["metadata"]["name"]
+        name = doc["metadata"]["name"]
+        found[name] = (into, frozenset(rule_grants(doc.get("rules") or [], name)))
+    return found
+
+
+def expected_user_roles(prefix: str = "ecs-vnc-operator") -> dict[str, tuple[frozenset, frozenset]]:
+    return {f"{prefix}:{suffix}": roles for suffix, roles in USER_ROLES.items()}
+
+
 def grants_of(docs: list[Doc], sa_namespace: str, sa_name: str) -> Grants:
     """What the manifests let the ServiceAccount do, per scope, resolving bindings to roles.
 
     Fails on anything a reviewer would have to think twice about: wildcards, resourceNames,
     non-resource URLs, a binding that names other subjects or a role the manifests do not hold,
-    and roles that nothing binds.
+    and roles that nothing binds (except the people's ClusterRoles, which are aggregated into
+    the built-in ones and must not be bound here: see user_roles).
     """
     roles: dict[tuple[str, str | None, str], list[Doc]] = {}
     for doc in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        if is_user_role(doc):
+            continue
         ns = ns_of(doc) if doc["kind"] == "Role" else None
         assert (
             doc["kind"] == "ClusterRole" or ns
@@ -101,17 +158,7 @@ def grants_of(docs: list[Doc], sa_namespace: str, sa_name: str) -> Grants:
             key in roles
         ), f"{binding['kind']} {name} refers to {key}, which is not in the manifests"
         bound.add(key)
-        for rule in roles[key]:
-            assert set(rule) <= {
-                "apiGroups",
-                "resources",
-                "verbs",
-            }, f"{key}: unexpected rule fields {rule}"
-            for group in rule["apiGroups"]:
-                for resource in rule["resources"]:
-                    for verb in rule["verbs"]:
-                        assert "*" not in (group, resource, verb), f"{key}: wildcard in {rule}"
-                        grants[scope].add((group, resource, verb))
+        grants[scope] |= rule_grants(roles[key], str(key))
     assert bound == set(roles), f"roles bound to nothing: {set(roles) - bound}"
     return dict(grants)
 
@@ -175,3 +222,30 @@ def assert_metrics_service(service: Doc, deployment: Doc) -> None:
     assert service["spec"]["ports"] == [
         {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
     ]
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """A LabelSelector with matchLabels only (what these manifests use) against labels."""
+    assert set(selector) <= {"matchLabels"}, selector
+    return selector.get("matchLabels", {}).items() <= labels.items()
+
+
+def assert_network_policy(policy: Doc, deployment: Doc, metrics_from: list[Doc]) -> None:
+    """The operator pod's NetworkPolicy: it selects the pod, admits only `metrics_from` and only
+    to the metrics port, and leaves egress alone (no Egress policy type, no egress rules)."""
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert ns_of(policy) == ns_of(deployment)
+    assert selects(policy["spec"]["podSelector"], pod_labels), (policy["spec"], pod_labels)
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert "egress" not in policy["spec"]
+    assert policy["spec"]["ingress"] == [
+        {"from": metrics_from, "ports": [{"port": 8080, "protocol": "TCP"}]}
+    ]
+    port = operator_container(deployment)["ports"][0]
+    assert port["containerPort"] == 8080 and port["protocol"] == "TCP"
+
+
+# Who may scrape by default: pods in the namespace named `monitoring`.
+DEFAULT_METRICS_FROM = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+]

@@ -6,24 +6,30 @@ gives the operator's ServiceAccount exactly its calls when the API server is ask
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
 import yaml
 
+from conftest import K8S_BIN, stop
 from manifests import (
-    CRD,
     DEPLOY,
     LEASE_GRANTS,
     OPERATOR_NAMESPACE as NS,
     SERVICE_ACCOUNT as SA,
     SESSION_GRANTS,
+    USER_ROLES,
     WATCHED_NAMESPACE,
     load_all,
+    of_kind,
 )
 from test_deploy import kustomize
 
 OPERATOR = f"system:serviceaccount:{NS}:{SA}"
+# The identity a pod of the operator's ServiceAccount presents.
+OPERATOR_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{NS}", "system:authenticated")
 
 # A stand-in for the Prometheus Operator's CRD, so a ServiceMonitor has a kind to be checked
 # against (its schema is the Prometheus Operator's business, not ours).
@@ -64,8 +70,7 @@ def crd_established(cluster, name: str) -> None:
 
 
 def test_crd_is_created_for_real(cluster):
-    cluster.kubectl("apply", "-f", str(CRD))
-    crd_established(cluster, "vncsessions.ecsvnc.dev")
+    cluster.install_crd()
 
 
 @pytest.mark.parametrize("variant", ["", "namespaced"], ids=["cluster-wide", "namespaced"])
@@ -85,15 +90,37 @@ def test_deploy_is_accepted(cluster, kubectl_path, variant):
         {"leaderElection": {"enabled": False}},
         {
             "replicaCount": 2,
+            "image": {"digest": "sha256:" + "0" * 64},
             "credentials": {"existingSecret": "ecs-operator-key"},
+            "operator": {
+                "allowedEndpoints": ["https://*.aliyuncs.com", "https://ecs.vpc.example.internal"],
+                "credentialsNamespaces": ["team-a", "team-b"],
+            },
             "extraEnv": [{"name": "RUST_LOG", "value": "info"}],
             "serviceMonitor": {"enabled": True},
             "imagePullSecrets": [{"name": "pull"}],
             "nodeSelector": {"kubernetes.io/os": "linux"},
             "tolerations": [{"key": "ops", "operator": "Exists", "effect": "NoSchedule"}],
+            "networkPolicy": {
+                "metricsFrom": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"team": "observability"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                    },
+                    {"ipBlock": {"cidr": "10.20.0.0/16", "except": ["10.20.1.0/24"]}},
+                ],
+                "egress": [
+                    {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+                        "ports": [{"port": 443, "protocol": "TCP"}],
+                    },
+                ],
+            },
         },
+        {"networkPolicy": {"metricsFrom": []}, "rbac": {"userRoles": False}},
     ],
-    ids=["defaults", "namespaced", "no-leader-election", "everything-on"],
+    ids=["defaults", "namespaced", "no-leader-election", "everything-on", "closed-no-user-roles"],
 )
 def test_chart_is_accepted(cluster, render, values):
     if values.get("serviceMonitor", {}).get("enabled"):
@@ -108,7 +135,11 @@ def test_chart_is_accepted(cluster, render, values):
 
 # Calls the operator never makes, (apiGroup, resource, verb); each must be refused everywhere.
 NEVER = frozenset(
-    {("ecsvnc.dev", "vncsessions", v) for v in ("create", "update", "delete", "deletecollection")}
+    # patch: the operator writes status only; its token must not be able to rewrite a grant.
+    {
+        ("ecsvnc.dev", "vncsessions", v)
+        for v in ("create", "update", "patch", "delete", "deletecollection")
+    }
     | {("ecsvnc.dev", "vncsessions/status", v) for v in ("get", "update")}
     | {("", "secrets", v) for v in ("create", "update", "patch", "delete")}
     | {("", "configmaps", "get"), ("", "pods", "list"), ("", "serviceaccounts/token", "create")}
@@ -122,7 +153,9 @@ EVERYTHING = SESSION_GRANTS | LEASE_GRANTS | NEVER
 ALL_NAMESPACES = ""
 
 
-def access_reviews(scope: str, grants) -> list[dict]:
+def access_reviews(
+    scope: str, grants, user: str = OPERATOR, groups: tuple[str, ...] = OPERATOR_GROUPS
+) -> list[dict]:
     reviews = []
     for group, resource, verb in sorted(grants):
         resource, _, subresource = resource.partition("/")
@@ -131,13 +164,8 @@ def access_reviews(scope: str, grants) -> list[dict]:
                 "apiVersion": "authorization.k8s.io/v1",
                 "kind": "SubjectAccessReview",
                 "spec": {
-                    # The identity a pod of this ServiceAccount presents.
-                    "user": OPERATOR,
-                    "groups": [
-                        "system:serviceaccounts",
-                        f"system:serviceaccounts:{NS}",
-                        "system:authenticated",
-                    ],
+                    "user": user,
+                    "groups": list(groups),
                     "resourceAttributes": {
                         "namespace": scope,
                         "group": group,
@@ -163,10 +191,10 @@ def json_stream(text: str) -> list[dict]:
         items.append(item)
 
 
-def allowed_by_apiserver(cluster, scopes) -> dict[str, set]:
-    """Scope -> the grants (of EVERYTHING) the authorizer allows the operator there."""
+def allowed_by_apiserver(cluster, scopes, **who) -> dict[str, set]:
+    """Scope -> the grants (of EVERYTHING) the authorizer allows the operator (or `who`) there."""
     plan = [(scope, g) for scope in scopes for g in sorted(EVERYTHING)]
-    reviews = [r for scope in scopes for r in access_reviews(scope, EVERYTHING)]
+    reviews = [r for scope in scopes for r in access_reviews(scope, EVERYTHING, **who)]
     out = cluster.kubectl("create", "-o", "json", "-f", "-", input=yaml.safe_dump_all(reviews))
     items = json_stream(out.stdout)
     assert len(items) == len(plan)
@@ -177,11 +205,11 @@ def allowed_by_apiserver(cluster, scopes) -> dict[str, set]:
     return allowed
 
 
-def assert_authorizer_allows(cluster, want: dict[str, frozenset]) -> None:
+def assert_authorizer_allows(cluster, want: dict[str, frozenset], **who) -> None:
     """RBAC changes reach the authorizer through an informer: allow it a few seconds."""
     deadline = time.monotonic() + 15
     while True:
-        got = allowed_by_apiserver(cluster, list(want))
+        got = allowed_by_apiserver(cluster, list(want), **who)
         if got == want or time.monotonic() > deadline:
             break
         time.sleep(0.3)
@@ -229,3 +257,126 @@ def test_deploy_rbac_grants_exactly_the_operator_calls(cluster):
         )
     finally:
         cluster.kubectl("delete", "-f", "-", input=namespaced_rbac)
+
+
+# --- The people's ClusterRoles, aggregated by Kubernetes' own controller --------------------------
+
+# Every verb on sessions and their status: what a person may do with them is exactly the set asked.
+SESSION_VERBS = frozenset(
+    {
+        ("ecsvnc.dev", "vncsessions", v)
+        for v in ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+    }
+    | {("ecsvnc.dev", "vncsessions/status", v) for v in ("get", "update", "patch")}
+)
+
+
+def allowed_sessions(cluster, user: str, namespace: str) -> set:
+    reviews = access_reviews(namespace, SESSION_VERBS, user=user, groups=("system:authenticated",))
+    out = cluster.kubectl("create", "-o", "json", "-f", "-", input=yaml.safe_dump_all(reviews))
+    items = json_stream(out.stdout)
+    return {g for g, item in zip(sorted(SESSION_VERBS), items) if item["status"].get("allowed")}
+
+
+def aggregated_rules(cluster, role: str) -> list[dict]:
+    out = cluster.kubectl("get", "clusterrole", role, "-o", "json")
+    return json.loads(out.stdout).get("rules") or []
+
+
+def test_user_roles_join_view_edit_admin(cluster, tmp_path):
+    """deploy/'s (and the chart's, which test_deploy proves equal) ClusterRoles for people,
+    applied for real and aggregated by kube-controller-manager's clusterrole-aggregation
+    controller (started here: scripts/local-cluster.sh runs only the controllers the operator
+    needs): `view` in a namespace reads sessions there, `edit` and `admin` may also patch them
+    (kubectl vnc open), a direct binding of :open does the same; none may create, change
+    status or delete, and nothing leaks into other namespaces."""
+    roles = load_all((DEPLOY / "base" / "user-roles.yaml").read_text())
+    assert sorted(r["metadata"]["name"] for r in of_kind(roles, "ClusterRole")) == [
+        "ecs-vnc-operator:open",
+        "ecs-vnc-operator:view",
+    ]
+    team, elsewhere = "team-people", "elsewhere-people"
+    for ns in (team, elsewhere):
+        cluster.ensure_namespace(ns)
+    holders = {"alice": "view", "bob": "edit", "carol": "admin", "dave": "ecs-vnc-operator:open"}
+    bindings = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": f"{user}-{role.replace(':', '-')}", "namespace": team},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role,
+            },
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+        }
+        for user, role in holders.items()
+    ]
+    manifest = yaml.safe_dump_all(roles + bindings)
+    cluster.kubectl("apply", "-f", "-", input=manifest)
+    env = dict(os.environ, KUBECONFIG=str(cluster.dir / "kubeconfig"))
+    with open(tmp_path / "kube-controller-manager.log", "w") as log:
+        aggregator = subprocess.Popen(
+            [
+                str(K8S_BIN / "kube-controller-manager"),
+                f"--kubeconfig={cluster.dir / 'kubeconfig'}",
+                "--controllers=clusterrole-aggregation",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+                "--port=0",
+                "--secure-port=0",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        want_in = {"view": "view", "edit": "open", "admin": "open"}
+        deadline = time.monotonic() + 30
+        while True:
+            missing = [
+                role
+                for role, ours in want_in.items()
+                if not any(
+                    r.get("apiGroups") == ["ecsvnc.dev"]
+                    and r.get("resources") == ["vncsessions"]
+                    and set(r.get("verbs", [])) == {v for _, _, v in USER_ROLES[ours][1]}
+                    for r in aggregated_rules(cluster, role)
+                )
+            ]
+            if not missing:
+                break
+            assert aggregator.poll() is None, (tmp_path / "kube-controller-manager.log").read_text()
+            assert time.monotonic() < deadline, f"not aggregated into {missing} after 30 s"
+            time.sleep(0.3)
+
+        want = {
+            "alice": USER_ROLES["view"][1],
+            "bob": USER_ROLES["open"][1],
+            "carol": USER_ROLES["open"][1],
+            "dave": USER_ROLES["open"][1],
+        }
+        deadline = time.monotonic() + 15
+        while True:
+            got = {user: allowed_sessions(cluster, user, team) for user in holders}
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        for user, role in holders.items():
+            extra, missing = sorted(got[user] - want[user]), sorted(want[user] - got[user])
+            assert got[user] == want[user], (
+                f"{user} ({role} in {team}): allowed but not meant {extra}; "
+                f"meant but refused {missing}"
+            )
+            assert allowed_sessions(cluster, user, elsewhere) == set(), f"{user} in {elsewhere}"
+    finally:
+        # Deleted while the controller still runs, so it takes the rules out of view/edit/admin.
+        cluster.kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest)
+        deadline = time.monotonic() + 15
+        while aggregator.poll() is None and time.monotonic() < deadline:
+            view = aggregated_rules(cluster, "view")
+            if not any("vncsessions" in r.get("resources", []) for r in view):
+                break
+            time.sleep(0.3)
+        stop(aggregator)

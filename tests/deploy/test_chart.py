@@ -9,15 +9,20 @@ from manifests import (
     CHART,
     CLUSTER_WIDE,
     CRD,
+    DEFAULT_METRICS_FROM,
     REPO,
     assert_hardened,
     assert_metrics_service,
+    assert_network_policy,
     env_of,
     expected_grants,
+    expected_user_roles,
     grants_of,
+    is_user_role,
     of_kind,
     one,
     operator_container,
+    user_roles,
 )
 
 NS = "ecs-vnc-system"
@@ -53,8 +58,11 @@ def test_defaults_render_the_cluster_wide_operator(render):
     docs = render()
     assert kinds(docs) == [
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "NetworkPolicy",
         "Role",
         "RoleBinding",
         "Service",
@@ -73,7 +81,9 @@ def test_defaults_render_the_cluster_wide_operator(render):
     ]
     container = operator_container(deployment)
     assert container["image"] == "ecs-vnc-operator:0.1.0"
-    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["imagePullPolicy"] == "Always"
+    # Not rendered: the operator's defaults hold (endpoints https://*.aliyuncs.com, operator
+    # credentials offered to no namespace).
     assert set(env_of(container)) == {"POD_NAME", "POD_NAMESPACE"}
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
@@ -81,6 +91,8 @@ def test_defaults_render_the_cluster_wide_operator(render):
     }
     assert_hardened(deployment, one(docs, "ServiceAccount"))
     assert_metrics_service(one(docs, "Service"), deployment)
+    assert_network_policy(one(docs, "NetworkPolicy"), deployment, DEFAULT_METRICS_FROM)
+    assert user_roles(docs) == expected_user_roles()
     for doc in docs:
         if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
             assert doc["metadata"]["namespace"] == NS, doc["metadata"]
@@ -92,7 +104,10 @@ def test_rbac_is_exactly_what_the_operator_calls(render):
 
 def test_namespaced_mode_uses_roles_only(render):
     docs = render({"watchNamespace": "team-a"})
-    assert not of_kind(docs, "ClusterRole") and not of_kind(docs, "ClusterRoleBinding")
+    # The only ClusterRoles are the people's, aggregated into view/edit/admin and bound to no one.
+    assert all(is_user_role(d) for d in of_kind(docs, "ClusterRole"))
+    assert user_roles(docs) == expected_user_roles()
+    assert not of_kind(docs, "ClusterRoleBinding")
     grants = grants_of(docs, NS, SA)
     assert CLUSTER_WIDE not in grants
     assert grants == expected_grants("team-a", NS)
@@ -149,6 +164,88 @@ def test_operator_flags(render):
         "--leader-elect",
         "--lease-name=ecs-vnc-operator",
     ]
+
+
+ENDPOINTS = ["https://*.aliyuncs.com", "http://ecs.vpc.example.internal:8080", "https://[fd00::1]"]
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        (
+            {"allowedEndpoints": ENDPOINTS[:1]},
+            {"ECS_VNC_ALLOWED_ENDPOINTS": "https://*.aliyuncs.com"},
+        ),
+        ({"allowedEndpoints": ENDPOINTS}, {"ECS_VNC_ALLOWED_ENDPOINTS": ",".join(ENDPOINTS)}),
+        ({"credentialsNamespaces": ["*"]}, {"ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES": "*"}),
+        (
+            {
+                "credentialsNamespaces": ["team-a", "ops"],
+                "allowedEndpoints": ["https://ecs.example.internal"],
+            },
+            {
+                "ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES": "team-a,ops",
+                "ECS_VNC_ALLOWED_ENDPOINTS": "https://ecs.example.internal",
+            },
+        ),
+        ({"allowedEndpoints": [], "credentialsNamespaces": []}, {}),
+    ],
+    ids=["one-endpoint", "endpoints", "all-namespaces", "both", "empty-lists"],
+)
+def test_endpoint_and_credential_settings_become_env(render, values, expected):
+    """operator.allowedEndpoints and operator.credentialsNamespaces reach the operator as its
+    env vars, comma-separated, and only when set (the binary holds the defaults)."""
+    container = operator_container(one(render({"operator": values}), "Deployment"))
+    env = env_of(container)
+    rendered = {k: v["value"] for k, v in env.items() if k not in ("POD_NAME", "POD_NAMESPACE")}
+    assert rendered == expected
+
+
+def test_image_digest_pins_the_image(render):
+    digest = "sha256:" + "0123456789abcdef" * 4
+    docs = render({"image": {"repository": "r.example/ecs-vnc-operator", "digest": digest}})
+    container = operator_container(one(docs, "Deployment"))
+    assert container["image"] == f"r.example/ecs-vnc-operator:0.1.0@{digest}"
+
+
+def test_user_roles(render):
+    """<fullname>:view and <fullname>:open, aggregated and bound to no one; off with
+    rbac.userRoles=false or rbac.create=false; named after the release, so releases coexist."""
+    docs = render()
+    assert user_roles(docs) == expected_user_roles()
+    bindings = of_kind(docs, "ClusterRoleBinding") + of_kind(docs, "RoleBinding")
+    assert not {b["roleRef"]["name"] for b in bindings} & set(expected_user_roles())
+    assert user_roles(render(release="vnc")) == expected_user_roles("vnc-ecs-vnc-operator")
+    off = render({"rbac": {"userRoles": False}})
+    assert not user_roles(off)
+    assert grants_of(off, NS, SA) == expected_grants(None, NS)
+    assert not user_roles(render({"rbac": {"create": False}}))
+
+
+def test_network_policy_settings(render):
+    deployment = one(render(), "Deployment")
+    peers = [
+        {
+            "namespaceSelector": {"matchLabels": {"team": "observability"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        },
+        {"ipBlock": {"cidr": "10.20.0.0/16"}},
+    ]
+    custom = one(render({"networkPolicy": {"metricsFrom": peers}}), "NetworkPolicy")
+    assert_network_policy(custom, deployment, peers)
+    # [] lets nobody in (an ingress rule without `from` would let everybody in).
+    closed = one(render({"networkPolicy": {"metricsFrom": []}}), "NetworkPolicy")
+    assert closed["spec"]["ingress"] == [] and closed["spec"]["policyTypes"] == ["Ingress"]
+    # Egress rules restrict egress to them.
+    egress = [
+        {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+        {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}], "ports": [{"port": 443, "protocol": "TCP"}]},
+    ]
+    restricted = one(render({"networkPolicy": {"egress": egress}}), "NetworkPolicy")
+    assert restricted["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert restricted["spec"]["egress"] == egress
+    assert restricted["spec"]["ingress"] == one(render(), "NetworkPolicy")["spec"]["ingress"]
+    assert not of_kind(render({"networkPolicy": {"enabled": False}}), "NetworkPolicy")
 
 
 def test_credentials_come_from_an_existing_secret(render):
@@ -238,7 +335,7 @@ def test_service_monitor(render):
 
 def test_existing_service_account_and_no_rbac(helm, render):
     docs = render({"serviceAccount": {"create": False, "name": "mine"}, "rbac": {"create": False}})
-    assert kinds(docs) == ["Deployment", "Service"]
+    assert kinds(docs) == ["Deployment", "NetworkPolicy", "Service"]
     assert one(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
     with pytest.raises(helm.HelmError, match="serviceAccount.name is required"):
         render({"serviceAccount": {"create": False}})
@@ -288,6 +385,33 @@ REJECTED = [
     ({"serviceMonitor": {"enabled": "true"}}, "/serviceMonitor/enabled"),
     ({"serviceMonitor": {"interval": "often"}}, "/serviceMonitor/interval"),
     ({"nodeSelector": {"zone": 1}}, "/nodeSelector/zone"),
+    ({"image": {"digest": "sha256:abc"}}, "/image/digest"),
+    ({"image": {"digest": "0123456789abcdef" * 4}}, "/image/digest"),
+    ({"rbac": {"userRoles": "yes"}}, "/rbac/userRoles"),
+    ({"operator": {"allowedEndpoints": "https://*.aliyuncs.com"}}, "/operator/allowedEndpoints"),
+] + [
+    ({"operator": {"allowedEndpoints": [pattern]}}, "/operator/allowedEndpoints/0")
+    for pattern in (
+        "ecs.aliyuncs.com",
+        "ftp://ecs.aliyuncs.com",
+        "https://ecs.aliyuncs.com/path",
+        "https://a.example,https://b.example",
+        "https://user@ecs.aliyuncs.com",
+        "https://ecs.*.aliyuncs.com",
+        "https://*.",
+    )
+] + [
+    ({"operator": {"credentialsNamespaces": "team-a"}}, "/operator/credentialsNamespaces"),
+    ({"operator": {"credentialsNamespaces": ["Team_A"]}}, "/operator/credentialsNamespaces/0"),
+    ({"operator": {"credentialsNamespaces": ["a,b"]}}, "/operator/credentialsNamespaces/0"),
+    ({"operator": {"credentialsNamespaces": ["a", "a"]}}, "/operator/credentialsNamespaces"),
+    ({"networkPolicy": {"enabled": "true"}}, "/networkPolicy/enabled"),
+    ({"networkPolicy": {"ingress": []}}, "ingress"),
+    ({"networkPolicy": {"metricsFrom": {"namespaceSelector": {}}}}, "/networkPolicy/metricsFrom"),
+    ({"networkPolicy": {"metricsFrom": [{}]}}, "/networkPolicy/metricsFrom/0"),
+    ({"networkPolicy": {"metricsFrom": [{"namespace": "monitoring"}]}}, "namespace"),
+    ({"networkPolicy": {"egress": {"to": []}}}, "/networkPolicy/egress"),
+    ({"networkPolicy": {"egress": [{"from": []}]}}, "from"),
 ]
 
 
@@ -305,12 +429,25 @@ def test_schema_accepts_the_defaults_and_a_full_set(helm):
     full = {
         "global": {},
         "replicaCount": 2,
-        "image": {"repository": "r/ecs-vnc-operator", "tag": "v0.1.0-rc.1", "pullPolicy": "Never"},
+        "image": {
+            "repository": "r/ecs-vnc-operator",
+            "tag": "v0.1.0-rc.1",
+            "digest": "sha256:" + "ab" * 32,
+            "pullPolicy": "Never",
+        },
         "watchNamespace": "team-a",
         "operator": {
             "urlValidity": "1h30m",
             "sessionKeepalive": "1d",
             "ecsEndpoint": "http://127.0.0.1:9000",
+            "allowedEndpoints": ["https://*.aliyuncs.com", "http://127.0.0.1:9000"],
+            "credentialsNamespaces": ["*"],
+        },
+        "rbac": {"create": True, "userRoles": False},
+        "networkPolicy": {
+            "enabled": True,
+            "metricsFrom": [{"podSelector": {}}],
+            "egress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]}],
         },
         "credentials": {"existingSecret": "ecs.key"},
         "serviceAccount": {"create": True, "name": "op", "annotations": {"a": "b"}},
@@ -345,7 +482,7 @@ def test_the_readme_values_table_names_every_value():
         # Maps of free-form content (resources, security contexts, selectors) are one row.
         settings = isinstance(value, dict) and key in {
             "image", "serviceAccount", "rbac", "leaderElection", "operator", "credentials",
-            "service", "serviceMonitor",
+            "service", "serviceMonitor", "networkPolicy",
         }
         if settings:
             expected |= {f"{key}.{sub}" for sub in value}

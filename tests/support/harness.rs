@@ -118,8 +118,12 @@ impl Env {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let client = Cluster::client_from(&shared.cluster.kubeconfig).await;
-        let mut config = SimConfig::demo();
-        config.accounts.push(example_account());
+        let config = SimConfig::demo();
+        // The shipped examples must work against ecs-sim as they are.
+        assert!(
+            config.accounts.contains(&example_account()),
+            "ecs-sim's demo accounts lack the key of examples/credentials-secret.yaml"
+        );
         let sim = sim::start(config, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

@@ -38,13 +38,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
-The operator's Kubernetes calls, and nothing else: sessions and their status, the Secrets they
-reference (get, plus a metadata-only list/watch that notices credential changes), Events.
+The operator's Kubernetes calls, and nothing else: it reads and watches sessions and writes only
+their status (no patch on vncsessions: its token cannot rewrite a grant), reads the Secrets they
+reference (get, plus a metadata-only list/watch that notices credential changes), and records
+Events (kube-rs's Recorder creates an Event, then patches it as a series when it repeats).
 */}}
 {{- define "ecs-vnc-operator.rules" -}}
 - apiGroups: ["ecsvnc.dev"]
   resources: ["vncsessions"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["ecsvnc.dev"]
   resources: ["vncsessions/status"]
   verbs: ["patch"]
@@ -54,6 +56,15 @@ reference (get, plus a metadata-only list/watch that notices credential changes)
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/* The image: repository:tag, pinned with @digest when image.digest is set. */}}
+{{- define "ecs-vnc-operator.image" -}}
+{{- $ref := printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- with .Values.image.digest }}
+{{- $ref = printf "%s@%s" $ref . }}
+{{- end }}
+{{- $ref }}
 {{- end }}
 
 {{/* Values the schema cannot express. */}}

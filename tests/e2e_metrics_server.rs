@@ -1,0 +1,167 @@
+//! The metrics server against a pod that opens connections and sends nothing (issue 11): with
+//! hundreds of idle connections and a file-descriptor limit below what they need, the operator
+//! costs near-zero CPU (no accept spin on EMFILE), and `/healthz` answers again once they close.
+//! Run with `scripts/test.sh` (or `cargo test --test e2e_metrics_server -- --include-ignored`).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::harness::Env;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+const IDLE_CONNECTIONS: usize = 300;
+/// Opened once the descriptors have run out: the ones an accept loop meets EMFILE on.
+const LATE_CONNECTIONS: usize = 50;
+/// Longer than the server's header-read timeout (5 s), so the connections it held at first have
+/// been closed and the ones queued behind them meet the descriptor limit.
+const PAST_HEADER_TIMEOUT: Duration = Duration::from_secs(7);
+const WINDOW: Duration = Duration::from_secs(5);
+
+/// The status of `GET /healthz` on a fresh connection, `None` if there is no answer within 1 s.
+async fn healthz(addr: &str) -> Option<u16> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = "GET /healthz HTTP/1.1\r\nhost: operator\r\nconnection: close\r\n\r\n";
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        response.get(9..12)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The descriptor numbers the process holds.
+fn fds(pid: u32) -> BTreeSet<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The `RLIMIT_NOFILE` under which the process can open exactly `n` more descriptors: a new
+/// one takes the lowest free number, which must be below the limit (inherited descriptors
+/// with high numbers leave holes, so counting them is not enough).
+fn limit_leaving(held: &BTreeSet<u64>, n: usize) -> u64 {
+    (0..).filter(|fd| !held.contains(fd)).nth(n).unwrap()
+}
+
+/// User plus system CPU time of the whole process (all threads).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which may itself contain spaces and parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let per_second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+fn set_nofile(pid: u32, limit: u64) {
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(status.success(), "prlimit --nofile={limit} failed");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn idle_connections_and_no_descriptors_cost_no_cpu_and_healthz_recovers() {
+    let env = Env::new("metrics-server").await;
+    let op = env.operator(&[]);
+    let addr = op.metrics_addr().await;
+    let pid = op.pid();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while healthz(&addr).await != Some(200) {
+        assert!(Instant::now() < deadline, "no /healthz:\n{}", op.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few descriptors of headroom, fewer than the connections the server holds at first:
+    // once those time out it accepts a few more, then meets EMFILE for the rest of the queue.
+    let limit = limit_leaving(&fds(pid), 8);
+
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    for _ in 0..IDLE_CONNECTIONS {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        limit_leaving(&fds(pid), 0) > limit,
+        "the server holds too few connections for nofile={limit} to bind"
+    );
+    set_nofile(pid, limit);
+    // In the background: once the listen backlog is full, a connect waits for the server.
+    let mut late = JoinSet::new();
+    for _ in 0..LATE_CONNECTIONS {
+        late.spawn(TcpStream::connect(addr.clone()));
+    }
+
+    tokio::time::sleep(PAST_HEADER_TIMEOUT).await;
+    let start = cpu_time(pid);
+    tokio::time::sleep(WINDOW).await;
+    let spent = cpu_time(pid) - start;
+    eprintln!(
+        "operator CPU over {WINDOW:?} with {} idle connections and nofile={limit}: {spent:?}",
+        IDLE_CONNECTIONS + LATE_CONNECTIONS
+    );
+    // A bound on a spin (a spinning accept loop burns a core: ~5 s here), not a benchmark.
+    assert!(spent < Duration::from_millis(500), "{spent:?} of CPU");
+    let logs = op.logs();
+    let lines = |message: &str| -> Vec<serde_json::Value> {
+        let lines = logs.lines().filter_map(|l| serde_json::from_str(l).ok());
+        lines
+            .filter(|v: &serde_json::Value| v["message"] == message)
+            .collect()
+    };
+    let warnings = lines("accept failed; backing off until it succeeds");
+    let recoveries = lines("accepting connections again");
+    let failures: u64 = recoveries
+        .iter()
+        .filter_map(|v| v["failures"].as_u64())
+        .sum();
+    eprintln!(
+        "{} accept warnings, {} recoveries after {failures} failed accepts",
+        warnings.len(),
+        recoveries.len()
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|v| v["error"].as_str().unwrap_or("").contains("os error 24")),
+        "the accept loop never met EMFILE, so the test proved nothing:\n{logs}"
+    );
+    // One warning per run of errors (each ends with a recovery), not one per failed accept.
+    assert!(warnings.len() <= recoveries.len() + 1, "{logs}");
+
+    drop((idle, late));
+    let closed = Instant::now();
+    let deadline = closed + Duration::from_secs(5);
+    loop {
+        if healthz(&addr).await == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz did not recover:\n{}",
+            op.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "/healthz answered {:?} after the connections closed",
+        closed.elapsed()
+    );
+}
