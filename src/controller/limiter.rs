@@ -48,6 +48,30 @@ impl Limiter {
         now: Timestamp,
         seed: impl FnOnce() -> Vec<Timestamp>,
     ) -> Result<(), Timestamp> {
+        self.slot(region_id, instance_id, now, seed, true)
+    }
+
+    /// When a slot frees for `region/instance` (`None`: one is free now), without taking it.
+    /// A session throttled under another limit or by another process asks this rather than
+    /// trusting the time it stored.
+    pub fn free_at_seeded(
+        &self,
+        region_id: &str,
+        instance_id: &str,
+        now: Timestamp,
+        seed: impl FnOnce() -> Vec<Timestamp>,
+    ) -> Option<Timestamp> {
+        self.slot(region_id, instance_id, now, seed, false).err()
+    }
+
+    fn slot(
+        &self,
+        region_id: &str,
+        instance_id: &str,
+        now: Timestamp,
+        seed: impl FnOnce() -> Vec<Timestamp>,
+        take: bool,
+    ) -> Result<(), Timestamp> {
         let key = format!("{region_id}/{instance_id}");
         let mut taken = self
             .taken
@@ -75,7 +99,9 @@ impl Limiter {
             slots.pop_front();
         }
         if slots.len() < self.per_minute as usize {
-            slots.push_back(now);
+            if take {
+                slots.push_back(now);
+            }
             Ok(())
         } else {
             let oldest = slots.front().copied().unwrap_or(now);
@@ -106,6 +132,18 @@ mod tests {
         assert_eq!(
             limiter.try_acquire_seeded("cn-hangzhou", "i-a", at(51), seed),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn peeking_takes_no_slot() {
+        let limiter = Limiter::new(1);
+        assert_eq!(limiter.free_at_seeded("r", "i-a", at(0), Vec::new), None);
+        assert_eq!(limiter.free_at_seeded("r", "i-a", at(0), Vec::new), None);
+        assert_eq!(limiter.try_acquire("r", "i-a", at(0)), Ok(()));
+        assert_eq!(
+            limiter.free_at_seeded("r", "i-a", at(1), Vec::new),
+            Some(at(60))
         );
     }
 

@@ -56,7 +56,9 @@ async fn reconcile_one(
     let mut replaced: Vec<String> = base.iter().cloned().collect();
     let mut resource_version = base;
     let mut started = None;
-    let (update, issued) = match decide::decide(&observed, Timestamp::now()) {
+    let now = Timestamp::now();
+    let decision = recheck_throttled(ctx, session, decide::decide(&observed, now), now);
+    let (update, issued) = match decision {
         Decision::Wait(at) => return Ok(requeue(at)),
         Decision::Write(update) => (*update, false),
         Decision::Issue(cause) => {
@@ -131,6 +133,39 @@ async fn reconcile_one(
         write::event(ctx, session, note, action).await;
     }
     Ok(requeue(update.wake_at))
+}
+
+/// A throttled session stored when its slot would free under the limiter of the time (an earlier
+/// process, another `--reconnect-limit-per-minute`); the limiter of now decides instead.
+fn recheck_throttled(
+    ctx: &Context,
+    session: &VncSession,
+    decision: Decision,
+    now: Timestamp,
+) -> Decision {
+    let Decision::Wait(stored) = decision else {
+        return decision;
+    };
+    let throttled = session.status.as_ref().is_some_and(|st| {
+        st.phase == Some(Phase::Pending)
+            && st
+                .last_error
+                .as_ref()
+                .is_some_and(|e| e.code == Reason::Throttled.as_str())
+    });
+    if !throttled {
+        return decision;
+    }
+    let spec = &session.spec;
+    let seed = || ctx.recent_issues(&spec.region_id, &spec.instance_id);
+    match ctx
+        .limiter
+        .free_at_seeded(&spec.region_id, &spec.instance_id, now, seed)
+    {
+        None => Decision::Issue(IssueCause::Retry),
+        Some(free_at) if stored.is_none_or(|at| free_at < at) => Decision::Wait(Some(free_at)),
+        Some(_) => decision,
+    }
 }
 
 /// How often an issue's outcome is written again onto a newer object before giving up.

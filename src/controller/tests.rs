@@ -1076,3 +1076,32 @@ async fn a_deleted_sessions_bookkeeping_goes_with_it() {
     f.ctx.retain_sessions(&[Arc::new(s)]);
     assert_eq!(f.ctx.failures_len(), 0);
 }
+
+#[tokio::test]
+async fn a_session_throttled_by_an_earlier_process_asks_the_limiter_of_now() {
+    let mut f = fixture().await;
+    // Throttled under an older, lower limit: the stored retry time is 50 s away, but this
+    // process's limiter has a slot free now.
+    let s = with_status(session("db-1"), |st| {
+        st.phase = Some(crate::session::crd::Phase::Pending);
+        st.retry_at = Some(Time(Timestamp::now() + SignedDuration::from_secs(50)));
+        st.last_error = Some(crate::session::crd::LastError {
+            code: "Throttled".into(),
+            message: "at most 1 console URLs per minute".into(),
+        });
+    });
+    let (_, seen) = run(
+        &mut f,
+        &s,
+        vec![
+            get(
+                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+                good_secret(),
+            ),
+            status_patch("db-1"),
+            event(),
+        ],
+    )
+    .await;
+    assert_eq!(seen[1].1["status"]["phase"], "Ready");
+}
