@@ -46,8 +46,7 @@ pub async fn run(
     let listed = store.clone();
     let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
         .default_backoff()
-        // managedFields are most of a session's bytes and nothing here reads them.
-        .modify(|session| session.managed_fields_mut().clear())
+        .modify(trim)
         .inspect_ok(synced.watch())
         .reflect(writer)
         // Per-session bookkeeping goes with the session (a re-list reports no deletions).
@@ -86,6 +85,16 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// Drops what the controller never reads before a session enters the watch cache: managedFields
+/// and kubectl's last-applied copy of the manifest are most of a session's bytes, and at 10,000
+/// sessions they are most of the operator's memory.
+fn trim(session: &mut VncSession) {
+    session.managed_fields_mut().clear();
+    session
+        .annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
 /// Turns the probe ready once every watch has completed its first list.
@@ -139,4 +148,38 @@ fn sessions_using(
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_what_the_controller_reads_and_drops_the_rest() {
+        let mut session: VncSession = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
+            "metadata": {
+                "name": "web-1", "namespace": "team-a",
+                "annotations": {
+                    "ecsvnc.dev/refresh": "r1",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"a\":1}",
+                },
+                "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            },
+            "spec": {"regionId": "cn-hangzhou", "instanceId": "i-abc"},
+        }))
+        .unwrap();
+        trim(&mut session);
+        assert!(
+            session
+                .metadata
+                .managed_fields
+                .as_ref()
+                .is_none_or(Vec::is_empty)
+        );
+        assert_eq!(
+            session.annotations().keys().collect::<Vec<_>>(),
+            ["ecsvnc.dev/refresh"]
+        );
+    }
 }
