@@ -2,7 +2,8 @@
 # A private, throw-away Kubernetes control plane (etcd + kube-apiserver +
 # kube-controller-manager) on loopback, for the end-to-end tests.
 #
-#   scripts/local-cluster.sh build      build and cache the binaries (~6 min once)
+#   scripts/local-cluster.sh build [1.20|1.36]  build and cache the binaries
+#                                       (both by default; ~6 + ~4 min once)
 #   scripts/local-cluster.sh up [DIR]   start a control plane, state in DIR;
 #                                       prints DIR as the last line of stdout
 #   scripts/local-cluster.sh down DIR   stop it and remove DIR (safe to repeat)
@@ -18,6 +19,19 @@
 # manager runs just the controllers the tests rely on: namespace deletion,
 # garbage collection (owner references) and service-account tokens.
 #
+# The hybrid (ECSVNC_CRD_SERVER=1.36): the API group ecsvnc.dev is served by
+# the Kubernetes 1.36 apiextensions-apiserver (built from Debian sid's Go
+# packages, see build_crd_inner) on its own loopback address, aggregated
+# behind the 1.20 kube-apiserver through APIService v1alpha1.ecsvnc.dev and
+# an ExternalName Service. `up` installs crds/vncsession.yaml on the 1.36
+# server itself (never through the 1.20 one) and returns once the APIService
+# is Available; clients keep using the one kubeconfig.
+#
+# Every `up` writes an audit log of the kube-apiserver (level Metadata; the
+# control plane's own reads left out) to DIR/audit.log ($ECSVNC_AUDIT_LOG in
+# DIR/env). In the hybrid it also records every ecsvnc.dev request, since
+# those pass through the kube-apiserver's aggregator.
+#
 # Messages go to stderr; stdout of `up` is only the state directory, so
 # callers can take its last line.
 #
@@ -26,6 +40,9 @@
 #   ECSVNC_OWNER_PID  optional: if set for `up`, a watchdog tears the control
 #                     plane down once that process is gone (used by the test
 #                     harness so a killed test run leaks nothing).
+#   ECSVNC_CRD_SERVER optional, for `up`: 1.36 starts the hybrid described
+#                     above; unset (or 1.20) the plain 1.20 control plane.
+#   ECSVNC_CRD_FILE   the CRD the hybrid installs (default crds/vncsession.yaml)
 set -euo pipefail
 
 K8S_VERSION=1.20.2
@@ -39,6 +56,23 @@ GO_DIR=/usr/lib/go-1.19/bin
 # Marker file: `down` only deletes directories that `up` created state in.
 MARKER=.ecsvnc-cluster
 
+# The CRD server of the hybrid: the apiextensions-apiserver of Kubernetes
+# $CRD_K8S_MINOR, from Debian suite $CRD_SUITE (golang-k8s-apiextensions-apiserver-dev
+# 0.$CRD_MINOR.x), built with Debian's Go $CRD_GO.
+CRD_K8S_MINOR=1.36
+CRD_MINOR=${CRD_K8S_MINOR#1.}
+CRD_SUITE=sid
+CRD_GO=1.26
+CRD_CACHE="$CACHE_ROOT/k8s-crd-$CRD_K8S_MINOR"
+CRD_BIN="$CRD_CACHE/bin"
+CRD_BUILD_LOG="$CRD_CACHE/build.log"
+# Where the CRD server listens: its own loopback address (the port is picked
+# freshly per control plane, so parallel clusters never collide), named by an
+# ExternalName Service in kube-system (Endpoints refuse loopback addresses).
+CRD_ADDR=127.0.100.36
+CRD_SERVICE=ecsvnc-crd-server
+CRD_SERVICE_NS=kube-system
+
 log() { echo "local-cluster: $*" >&2; }
 die() {
     log "error: $*"
@@ -47,6 +81,18 @@ die() {
 
 have_binaries() {
     [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/etcd" ]]
+}
+
+have_crd_server() {
+    [[ -x "$CRD_BIN/apiextensions-apiserver" ]]
+}
+
+kubectl_program() {
+    if [[ -x /usr/bin/kubectl ]]; then
+        echo /usr/bin/kubectl
+    else
+        command -v kubectl || die "kubectl not found: run scripts/install-deps.sh"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -223,39 +269,230 @@ EOF
     log "build finished $(date -Is)"
 }
 
-cmd_build() {
+# The apt source lines for suite $CRD_SUITE: the system's own Debian archive
+# mirror (the one serving suite "$1", the installed release), so nothing about
+# the mirror is hard-coded here either. Binary packages only.
+debian_crd_sources_for() {
+    local codename=$1
+    debian_sources_for "$codename" |
+        awk -v have="$codename" -v want="$CRD_SUITE" \
+            '$1 == "deb" && $(NF - 1) == have { $(NF - 1) = want; print }' |
+        sort -u
+}
+
+# The work tree of that build: on tmpfs (/dev/shm) when it and the memory
+# have room, since unpacking, building and above all deleting ~100k files is
+# much faster there than on a disk (with ext4 `discard`, removing the tree
+# took 5.5 min); else under the cache. ECSVNC_BUILD_ON_DISK=1 forces the
+# latter. One fixed path per user and cache (builds on one cache are
+# serialised by build_lock): a build removes any leftover first.
+crd_work_dir() {
+    local shm=/dev/shm free_kb mem_kb
+    if [[ -z ${ECSVNC_BUILD_ON_DISK:-} && -d $shm && -w $shm ]]; then
+        free_kb=$(df -Pk "$shm" | awk 'NR == 2 { print $4 }')
+        mem_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+        if ((${free_kb:-0} > 6 * 1024 * 1024 && ${mem_kb:-0} > 10 * 1024 * 1024)); then
+            echo "$shm/ecsvnc-crd-build-$(id -u)-$(printf %s "$CRD_CACHE" | cksum | cut -d' ' -f1)"
+            return
+        fi
+    fi
+    echo "$CRD_CACHE/work"
+}
+
+# Builds the Kubernetes $CRD_K8S_MINOR apiextensions-apiserver from Debian
+# $CRD_SUITE: golang-$CRD_GO-go, golang-$CRD_GO-src and the golang-*-dev closure of
+# golang-k8s-apiextensions-apiserver-dev (~320 packages, ~260 MB), downloaded
+# with a private apt configuration, unpacked with dpkg-deb -x into one root
+# (nothing is installed into the system) and built in GOPATH mode. Only the
+# binary is kept: the root (~2.2 GB) and the Go build cache (~1.4 GB) go (see
+# crd_work_dir for where they live meanwhile).
+# Runs as its own process with all output in $CRD_BUILD_LOG.
+build_crd_inner() {
+    local t0
+    log "build started $(date -Is)"
+    CRD_WORK=$(crd_work_dir)
+    local work=$CRD_WORK
+    rm -rf "$CRD_CACHE/work" "$work"
+    mkdir -p "$work"
+    # Removed whatever happens (on tmpfs a leftover would hold memory).
+    trap 'rm -rf "$CRD_WORK"' EXIT
+    log "work tree: $work"
+
+    # --- Private apt configuration (suite $CRD_SUITE) --------------------
+    # An empty dpkg status: what the system has installed plays no part in
+    # what is downloaded.
+    local apt="$work/apt" codename
+    # shellcheck source=/dev/null
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    [[ -n $codename ]] || die "cannot determine the Debian codename from /etc/os-release"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/sources.list.d"
+    : >"$apt/status"
+    debian_crd_sources_for "$codename" >"$apt/sources.list"
+    [[ -s "$apt/sources.list" ]] ||
+        die "no apt source for suite $codename found in /etc/apt/sources.list* (its mirror is used for $CRD_SUITE)"
+    log "private apt sources:"
+    cat "$apt/sources.list"
+    local apt_opts=(
+        -o "Dir::Etc::sourcelist=$apt/sources.list"
+        -o "Dir::Etc::sourceparts=$apt/sources.list.d"
+        -o "Dir::State::Lists=$apt/lists"
+        -o "Dir::State::status=$apt/status"
+        -o "Dir::Cache=$apt/cache"
+        -o "Dir::Cache::archives=$apt/cache/archives"
+        -o "APT::Sandbox::User=$(id -un)"
+        -q
+    )
+    t0=$SECONDS
+    apt-get "${apt_opts[@]}" update
+
+    # Kubernetes version from the Debian version, e.g. 0.36.4-1 -> v1.36.4.
+    local debver upstream kver
+    debver=$(apt-cache "${apt_opts[@]}" show --no-all-versions golang-k8s-apiextensions-apiserver-dev |
+        awk '/^Version:/ { print $2; exit }')
+    upstream=${debver#*:}
+    upstream=${upstream%-*}
+    upstream=${upstream%%[+~]*}
+    [[ $upstream =~ ^0\.$CRD_MINOR\.[0-9]+$ ]] ||
+        die "Debian $CRD_SUITE has golang-k8s-apiextensions-apiserver-dev ${debver:-(none)}, not 0.$CRD_MINOR.x: update CRD_K8S_MINOR/CRD_GO in $SELF"
+    kver="1.${upstream#0.}"
+
+    local pkgs deps
+    pkgs=("golang-$CRD_GO-go" "golang-$CRD_GO-src")
+    mapfile -t deps < <(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggests \
+        --no-conflicts --no-breaks --no-replaces --no-enhances golang-k8s-apiextensions-apiserver-dev |
+        grep -E '^golang-[^ <>]+-dev$' | sort -u)
+    [[ ${#deps[@]} -gt 50 ]] || die "the golang-*-dev closure of golang-k8s-apiextensions-apiserver-dev has only ${#deps[@]} packages"
+    pkgs+=("${deps[@]}")
+    log "downloading ${#pkgs[@]} packages from $CRD_SUITE"
+    mkdir -p "$work/debs"
+    (cd "$work/debs" && apt-get "${apt_opts[@]}" download "${pkgs[@]}")
+    log "TIMING download: $((SECONDS - t0)) s ($(du -sh "$work/debs" | cut -f1), ${#pkgs[@]} packages)"
+
+    # --- Unpack -------------------------------------------------------
+    t0=$SECONDS
+    local root="$work/root" deb
+    mkdir -p "$root"
+    for deb in "$work/debs"/*.deb; do
+        dpkg-deb -x "$deb" "$root"
+    done
+    rm -rf "$work/debs"
+    log "TIMING unpack: $((SECONDS - t0)) s"
+
+    # --- Build (GOPATH mode) -------------------------------------------
+    local goroot="$root/usr/lib/go-$CRD_GO" gopath="$root/usr/share/gocode"
+    [[ -x $goroot/bin/go ]] || die "no Go in $goroot"
+    [[ -d $gopath/src/k8s.io/apiextensions-apiserver ]] || die "no apiextensions-apiserver sources in $gopath"
+    t0=$SECONDS
+    rm -rf "$CRD_BIN.tmp" "$CRD_BIN"
+    mkdir -p "$CRD_BIN.tmp"
+    local vpkg=k8s.io/component-base/version
+    (
+        export GOROOT="$goroot" GOPATH="$gopath" GO111MODULE=off GOTOOLCHAIN=local
+        export GOCACHE="$work/gocache" GOENV=off GOFLAGS= GOPROXY=off CGO_ENABLED=0
+        export PATH="$goroot/bin:$PATH"
+        go version
+        go build -buildvcs=false -trimpath -o "$CRD_BIN.tmp/apiextensions-apiserver" -ldflags "-s -w \
+            -X $vpkg.gitVersion=v$kver -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$CRD_MINOR \
+            -X $vpkg.gitCommit=0000000000000000000000000000000000000000 -X $vpkg.gitTreeState=archive \
+            -X $vpkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+            k8s.io/apiextensions-apiserver
+        echo "apiextensions-apiserver v$kver: Debian $CRD_SUITE golang-k8s-apiextensions-apiserver-dev $debver, $(go version)" \
+            >"$CRD_BIN.tmp/VERSION"
+    )
+    log "TIMING build: $((SECONDS - t0)) s"
+    chmod 755 "$CRD_BIN.tmp/apiextensions-apiserver"
+    mv "$CRD_BIN.tmp" "$CRD_BIN"
+    cat "$CRD_BIN/VERSION"
+
+    t0=$SECONDS
+    rm -rf "$work"
+    log "TIMING clean-up: $((SECONDS - t0)) s"
+    log "build finished $(date -Is)"
+}
+
+# Runs `_build-inner`/`_build-crd-inner` ($1) with its output in log $2 and
+# checks the result with $3; $4 names what is built.
+run_build() {
+    local inner=$1 build_log=$2 check=$3 what=$4
+    mkdir -p "$(dirname "$build_log")"
+    log "building $what (log: $build_log)"
+    local start=$SECONDS rc=0
+    # A separate process: `set -e` would be ignored inside an `if`/`||` here.
+    bash "$SELF" "$inner" >"$build_log" 2>&1 || rc=$?
+    if [[ $rc -ne 0 ]] || ! "$check"; then
+        log "build of $what FAILED (exit $rc); last lines of $build_log:"
+        tail -n 40 "$build_log" >&2
+        exit 1
+    fi
+    grep '^local-cluster: TIMING' "$build_log" | sed 's/^local-cluster: TIMING /  /' >&2 || true
+    log "build of $what done in $((SECONDS - start)) s"
+}
+
+build_k8s() {
     if have_binaries; then
-        log "binaries already built in $BIN (nothing to do)"
+        log "Kubernetes $K8S_VERSION binaries already built in $BIN (nothing to do)"
         return 0
     fi
     "$SCRIPT_DIR/install-deps.sh" >&2
-    mkdir -p "$CACHE"
-    log "building Kubernetes $K8S_VERSION into $BIN (takes ~6 min; log: $BUILD_LOG)"
-    local start=$SECONDS rc=0
-    # A separate process: `set -e` would be ignored inside an `if`/`||` here.
-    bash "$SELF" _build-inner >"$BUILD_LOG" 2>&1 || rc=$?
-    if [[ $rc -ne 0 ]] || ! have_binaries; then
-        log "build FAILED (exit $rc); last lines of $BUILD_LOG:"
-        tail -n 40 "$BUILD_LOG" >&2
-        exit 1
+    run_build _build-inner "$BUILD_LOG" have_binaries "Kubernetes $K8S_VERSION into $BIN (takes ~6 min)"
+}
+
+build_crd_server() {
+    if have_crd_server; then
+        log "Kubernetes $CRD_K8S_MINOR apiextensions-apiserver already built in $CRD_BIN (nothing to do)"
+        return 0
     fi
-    log "build done in $((SECONDS - start)) s"
+    command -v dpkg-deb >/dev/null && command -v apt-get >/dev/null ||
+        die "building the $CRD_K8S_MINOR apiextensions-apiserver needs apt-get and dpkg-deb (Debian)"
+    run_build _build-crd-inner "$CRD_BUILD_LOG" have_crd_server \
+        "the Kubernetes $CRD_K8S_MINOR apiextensions-apiserver into $CRD_BIN (takes ~4 min)"
+}
+
+# Serialises builds on this cache: a second `build` (another test run's,
+# say) waits for the one running and then finds the binaries there, instead
+# of deleting its work tree. Held on fd 9 until released or the process ends.
+build_lock() {
+    mkdir -p "$CACHE_ROOT"
+    exec 9>>"$CACHE_ROOT/build.lock"
+    if ! flock -n 9; then
+        log "another build is running (lock $CACHE_ROOT/build.lock); waiting for it"
+        flock 9
+    fi
+}
+
+build_unlock() {
+    exec 9>&-
+}
+
+cmd_build() {
+    case "${1:-}" in
+    "" | 1.20 | "$CRD_K8S_MINOR") ;;
+    *) die "usage: $0 build [1.20|$CRD_K8S_MINOR]" ;;
+    esac
+    build_lock
+    case "${1:-}" in
+    "") build_k8s && build_crd_server ;;
+    1.20) build_k8s ;;
+    "$CRD_K8S_MINOR") build_crd_server ;;
+    esac
+    build_unlock
 }
 
 # ---------------------------------------------------------------------------
 # up
 # ---------------------------------------------------------------------------
 
-# Prints N free TCP ports on 127.0.0.1. All sockets stay bound until every
-# port is picked, so the N ports are distinct. (Another process could still
-# grab one before our servers bind it; the window is milliseconds.)
+# Prints N free TCP ports on address $2 (default 127.0.0.1). All sockets stay
+# bound until every port is picked, so the N ports are distinct. (Another
+# process could still grab one before our servers bind it; the window is the
+# few seconds until the servers start.)
 free_ports() {
-    python3 - "$1" <<'EOF'
+    python3 - "$1" "${2:-127.0.0.1}" <<'EOF'
 import socket, sys
 socks = []
 for _ in range(int(sys.argv[1])):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind((sys.argv[2], 0))
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
@@ -300,6 +537,107 @@ EOF
     chmod 600 "$pki"/*.key
 }
 
+# The hybrid's extra certificates, into $1 (after make_pki):
+# - a front-proxy CA of its own (not the cluster CA, which kube-apiserver
+#   trusts for client certificates) and the aggregator's proxy client
+#   certificate (CN=aggregator) signed by it;
+# - the CRD server's serving certificate, signed by the cluster CA, for its
+#   loopback address $2 and for <service>.<namespace>.svc, the name the
+#   aggregator verifies (with the APIService's caBundle).
+make_crd_pki() {
+    local pki=$1 addr=$2
+    cat >"$pki/crd-openssl.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = ecsvnc-front-proxy-ca
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[serving_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:$addr, DNS:$CRD_SERVICE.$CRD_SERVICE_NS.svc
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
+        -config "$pki/crd-openssl.cnf" -extensions ca_ext \
+        -keyout "$pki/front-proxy-ca.key" -out "$pki/front-proxy-ca.crt" 2>/dev/null
+    openssl req -new -newkey rsa:2048 -nodes -subj /CN=aggregator \
+        -keyout "$pki/front-proxy-client.key" -out "$pki/front-proxy-client.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/front-proxy-client.csr" -days 30 \
+        -CA "$pki/front-proxy-ca.crt" -CAkey "$pki/front-proxy-ca.key" -CAcreateserial \
+        -extfile "$pki/crd-openssl.cnf" -extensions client_ext \
+        -out "$pki/front-proxy-client.crt" 2>/dev/null
+    openssl req -new -newkey rsa:2048 -nodes -subj "/CN=$CRD_SERVICE" \
+        -keyout "$pki/crd-serving.key" -out "$pki/crd-serving.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/crd-serving.csr" -days 30 \
+        -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+        -extfile "$pki/crd-openssl.cnf" -extensions serving_ext \
+        -out "$pki/crd-serving.crt" 2>/dev/null
+    chmod 600 "$pki"/*.key
+}
+
+# Writes a kubeconfig for the apiserver with bearer token $3 as user $2 to $1.
+write_kubeconfig() {
+    local path=$1 user=$2 token=$3
+    cat >"$path" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: ecsvnc-local
+  cluster:
+    server: $APISERVER
+    certificate-authority-data: $(base64 -w0 <"$DIR/pki/ca.crt")
+users:
+- name: $user
+  user:
+    token: $token
+contexts:
+- name: ecsvnc-local
+  context:
+    cluster: ecsvnc-local
+    user: $user
+current-context: ecsvnc-local
+EOF
+    chmod 600 "$path"
+}
+
+# The audit policy: everything at level Metadata (who, what, which object,
+# response code; no bodies), except the control plane's own reads and the
+# CRD server's delegated authentication/authorization reviews, which would
+# drown the rest. Requests of people and ServiceAccounts (the operator, the
+# tests, kubectl) are always kept, whatever they are.
+write_audit_policy() {
+    cat >"$1" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived"]
+rules:
+- level: None
+  users: ["system:apiserver", "system:kube-controller-manager", "system:ecsvnc-crd-server"]
+  verbs: ["get", "list", "watch"]
+- level: None
+  users: ["system:ecsvnc-crd-server"]
+  resources:
+  - group: authentication.k8s.io
+    resources: ["tokenreviews"]
+  - group: authorization.k8s.io
+    resources: ["subjectaccessreviews"]
+- level: Metadata
+EOF
+}
+
 # Starts "$@" in the background with its output in $DIR/$name.log and
 # records the PID (also in LAST_PID). stdin/stdout/stderr are all redirected so callers that
 # capture the output of `up` (e.g. the Rust harness) are not kept waiting.
@@ -328,8 +666,54 @@ wait_for() {
     done
 }
 
+# wait_for with a diagnosis: on failure logs what $2 (a name) did and the end
+# of its log $DIR/$3.log, then exits.
+wait_or_die() {
+    local timeout=$1 what=$2 logname=$3
+    shift 3
+    local rc=0
+    wait_for "$timeout" "$@" || rc=$?
+    [[ $rc -ne 0 ]] || return 0
+    if [[ $rc -eq 2 ]]; then
+        log "$what: process exited"
+    else
+        log "$what: not done after $timeout s"
+    fi
+    log "last lines of $DIR/$logname.log:"
+    tail -n 40 "$DIR/$logname.log" >&2
+    exit 1
+}
+
 CURL_AUTH=()
 api_get() { curl -fsS --max-time 5 --cacert "$DIR/pki/ca.crt" "${CURL_AUTH[@]}" "$APISERVER$1"; }
+crd_get() { curl -fsS --max-time 5 --cacert "$DIR/pki/ca.crt" "${CURL_AUTH[@]}" "$CRD_URL$1"; }
+
+# POSTs the JSON file $3 to path $2 of server $1; on an error status prints the
+# response and fails.
+post_json() {
+    local base=$1 path=$2 file=$3 code
+    code=$(curl -sS --max-time 30 --cacert "$DIR/pki/ca.crt" "${CURL_AUTH[@]}" \
+        -X POST -H 'Content-Type: application/json' --data-binary "@$file" \
+        -o "$DIR/post-response.json" -w '%{http_code}' "$base$path") || code=000
+    if [[ $code != 2* ]]; then
+        log "POST $base$path failed (HTTP $code):"
+        cat "$DIR/post-response.json" >&2 2>/dev/null || true
+        echo >&2
+        return 1
+    fi
+}
+
+# True if the object JSON on stdin has condition type $1 with status True.
+has_condition() {
+    python3 -c '
+import json, sys
+obj = json.load(sys.stdin)
+conds = (obj.get("status") or {}).get("conditions") or []
+sys.exit(0 if any(c.get("type") == sys.argv[1] and c.get("status") == "True" for c in conds) else 1)
+' "$1"
+}
+crd_established() { crd_get "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$1" | has_condition Established; }
+apiservice_available() { api_get "/apis/apiregistration.k8s.io/v1/apiservices/$1" | has_condition Available; }
 
 on_up_exit() {
     local rc=$?
@@ -344,11 +728,125 @@ on_up_exit() {
     exit "$rc"
 }
 
+# The hybrid's second half, once kube-apiserver is ready: the 1.36
+# apiextensions-apiserver on $CRD_ADDR (same etcd, own prefix; authentication
+# and authorization delegated to kube-apiserver), the CRD created on it
+# directly, then the ExternalName Service and the APIServices that route the
+# CRD's group to it.
+start_crd_server() {
+    local etcd_port=$1 crd_file=$2
+    # Delegated authn/authz (TokenReview, SubjectAccessReview) and the core
+    # client (namespaces for NamespaceLifecycle) as an admin of its own.
+    # Without priority-and-fairness and the admission-policy plugins it needs
+    # no API that 1.20 lacks (else readiness never passes: informer-sync).
+    start_bg apiextensions-apiserver "$CRD_BIN/apiextensions-apiserver" \
+        --etcd-servers="http://127.0.0.1:$etcd_port" \
+        --etcd-prefix=/ecsvnc-crd-server \
+        --bind-address="$CRD_ADDR" \
+        --secure-port="$CRD_PORT" \
+        --cert-dir="$DIR/crd-server-certs" \
+        --tls-cert-file="$DIR/pki/crd-serving.crt" \
+        --tls-private-key-file="$DIR/pki/crd-serving.key" \
+        --kubeconfig="$DIR/kubeconfig-crd-server" \
+        --authentication-kubeconfig="$DIR/kubeconfig-crd-server" \
+        --authorization-kubeconfig="$DIR/kubeconfig-crd-server" \
+        --requestheader-client-ca-file="$DIR/pki/front-proxy-ca.crt" \
+        --requestheader-allowed-names=aggregator \
+        --requestheader-username-headers=X-Remote-User \
+        --requestheader-group-headers=X-Remote-Group \
+        --requestheader-extra-headers-prefix=X-Remote-Extra- \
+        --enable-priority-and-fairness=false \
+        --disable-admission-plugins=MutatingAdmissionPolicy,ValidatingAdmissionPolicy \
+        --profiling=false
+    PROC_PID=$LAST_PID
+    wait_or_die 90 "apiextensions-apiserver $CRD_K8S_MINOR ($CRD_URL)" apiextensions-apiserver crd_get /readyz
+    log "apiextensions-apiserver $(crd_get /version | python3 -c 'import json, sys; print(json.load(sys.stdin)["gitVersion"])') ready at $CRD_URL after $((SECONDS - UP_STARTED)) s"
+
+    # The CRD, as JSON (kubectl converts offline), created on the 1.36 server
+    # itself: its discovery has no /api, so kubectl cannot apply it there.
+    [[ -f $crd_file ]] || die "CRD file $crd_file not found"
+    KUBECONFIG=/dev/null "$(kubectl_program)" patch --local -f "$crd_file" --type merge -p '{}' -o json \
+        >"$DIR/crd.json" || die "cannot convert $crd_file to JSON"
+    local crd_name group versions
+    read -r crd_name group versions < <(python3 -c '
+import json, sys
+crd = json.load(open(sys.argv[1]))
+assert crd["kind"] == "CustomResourceDefinition", crd["kind"]
+print(crd["metadata"]["name"], crd["spec"]["group"],
+      " ".join(v["name"] for v in crd["spec"]["versions"] if v.get("served")))
+' "$DIR/crd.json") || true
+    [[ -n ${versions:-} ]] || die "$crd_file is not a CustomResourceDefinition serving some version"
+    post_json "$CRD_URL" /apis/apiextensions.k8s.io/v1/customresourcedefinitions "$DIR/crd.json" ||
+        die "the $CRD_K8S_MINOR server refused $crd_file"
+    wait_or_die 60 "CRD $crd_name Established on the $CRD_K8S_MINOR server" apiextensions-apiserver \
+        crd_established "$crd_name"
+    local v
+    for v in $versions; do
+        wait_or_die 30 "/apis/$group/$v on the $CRD_K8S_MINOR server" apiextensions-apiserver crd_get "/apis/$group/$v"
+    done
+
+    # Routing: an ExternalName Service naming the loopback address (Endpoints
+    # refuse loopback addresses; for ExternalName the aggregator dials
+    # https://<externalName>:<port> and verifies <service>.<namespace>.svc).
+    cat >"$DIR/crd-service.json" <<EOF
+{"apiVersion": "v1", "kind": "Service",
+ "metadata": {"name": "$CRD_SERVICE", "namespace": "$CRD_SERVICE_NS"},
+ "spec": {"type": "ExternalName", "externalName": "$CRD_ADDR"}}
+EOF
+    post_json "$APISERVER" "/api/v1/namespaces/$CRD_SERVICE_NS/services" "$DIR/crd-service.json" ||
+        die "cannot create Service $CRD_SERVICE_NS/$CRD_SERVICE"
+    local ca_bundle
+    ca_bundle=$(base64 -w0 <"$DIR/pki/ca.crt")
+    for v in $versions; do
+        cat >"$DIR/apiservice-$v.json" <<EOF
+{"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+ "metadata": {"name": "$v.$group"},
+ "spec": {"group": "$group", "version": "$v", "groupPriorityMinimum": 1000, "versionPriority": 15,
+          "service": {"namespace": "$CRD_SERVICE_NS", "name": "$CRD_SERVICE", "port": $CRD_PORT},
+          "caBundle": "$ca_bundle"}}
+EOF
+        post_json "$APISERVER" /apis/apiregistration.k8s.io/v1/apiservices "$DIR/apiservice-$v.json" ||
+            die "cannot create APIService $v.$group"
+    done
+    # PROC_PID is still the CRD server's: fail early if it dies.
+    local rc
+    for v in $versions; do
+        rc=0
+        wait_for 60 apiservice_available "$v.$group" || rc=$?
+        [[ $rc -ne 0 ]] || continue
+        log "APIService $v.$group not Available (wait status $rc):"
+        api_get "/apis/apiregistration.k8s.io/v1/apiservices/$v.$group" >&2 || true
+        log "last lines of $DIR/apiextensions-apiserver.log:"
+        tail -n 20 "$DIR/apiextensions-apiserver.log" >&2
+        log "last lines of $DIR/kube-apiserver.log:"
+        tail -n 20 "$DIR/kube-apiserver.log" >&2
+        exit 1
+    done
+    # Available can be reported a moment before the aggregator routes the
+    # group (kubectl would get a 404 for its discovery): wait for the route.
+    for v in $versions; do
+        wait_or_die 30 "/apis/$group/$v through kube-apiserver" kube-apiserver api_get "/apis/$group/$v"
+    done
+    log "$group ($versions) served by the $CRD_K8S_MINOR server through the aggregator after $((SECONDS - UP_STARTED)) s"
+}
+
 cmd_up() {
     DIR=${1:-}
-    if ! have_binaries; then
+    local crd_server=${ECSVNC_CRD_SERVER:-}
+    case $crd_server in
+    "" | 1.20) crd_server= ;;
+    "$CRD_K8S_MINOR") ;;
+    *) die "ECSVNC_CRD_SERVER=$crd_server: use $CRD_K8S_MINOR (the hybrid) or leave it unset (plain $K8S_VERSION)" ;;
+    esac
+    local crd_file=${ECSVNC_CRD_FILE:-$SCRIPT_DIR/../crds/vncsession.yaml}
+    # Built here if missing; the lock is released before anything is started
+    # (the servers would inherit it).
+    if ! have_binaries || { [[ -n $crd_server ]] && ! have_crd_server; }; then
         log "binaries missing; building first"
-        cmd_build
+        build_lock
+        build_k8s
+        [[ -z $crd_server ]] || build_crd_server
+        build_unlock
     fi
     DIR_CREATED=0
     if [[ -z $DIR ]]; then
@@ -363,46 +861,53 @@ cmd_up() {
     trap on_up_exit EXIT
     trap 'exit 130' INT TERM
 
-    local started=$SECONDS
+    UP_STARTED=$SECONDS
     local etcd_port etcd_peer_port api_port
     read -r etcd_port etcd_peer_port api_port < <(free_ports 3)
     APISERVER="https://127.0.0.1:$api_port"
+    if [[ -n $crd_server ]]; then
+        CRD_PORT=$(free_ports 1 "$CRD_ADDR")
+        CRD_URL="https://$CRD_ADDR:$CRD_PORT"
+    fi
 
     make_pki "$DIR/pki"
-    local token
+    [[ -z $crd_server ]] || make_crd_pki "$DIR/pki" "$CRD_ADDR"
+    # token,user,uid,"group1,group2": system:masters bypasses RBAC. The
+    # controller manager and the CRD server have identities of their own,
+    # so the audit policy can tell their requests apart.
+    local token cm_token crd_token
     token=$(openssl rand -hex 32)
-    # token,user,uid,"group1,group2": system:masters bypasses RBAC.
-    echo "$token,ecsvnc-admin,ecsvnc-admin,\"system:masters\"" >"$DIR/tokens.csv"
+    cm_token=$(openssl rand -hex 32)
+    crd_token=$(openssl rand -hex 32)
+    {
+        echo "$token,ecsvnc-admin,ecsvnc-admin,\"system:masters\""
+        echo "$cm_token,system:kube-controller-manager,system:kube-controller-manager,\"system:masters\""
+        [[ -z $crd_server ]] ||
+            echo "$crd_token,system:ecsvnc-crd-server,system:ecsvnc-crd-server,\"system:masters\""
+    } >"$DIR/tokens.csv"
     chmod 600 "$DIR/tokens.csv"
     CURL_AUTH=(-H "Authorization: Bearer $token")
 
-    # Self-contained kubeconfig (CA embedded) for kubectl, kube-rs and the
-    # controller manager.
-    cat >"$DIR/kubeconfig" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: ecsvnc-local
-  cluster:
-    server: $APISERVER
-    certificate-authority-data: $(base64 -w0 <"$DIR/pki/ca.crt")
-users:
-- name: ecsvnc-admin
-  user:
-    token: $token
-contexts:
-- name: ecsvnc-local
-  context:
-    cluster: ecsvnc-local
-    user: ecsvnc-admin
-current-context: ecsvnc-local
-EOF
-    chmod 600 "$DIR/kubeconfig"
+    # Self-contained kubeconfigs (CA embedded): the admin one for kubectl,
+    # kube-rs and the tests; one each for the controller manager and the CRD
+    # server.
+    write_kubeconfig "$DIR/kubeconfig" ecsvnc-admin "$token"
+    write_kubeconfig "$DIR/kubeconfig-controller-manager" system:kube-controller-manager "$cm_token"
+    [[ -z $crd_server ]] ||
+        write_kubeconfig "$DIR/kubeconfig-crd-server" system:ecsvnc-crd-server "$crd_token"
+    write_audit_policy "$DIR/audit-policy.yaml"
     cat >"$DIR/env" <<EOF
 export KUBECONFIG=$DIR/kubeconfig
 export ECSVNC_CLUSTER_DIR=$DIR
 export ECSVNC_APISERVER=$APISERVER
+export ECSVNC_AUDIT_LOG=$DIR/audit.log
 EOF
+    if [[ -n $crd_server ]]; then
+        cat >>"$DIR/env" <<EOF
+export ECSVNC_CRD_SERVER_VERSION=$CRD_K8S_MINOR
+export ECSVNC_CRD_SERVER_URL=$CRD_URL
+EOF
+    fi
 
     # --- etcd ---------------------------------------------------------
     # fsync off: the data is throw-away and fsync dominates latency.
@@ -417,51 +922,54 @@ EOF
         --unsafe-no-fsync \
         --logger=zap
     PROC_PID=$LAST_PID
-    local rc=0
-    wait_for 30 curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health" || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        log "etcd did not become healthy; last lines of $DIR/etcd.log:"
-        tail -n 30 "$DIR/etcd.log" >&2
-        exit 1
-    fi
+    wait_or_die 30 "etcd health" etcd curl -fsS --max-time 2 "http://127.0.0.1:$etcd_port/health"
 
     # --- kube-apiserver -----------------------------------------------
     # Loopback only. The service CIDR is required config but never used
     # (no kube-proxy); the endpoint reconciler is off because there is no
     # real "kubernetes" Service to maintain. --insecure-port=0: 1.20 would
     # otherwise also serve plain HTTP on 8080, colliding between clusters.
-    start_bg kube-apiserver "$BIN/kube-apiserver" \
-        --etcd-servers="http://127.0.0.1:$etcd_port" \
-        --bind-address=127.0.0.1 \
-        --advertise-address=127.0.0.1 \
-        --secure-port="$api_port" \
-        --insecure-port=0 \
-        --cert-dir="$DIR/apiserver-certs" \
-        --tls-cert-file="$DIR/pki/serving.crt" \
-        --tls-private-key-file="$DIR/pki/serving.key" \
-        --client-ca-file="$DIR/pki/ca.crt" \
-        --token-auth-file="$DIR/tokens.csv" \
-        --authorization-mode=RBAC \
-        --service-account-issuer=https://kubernetes.default.svc \
-        --service-account-key-file="$DIR/pki/sa.pub" \
-        --service-account-signing-key-file="$DIR/pki/sa.key" \
-        --service-cluster-ip-range=10.0.0.0/24 \
-        --endpoint-reconciler-type=none \
+    # Audit: blocking writes (the default), no rotation within a test run.
+    local apiserver_args=(
+        --etcd-servers="http://127.0.0.1:$etcd_port"
+        --bind-address=127.0.0.1
+        --advertise-address=127.0.0.1
+        --secure-port="$api_port"
+        --insecure-port=0
+        --cert-dir="$DIR/apiserver-certs"
+        --tls-cert-file="$DIR/pki/serving.crt"
+        --tls-private-key-file="$DIR/pki/serving.key"
+        --client-ca-file="$DIR/pki/ca.crt"
+        --token-auth-file="$DIR/tokens.csv"
+        --authorization-mode=RBAC
+        --service-account-issuer=https://kubernetes.default.svc
+        --service-account-key-file="$DIR/pki/sa.pub"
+        --service-account-signing-key-file="$DIR/pki/sa.key"
+        --service-cluster-ip-range=10.0.0.0/24
+        --endpoint-reconciler-type=none
         --profiling=false
-    PROC_PID=$LAST_PID
-    rc=0
-    wait_for 60 api_get /readyz || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        if [[ $rc -eq 2 ]]; then
-            log "kube-apiserver exited"
-        else
-            log "kube-apiserver not ready after 60 s"
-        fi
-        log "last lines of $DIR/kube-apiserver.log:"
-        tail -n 40 "$DIR/kube-apiserver.log" >&2
-        exit 1
+        --audit-policy-file="$DIR/audit-policy.yaml"
+        --audit-log-path="$DIR/audit.log"
+        --audit-log-maxsize=4096
+    )
+    if [[ -n $crd_server ]]; then
+        # Aggregation: the proxy client certificate the aggregator presents
+        # to the CRD server, and the request-header authentication both
+        # servers accept from it.
+        apiserver_args+=(
+            --proxy-client-cert-file="$DIR/pki/front-proxy-client.crt"
+            --proxy-client-key-file="$DIR/pki/front-proxy-client.key"
+            --requestheader-client-ca-file="$DIR/pki/front-proxy-ca.crt"
+            --requestheader-allowed-names=aggregator
+            --requestheader-username-headers=X-Remote-User
+            --requestheader-group-headers=X-Remote-Group
+            --requestheader-extra-headers-prefix=X-Remote-Extra-
+        )
     fi
-    log "apiserver ready at $APISERVER after $((SECONDS - started)) s"
+    start_bg kube-apiserver "$BIN/kube-apiserver" "${apiserver_args[@]}"
+    PROC_PID=$LAST_PID
+    wait_or_die 60 "kube-apiserver /readyz" kube-apiserver api_get /readyz
+    log "apiserver ready at $APISERVER after $((SECONDS - UP_STARTED)) s"
 
     # --- kube-controller-manager --------------------------------------
     # Controllers: namespace (namespace deletion), garbagecollector (owner
@@ -470,7 +978,7 @@ EOF
     # leader election (single instance); no HTTP(S) serving (ports 0), so
     # several clusters can run side by side.
     start_bg kube-controller-manager "$BIN/kube-controller-manager" \
-        --kubeconfig="$DIR/kubeconfig" \
+        --kubeconfig="$DIR/kubeconfig-controller-manager" \
         --controllers=namespace,garbagecollector,serviceaccount,serviceaccount-token \
         --service-account-private-key-file="$DIR/pki/sa.key" \
         --root-ca-file="$DIR/pki/ca.crt" \
@@ -478,19 +986,14 @@ EOF
         --leader-elect=false \
         --port=0 \
         --secure-port=0
-    PROC_PID=$LAST_PID
-    rc=0
-    wait_for 60 api_get /api/v1/namespaces/default/serviceaccounts/default || rc=$?
-    if [[ $rc -ne 0 ]]; then
-        if [[ $rc -eq 2 ]]; then
-            log "kube-controller-manager exited"
-        else
-            log "default ServiceAccount not created after 60 s"
-        fi
-        log "last lines of $DIR/kube-controller-manager.log:"
-        tail -n 40 "$DIR/kube-controller-manager.log" >&2
-        exit 1
-    fi
+    local cm_pid=$LAST_PID
+
+    # --- the hybrid's CRD server (starts while the controller manager does)
+    [[ -z $crd_server ]] || start_crd_server "$etcd_port" "$crd_file"
+
+    PROC_PID=$cm_pid
+    wait_or_die 60 "default ServiceAccount" kube-controller-manager \
+        api_get /api/v1/namespaces/default/serviceaccounts/default
     PROC_PID=
 
     # Optional watchdog: tear down when the owning process disappears.
@@ -499,7 +1002,7 @@ EOF
     fi
 
     trap - EXIT INT TERM
-    log "control plane up in $((SECONDS - started)) s; state in $DIR"
+    log "control plane up in $((SECONDS - UP_STARTED)) s; state in $DIR"
     log "use: source $DIR/env   (or kubectl --kubeconfig $DIR/kubeconfig ...)"
     echo "$DIR"
 }
@@ -576,16 +1079,17 @@ cmd_env() {
 }
 
 usage() {
-    sed -n '2,9p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "$SELF" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
 case "${1:-}" in
-build) cmd_build ;;
+build) cmd_build "${2:-}" ;;
 up) cmd_up "${2:-}" ;;
 down) cmd_down "${2:-}" ;;
 env) cmd_env "${2:-}" ;;
 _build-inner) build_inner ;;
+_build-crd-inner) build_crd_inner ;;
 _watchdog) cmd_watchdog "$2" "$3" ;;
 *) usage ;;
 esac

@@ -397,8 +397,8 @@ async fn a_user_without_rbac_is_told_the_verb_and_resource() {
 #[test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 fn without_the_crd_the_fix_is_to_install_it() {
-    // A control plane of its own: the shared one has the CRD.
-    let bare = support::cluster::Cluster::start();
+    // A plain control plane of its own: the shared one (and any hybrid) has the CRD.
+    let bare = support::cluster::Cluster::start_plain();
     let ran = plugin_blocking(command(&bare.kubeconfig, &["-n", "default", "list"]));
     assert_eq!(ran.code, 4, "{ran:?}");
     assert!(

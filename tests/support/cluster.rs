@@ -7,7 +7,19 @@
 //! runs `scripts/local-cluster.sh down`, which stops those processes and
 //! removes the directory.
 //!
-//! The binaries are built once (about 6 minutes) with
+//! With `ECSVNC_CRD_SERVER=1.36` in the environment (or
+//! [`Cluster::start_with`]`(Some("1.36"))`) it is the hybrid instead: the
+//! `ecsvnc.dev` group is served by the Kubernetes 1.36 apiextensions-apiserver,
+//! aggregated behind kube-apiserver 1.20 (APIService `v1alpha1.ecsvnc.dev`),
+//! with `crds/vncsession.yaml` already installed on the 1.36 server by `up`.
+//! There the CRD must NOT be applied through kube-apiserver (it would become a
+//! second, 1.20 copy): see [`Cluster::install_vncsession_crd`]. Everything
+//! else (kubeconfig, kubectl, clients, RBAC, ServiceAccounts) is the same.
+//!
+//! kube-apiserver writes an audit log (level Metadata, the control plane's own
+//! reads left out) to [`Cluster::audit_log`] in both modes.
+//!
+//! The binaries are built once (about 6 + 4 minutes) with
 //! `scripts/local-cluster.sh build`; a test never builds them itself but
 //! panics with that instruction instead.
 //!
@@ -15,9 +27,9 @@
 //! `#[path = "support/cluster.rs"] mod cluster;`.
 //!
 //! Note: there is no kubelet or scheduler, so Pods are stored but never run.
-//! The apiserver is Kubernetes 1.20: no CEL validation rules in CRDs, no
-//! server-side strict field validation, ServiceAccount token Secrets are still
-//! created automatically.
+//! The kube-apiserver is Kubernetes 1.20: no CEL validation rules in CRDs it
+//! serves itself, no server-side strict field validation, ServiceAccount token
+//! Secrets are still created automatically.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -26,6 +38,11 @@ use std::time::{Duration, Instant};
 
 /// Must match `K8S_VERSION` in `scripts/local-cluster.sh`.
 const K8S_VERSION: &str = "1.20.2";
+/// Must match `CRD_K8S_MINOR` in `scripts/local-cluster.sh`: the only
+/// supported value of `ECSVNC_CRD_SERVER`.
+pub const CRD_SERVER_VERSION: &str = "1.36";
+/// The CRD `scripts/local-cluster.sh up` installs on the 1.36 server.
+const VNCSESSION_CRD: &str = "crds/vncsession.yaml";
 
 /// A running private control plane. Stopped and deleted on drop.
 pub struct Cluster {
@@ -35,6 +52,10 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// API server URL, `https://127.0.0.1:PORT`.
     pub apiserver: String,
+    /// `Some("1.36")` for the hybrid.
+    crd_server: Option<String>,
+    /// The 1.36 server's own URL (`https://127.0.100.36:PORT`), hybrid only.
+    crd_server_url: Option<String>,
 }
 
 fn manifest_dir() -> &'static Path {
@@ -45,16 +66,39 @@ fn script() -> PathBuf {
     manifest_dir().join("scripts/local-cluster.sh")
 }
 
-/// Where `scripts/local-cluster.sh build` puts the binaries.
-fn bin_dir() -> PathBuf {
-    let root = match std::env::var_os("ECSVNC_CACHE") {
+fn cache_root() -> PathBuf {
+    match std::env::var_os("ECSVNC_CACHE") {
         Some(dir) => PathBuf::from(dir),
         None => {
             let home = std::env::var_os("HOME").expect("HOME is not set");
             PathBuf::from(home).join(".cache/ecs-vnc-operator")
         }
-    };
-    root.join(format!("k8s-{K8S_VERSION}")).join("bin")
+    }
+}
+
+/// Where `scripts/local-cluster.sh build` puts the binaries.
+fn bin_dir() -> PathBuf {
+    cache_root().join(format!("k8s-{K8S_VERSION}")).join("bin")
+}
+
+/// Where `scripts/local-cluster.sh build` puts the 1.36 apiextensions-apiserver.
+fn crd_bin_dir() -> PathBuf {
+    cache_root()
+        .join(format!("k8s-crd-{CRD_SERVER_VERSION}"))
+        .join("bin")
+}
+
+/// `ECSVNC_CRD_SERVER` from the environment: `None` (unset, empty or `1.20`)
+/// or `Some("1.36")`; anything else panics.
+pub fn crd_server_from_env() -> Option<String> {
+    match std::env::var("ECSVNC_CRD_SERVER") {
+        Err(std::env::VarError::NotPresent) => None,
+        Ok(v) if v.is_empty() || v == "1.20" => None,
+        Ok(v) if v == CRD_SERVER_VERSION => Some(v),
+        other => panic!(
+            "ECSVNC_CRD_SERVER={other:?}: use {CRD_SERVER_VERSION} (the hybrid) or leave it unset"
+        ),
+    }
 }
 
 fn kubectl_program() -> PathBuf {
@@ -76,12 +120,42 @@ fn describe(out: &Output) -> String {
 }
 
 impl Cluster {
-    /// Starts a private control plane via `scripts/local-cluster.sh up`.
+    /// Starts a private control plane via `scripts/local-cluster.sh up`: the
+    /// hybrid if `ECSVNC_CRD_SERVER=1.36`, else plain 1.20.
     ///
     /// Blocks for the ~5-10 s start-up (until `/readyz` answers and the
-    /// `default` ServiceAccount exists). Panics if the binaries have not been
-    /// built yet (never skips, never builds: that takes minutes).
+    /// `default` ServiceAccount exists; in the hybrid also until the CRD is
+    /// Established on the 1.36 server and the APIService is Available).
+    /// Panics if the binaries have not been built yet (never skips, never
+    /// builds: that takes minutes).
     pub fn start() -> Cluster {
+        Self::start_with(crd_server_from_env().as_deref())
+    }
+
+    /// Plain kube-apiserver 1.20 whatever `ECSVNC_CRD_SERVER` says (e.g. for
+    /// a control plane without the CRD).
+    pub fn start_plain() -> Cluster {
+        Self::start_with(None)
+    }
+
+    /// [`Cluster::start`] with the CRD server given explicitly: `None` for
+    /// plain 1.20, `Some("1.36")` for the hybrid.
+    pub fn start_with(crd_server: Option<&str>) -> Cluster {
+        if let Some(version) = crd_server {
+            assert_eq!(
+                version, CRD_SERVER_VERSION,
+                "unsupported CRD server {version}: only {CRD_SERVER_VERSION}"
+            );
+            let binary = crd_bin_dir().join("apiextensions-apiserver");
+            if !binary.is_file() {
+                panic!(
+                    "the Kubernetes {CRD_SERVER_VERSION} apiextensions-apiserver is missing ({}): \
+                     run scripts/local-cluster.sh build first \
+                     (one-off, ~4 minutes; it downloads Debian sid's Go packages)",
+                    binary.display()
+                );
+            }
+        }
         let bin = bin_dir();
         let missing: Vec<&str> = ["etcd", "kube-apiserver", "kube-controller-manager"]
             .into_iter()
@@ -110,11 +184,16 @@ impl Cluster {
         // ECSVNC_OWNER_PID: the script's watchdog tears the control plane
         // down once this test process is gone, even if it was killed before
         // Drop could run (or the Cluster lived in a static).
-        let out = Command::new("bash")
-            .arg(script())
+        let mut up = Command::new("bash");
+        up.arg(script())
             .arg("up")
             .env("ECSVNC_OWNER_PID", std::process::id().to_string())
-            .stdin(Stdio::null())
+            .stdin(Stdio::null());
+        match crd_server {
+            Some(version) => up.env("ECSVNC_CRD_SERVER", version),
+            None => up.env_remove("ECSVNC_CRD_SERVER"),
+        };
+        let out = up
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
         if !out.status.success() {
@@ -142,15 +221,96 @@ impl Cluster {
             kubeconfig: dir.join("kubeconfig"),
             dir,
             apiserver: String::new(),
+            crd_server: None,
+            crd_server_url: None,
         };
         let env = std::fs::read_to_string(cluster.dir.join("env"))
             .unwrap_or_else(|e| panic!("cannot read {}/env: {e}", cluster.dir.display()));
-        cluster.apiserver = env
-            .lines()
-            .find_map(|line| line.strip_prefix("export ECSVNC_APISERVER="))
-            .map(|s| s.trim().to_string())
+        let var = |name: &str| {
+            env.lines()
+                .find_map(|line| line.strip_prefix(&format!("export {name}=")))
+                .map(|s| s.trim().to_string())
+        };
+        cluster.apiserver = var("ECSVNC_APISERVER")
             .unwrap_or_else(|| panic!("no ECSVNC_APISERVER in {}/env", cluster.dir.display()));
+        cluster.crd_server = var("ECSVNC_CRD_SERVER_VERSION");
+        cluster.crd_server_url = var("ECSVNC_CRD_SERVER_URL");
+        assert_eq!(
+            cluster.crd_server.as_deref(),
+            crd_server,
+            "local-cluster.sh up started another CRD server than asked for"
+        );
         cluster
+    }
+
+    /// `Some("1.36")` if `ecsvnc.dev` is served by the 1.36
+    /// apiextensions-apiserver behind the aggregator (the hybrid), `None` for
+    /// plain kube-apiserver 1.20.
+    pub fn crd_server(&self) -> Option<&str> {
+        self.crd_server.as_deref()
+    }
+
+    /// The 1.36 server's own URL (hybrid only), e.g. for
+    /// `kubectl --server URL get --raw /version` with [`Self::kubeconfig`]: it
+    /// accepts the admin token (delegated authentication) and its certificate
+    /// is signed by the cluster CA.
+    pub fn crd_server_url(&self) -> Option<&str> {
+        self.crd_server_url.as_deref()
+    }
+
+    /// kube-apiserver's audit log (JSON lines, `audit.k8s.io/v1` Events at
+    /// level Metadata, stages ResponseStarted (watches) and ResponseComplete;
+    /// written synchronously, so a request is in it once its response came).
+    /// Every request of a user or ServiceAccount is in it, including, in the
+    /// hybrid, those to `ecsvnc.dev` (the aggregator proxies them); left out
+    /// are only the reads of the control plane's own components.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// Makes `crds/vncsession.yaml` served and ready, whichever the control
+    /// plane. Plain 1.20: `kubectl apply --validate=false` and wait for
+    /// `Established` (1.20 predates `x-kubernetes-validations`: kubectl's
+    /// client-side validation refuses the field and the server drops it, so
+    /// there the CEL rules are not enforced; the controller checks them too).
+    /// The hybrid: `up` has installed it on the 1.36 server already and waited
+    /// until the aggregator routes `ecsvnc.dev`, so this only checks that the
+    /// APIService is Available (applying it through kube-apiserver would fail
+    /// validation, or with `--validate=false` create a second, 1.20 copy).
+    pub fn install_vncsession_crd(&self) {
+        if self.crd_server.is_some() {
+            let out = self.kubectl(&[
+                "wait",
+                "--for=condition=Available",
+                "apiservice/v1alpha1.ecsvnc.dev",
+                "--timeout=60s",
+            ]);
+            assert!(
+                out.status.success(),
+                "APIService v1alpha1.ecsvnc.dev not Available\n{}",
+                describe(&out)
+            );
+            return;
+        }
+        let path = manifest_dir().join(VNCSESSION_CRD);
+        let path_str = path.to_str().expect("non-UTF-8 path");
+        let out = self.kubectl(&["apply", "--validate=false", "-f", path_str]);
+        assert!(
+            out.status.success(),
+            "kubectl apply -f {path_str} failed\n{}",
+            describe(&out)
+        );
+        let out = self.kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "crd/vncsessions.ecsvnc.dev",
+            "--timeout=60s",
+        ]);
+        assert!(
+            out.status.success(),
+            "CRD vncsessions.ecsvnc.dev not established\n{}",
+            describe(&out)
+        );
     }
 
     /// An admin client (group `system:masters`) from the cluster's kubeconfig.

@@ -39,15 +39,9 @@ fn root() -> &'static Path {
 fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let cluster = Cluster::start();
-        // --validate=false: kubectl 1.20 validates a CRD against its own schema, which predates
-        // the CEL `x-kubernetes-validations`; the 1.20 server then simply ignores them.
-        let crd = root().join("crds/vncsession.yaml");
-        let out = cluster.kubectl(&["apply", "--validate=false", "-f", &crd.to_string_lossy()]);
-        assert!(
-            out.status.success(),
-            "apply the CRD: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // On 1.20 the CRD is applied (kubectl 1.20 cannot validate its CEL rules, so without
+        // client-side validation); on the 1.36 hybrid `up` installed it on the 1.36 server.
+        cluster.install_vncsession_crd();
         for file in [
             "deploy/base/namespace.yaml",
             "deploy/base/serviceaccount.yaml",
@@ -55,18 +49,6 @@ fn shared() -> &'static Shared {
         ] {
             cluster.apply_file(&root().join(file));
         }
-        let out = cluster.kubectl(&[
-            "wait",
-            "--for",
-            "condition=established",
-            "crd/vncsessions.ecsvnc.dev",
-            "--timeout=60s",
-        ]);
-        assert!(
-            out.status.success(),
-            "CRD not established: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         let operator_kubeconfig =
             cluster.service_account_kubeconfig(OPERATOR_NS, "ecs-vnc-operator");
         Shared {
