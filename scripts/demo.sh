@@ -13,8 +13,10 @@ cd "$(dirname "$0")/.."
 KEEPALIVE=${DEMO_SESSION_KEEPALIVE:-10s}
 
 scripts/install-deps.sh >&2
-scripts/local-cluster.sh build >&2
-cargo build --quiet --bin ecs-vnc-operator --bin ecs-sim
+# Only the plain 1.20 control plane (the 1.36 CRD server is for the tests); once, about 7 minutes.
+scripts/local-cluster.sh build 1.20 >&2
+echo "demo: building ecs-vnc-operator and ecs-sim (the first build takes about 5 minutes)" >&2
+cargo build --bin ecs-vnc-operator --bin ecs-sim
 
 work=$(mktemp -d)
 pids=()
@@ -36,7 +38,9 @@ owner=$$
 [[ -n ${DEMO_KEEP:-} ]] && owner=""
 cluster=$(ECSVNC_OWNER_PID=$owner scripts/local-cluster.sh up | tail -n 1)
 export KUBECONFIG="$cluster/kubeconfig"
-kubectl apply -f crds/vncsession.yaml
+# --validate=false: kubectl checks a CRD against the server's own schema, and 1.20's predates the
+# CEL rules (x-kubernetes-validations); the server drops them and the operator checks them itself.
+kubectl apply --validate=false -f crds/vncsession.yaml
 kubectl wait --for condition=established crd/vncsessions.ecsvnc.dev --timeout=60s
 
 step "ecs-sim (a strict stand-in for the ECS API, demo AccessKey and instances)"
@@ -82,7 +86,15 @@ echo
 echo "console URL: $(kubectl get vncsession web-1-console -o 'jsonpath={.status.consoleUrl}')"
 
 if [[ -n ${DEMO_KEEP:-} ]]; then
+    # The operator was started with --metrics-addr 127.0.0.1:0: its start-up log line names the
+    # port it got.
+    metrics=$(sed -n 's/.*serving \/metrics.* addr=\([0-9.:]*\).*/\1/p' "$work/operator.log" | head -n 1)
     echo
-    echo "left running: export KUBECONFIG=$cluster/kubeconfig"
-    echo "stop with: kill ${pids[*]}; scripts/local-cluster.sh down $cluster"
+    echo "left running (in another shell: export KUBECONFIG=$cluster/kubeconfig)"
+    echo "  ECS (ecs-sim):     $endpoint"
+    echo "  operator metrics:  http://${metrics:-?}/metrics   (also /healthz, /readyz)"
+    echo "  logs:              $work/operator.log, $work/sim.log;"
+    echo "                     control plane: $cluster/{kube-apiserver,etcd,kube-controller-manager,audit}.log"
+    echo "stop it all and remove its files:"
+    echo "  kill ${pids[*]}; scripts/local-cluster.sh down $cluster; rm -rf $work"
 fi
