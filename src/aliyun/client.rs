@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
-use super::error::{EcsError, decode_error_body, sanitize};
+use super::error::{EcsError, sanitize};
+use super::response::{IssuedVncUrl, decode_error, decode_os_type, decode_vnc_url};
 use super::retry::RetryPolicy;
 use super::signature::{canonical_query, percent_encode, sign, string_to_sign};
 use crate::session::expiry::rfc3339;
@@ -85,31 +85,6 @@ impl fmt::Debug for EcsClient {
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
-}
-
-/// A freshly issued VncUrl. `Debug` leaves the URL out: it must not reach logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct IssuedVncUrl {
-    /// As ECS returned it (already percent-encoded).
-    pub vnc_url: String,
-    pub request_id: String,
-    /// When the successful attempt's request was sent; the URL's validity counts from here.
-    pub sent_at: Timestamp,
-}
-
-impl fmt::Debug for IssuedVncUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IssuedVncUrl")
-            .field("vnc_url", &"<redacted>")
-            .field("request_id", &self.request_id)
-            .field("sent_at", &self.sent_at)
-            .finish()
-    }
-}
-
-/// `OSType` as `DescribeInstances` reports it; only `windows` means Windows.
-pub fn os_type_is_windows(os_type: &str) -> bool {
-    os_type.trim().eq_ignore_ascii_case("windows")
 }
 
 /// One answered attempt: status, body (at most `MAX_RESPONSE_BYTES`) and when it was sent.
@@ -213,7 +188,7 @@ impl EcsClient {
                     Ok(Ok(reply)) if (200..300).contains(&reply.status) => {
                         decode(&reply.body, reply.status, reply.sent_at)
                     }
-                    Ok(Ok(reply)) => Err(decode_error_body(reply.status, &reply.body, &secrets)),
+                    Ok(Ok(reply)) => Err(decode_error(reply.status, &reply.body, &secrets)),
                 };
             let err = match result {
                 Ok(value) => {
@@ -229,7 +204,7 @@ impl EcsClient {
                 return Err(err);
             }
             let delay = policy.backoff(attempt - 1);
-            if started.elapsed() + delay >= policy.deadline {
+            if started.elapsed().saturating_add(delay) >= policy.deadline {
                 tracing::warn!(
                     action,
                     attempt,
@@ -341,102 +316,6 @@ fn signed_query(
         canonical_query(all.iter().copied()),
         percent_encode(&signature)
     )
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct VncUrlBody {
-    vnc_url: Option<String>,
-    request_id: Option<String>,
-}
-
-fn decode_vnc_url(body: &[u8], status: u16, sent_at: Timestamp) -> Result<IssuedVncUrl, EcsError> {
-    let parsed: VncUrlBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
-    let request_id = parsed.request_id.filter(|r| !r.is_empty());
-    match (parsed.vnc_url.filter(|v| !v.is_empty()), request_id) {
-        (Some(vnc_url), Some(request_id)) => Ok(IssuedVncUrl {
-            vnc_url,
-            request_id,
-            sent_at,
-        }),
-        (None, request_id) => Err(EcsError::MalformedResponse {
-            http_status: status,
-            reason: "answer has no VncUrl".into(),
-            request_id,
-        }),
-        (Some(_), None) => Err(EcsError::MalformedResponse {
-            http_status: status,
-            reason: "answer has no RequestId".into(),
-            request_id: None,
-        }),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct InstancesBody {
-    instances: Option<InstanceList>,
-    request_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct InstanceList {
-    #[serde(default)]
-    instance: Vec<InstanceItem>,
-}
-
-#[derive(Deserialize)]
-struct InstanceItem {
-    #[serde(rename = "InstanceId")]
-    instance_id: Option<String>,
-    #[serde(rename = "OSType")]
-    os_type: Option<String>,
-}
-
-fn decode_os_type(
-    body: &[u8],
-    status: u16,
-    region_id: &str,
-    instance_id: &str,
-) -> Result<String, EcsError> {
-    let parsed: InstancesBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
-    let Some(list) = parsed.instances else {
-        return Err(EcsError::MalformedResponse {
-            http_status: status,
-            reason: "answer has no Instances".into(),
-            request_id: parsed.request_id,
-        });
-    };
-    let Some(item) = list
-        .instance
-        .into_iter()
-        .find(|i| i.instance_id.as_deref() == Some(instance_id))
-    else {
-        return Err(EcsError::instance_not_found(
-            region_id,
-            instance_id,
-            parsed.request_id,
-        ));
-    };
-    match item.os_type.filter(|o| !o.trim().is_empty()) {
-        Some(os) => Ok(os),
-        None => Err(EcsError::MalformedResponse {
-            http_status: status,
-            reason: "instance has no OSType".into(),
-            request_id: parsed.request_id,
-        }),
-    }
-}
-
-fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> EcsError {
-    EcsError::MalformedResponse {
-        http_status: status,
-        reason: format!("answer is not the expected JSON ({e})"),
-        request_id,
-    }
 }
 
 /// Maps a transport failure to an error whose text has no URL (reqwest puts the full request URL,
@@ -576,61 +455,6 @@ mod tests {
         let c = Credentials::new("id", "secret", None);
         let q = signed_query(&c, "DescribeInstances", &[], "n", "t");
         assert!(!q.contains("SecurityToken"));
-    }
-
-    #[test]
-    fn vnc_url_body_decoding() {
-        let t = Timestamp::UNIX_EPOCH;
-        let ok = decode_vnc_url(br#"{"VncUrl":"wss%3A%2F%2Fx","RequestId":"r"}"#, 200, t).unwrap();
-        assert_eq!(ok.vnc_url, "wss%3A%2F%2Fx");
-        assert_eq!(ok.request_id, "r");
-        assert!(!format!("{ok:?}").contains("wss"), "Debug redacts the URL");
-        for bad in [
-            &b"{}"[..],
-            br#"{"RequestId":"r"}"#,
-            br#"{"VncUrl":"","RequestId":"r"}"#,
-            br#"{"VncUrl":"x"}"#,
-            br#"{"VncUrl":5,"RequestId":"r"}"#,
-            b"not json",
-            b"[1,2]",
-        ] {
-            let err = decode_vnc_url(bad, 200, t).unwrap_err();
-            assert_eq!(err.code(), "MalformedResponse", "{bad:?}");
-            assert!(err.is_retryable());
-        }
-    }
-
-    #[test]
-    fn instances_body_decoding() {
-        let body = br#"{"RequestId":"r","TotalCount":1,"Instances":{"Instance":[
-            {"InstanceId":"i-other","OSType":"linux"},
-            {"InstanceId":"i-win","OSType":"windows"}]}}"#;
-        assert_eq!(
-            decode_os_type(body, 200, "cn-hangzhou", "i-win").unwrap(),
-            "windows"
-        );
-        let err = decode_os_type(body, 200, "cn-hangzhou", "i-gone").unwrap_err();
-        assert_eq!(err.code(), "InvalidInstanceId.NotFound");
-        assert!(!err.is_retryable());
-        assert_eq!(err.request_id(), Some("r"));
-
-        let empty = br#"{"RequestId":"r","TotalCount":0,"Instances":{"Instance":[]}}"#;
-        let err = decode_os_type(empty, 200, "cn-hangzhou", "i-win").unwrap_err();
-        assert_eq!(err.code(), "InvalidInstanceId.NotFound");
-
-        let err = decode_os_type(br#"{"RequestId":"r"}"#, 200, "r", "i").unwrap_err();
-        assert_eq!(err.code(), "MalformedResponse");
-        let no_os = br#"{"Instances":{"Instance":[{"InstanceId":"i-win"}]}}"#;
-        let err = decode_os_type(no_os, 200, "r", "i-win").unwrap_err();
-        assert_eq!(err.code(), "MalformedResponse");
-    }
-
-    #[test]
-    fn windows_detection() {
-        assert!(os_type_is_windows("windows"));
-        assert!(os_type_is_windows("Windows"));
-        assert!(!os_type_is_windows("linux"));
-        assert!(!os_type_is_windows(""));
     }
 
     #[test]

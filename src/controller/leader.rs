@@ -1,8 +1,14 @@
 //! Leader election on a `coordination.k8s.io` Lease: only the holder reconciles. A standby takes
-//! over once the holder stops renewing for a lease duration; the holder itself stops after two
-//! thirds of one without a renewal, so the two never overlap; a clean shutdown hands the Lease
-//! back at once.
+//! over once the holder's record has not changed for a lease duration; the holder itself stops
+//! after two thirds of one without a renewal, so the two never overlap; a clean shutdown hands the
+//! Lease back at once.
+//!
+//! As in client-go, a Lease is judged by when this process last saw its record change, on this
+//! process's own clock; the holder's `renewTime` is never compared with local time. Clocks differ
+//! between machines, and a `renewTime` near the largest timestamp must neither overflow nor keep
+//! the Lease forever.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -11,6 +17,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Api;
 use kube::api::PostParams;
 use tokio::time::Instant;
+
+/// The longest Lease: what `leaseDurationSeconds`, an int32, can say. Longer settings are cut to
+/// it, which keeps every deadline computed from the duration far from overflow.
+pub const MAX_LEASE_DURATION: Duration = Duration::from_secs(i32::MAX as u64);
+
+/// `leaseDurationSeconds` when a Lease does not say.
+const DEFAULT_LEASE_SECONDS: i32 = 15;
 
 #[derive(Clone, Debug)]
 pub struct LeaseSettings {
@@ -24,27 +37,63 @@ pub struct LeaseSettings {
 pub struct Elector {
     api: Api<Lease>,
     settings: LeaseSettings,
+    /// The Lease record as last read, and since when (our clock) it has been the same.
+    observed: Mutex<Option<Observed>>,
 }
 
-/// Whether `me` may take or keep the Lease at `now`: it is free, ours, or its holder stopped
-/// renewing more than a lease duration ago.
-pub fn may_hold(spec: &LeaseSpec, me: &str, now: Timestamp) -> bool {
-    let holder = spec.holder_identity.as_deref().unwrap_or_default();
-    if holder.is_empty() || holder == me {
-        return true;
+/// A Lease record and the instant this process first saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    record: LeaseSpec,
+    since: Instant,
+}
+
+/// How long a holder's claim lasts after its last renewal: `leaseDurationSeconds` (15 when unset),
+/// at least a second.
+pub fn lease_duration(spec: &LeaseSpec) -> Duration {
+    let secs = spec
+        .lease_duration_seconds
+        .unwrap_or(DEFAULT_LEASE_SECONDS)
+        .max(1);
+    Duration::from_secs(secs.unsigned_abs().into())
+}
+
+/// Notes the record read at `now`; returns how long it has been unchanged, as this process saw it.
+pub fn unchanged_for(
+    observed: &mut Option<Observed>,
+    record: &LeaseSpec,
+    now: Instant,
+) -> Duration {
+    match observed {
+        Some(seen) if seen.record == *record => now.saturating_duration_since(seen.since),
+        _ => {
+            *observed = Some(Observed {
+                record: record.clone(),
+                since: now,
+            });
+            Duration::ZERO
+        }
     }
-    let Some(renewed) = spec.renew_time.as_ref().map(|t| t.0) else {
-        return true;
-    };
-    let secs = i64::from(spec.lease_duration_seconds.unwrap_or(15).max(1));
-    now >= renewed + jiff::SignedDuration::from_secs(secs)
+}
+
+/// Whether `me` may take or keep the Lease: it is free or ours, or its record has stayed the same
+/// for a lease duration (`unchanged_for`, on this process's clock).
+pub fn may_hold(spec: &LeaseSpec, me: &str, unchanged_for: Duration) -> bool {
+    let holder = spec.holder_identity.as_deref().unwrap_or_default();
+    holder.is_empty() || holder == me || unchanged_for >= lease_duration(spec)
 }
 
 impl Elector {
+    /// A duration beyond [`MAX_LEASE_DURATION`] is cut to it.
     pub fn new(client: kube::Client, settings: LeaseSettings) -> Self {
+        let settings = LeaseSettings {
+            duration: settings.duration.min(MAX_LEASE_DURATION),
+            ..settings
+        };
         Self {
             api: Api::namespaced(client, &settings.namespace),
             settings,
+            observed: Mutex::new(None),
         }
     }
 
@@ -73,15 +122,18 @@ impl Elector {
     /// Renews every third of a lease duration, and soon again after a failed renewal; returns
     /// when leadership is lost: someone else holds the Lease, or no renewal succeeded within the
     /// renew deadline. The deadline is two thirds of the duration, counted from before the last
-    /// successful write, so this process stops before any standby may take over (at renewTime +
-    /// duration); a single failed renewal costs nothing.
+    /// successful write, so this process stops before any standby may take over (a duration after
+    /// it saw that write); a single failed renewal costs nothing.
     pub async fn keep(&self, renewed: Instant) {
         let mut renewed = renewed;
         let mut wait = self.period();
         loop {
             tokio::time::sleep(wait).await;
             let started = Instant::now();
-            let deadline = renewed + self.renew_deadline();
+            // A deadline past the end of the clock counts as passed: stepping down is the safe side.
+            let deadline = renewed
+                .checked_add(self.renew_deadline())
+                .unwrap_or(renewed);
             if started >= deadline {
                 tracing::warn!("leader election: no renewal within the renew deadline");
                 return;
@@ -142,7 +194,7 @@ impl Elector {
     }
 
     fn renew_deadline(&self) -> Duration {
-        self.settings.duration * 2 / 3
+        self.settings.duration.saturating_mul(2) / 3
     }
 
     /// After a failed renewal: several more tries fit before the renew deadline.
@@ -179,12 +231,16 @@ impl Elector {
             };
         };
         let spec = lease.spec.get_or_insert_with(Default::default);
-        if !may_hold(spec, &me, now) {
+        let unchanged = {
+            let mut observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+            unchanged_for(&mut observed, spec, Instant::now())
+        };
+        if !may_hold(spec, &me, unchanged) {
             return Ok(false);
         }
         if spec.holder_identity.as_deref() != Some(me.as_str()) {
             spec.acquire_time = Some(MicroTime(now));
-            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
             spec.holder_identity = Some(me);
         }
         spec.renew_time = Some(MicroTime(now));
@@ -216,11 +272,58 @@ mod tests {
     }
 
     #[test]
-    fn a_free_or_own_lease_may_be_held() {
+    fn a_free_or_own_lease_may_be_held_at_once() {
         let now = Timestamp::now();
-        assert!(may_hold(&LeaseSpec::default(), "a", now));
-        assert!(may_hold(&held_by("a", now), "a", now));
-        assert!(may_hold(&held_by("", now), "a", now));
+        assert!(may_hold(&LeaseSpec::default(), "a", Duration::ZERO));
+        assert!(may_hold(&held_by("a", now), "a", Duration::ZERO));
+        assert!(may_hold(&held_by("", now), "a", Duration::ZERO));
+    }
+
+    #[test]
+    fn another_holders_lease_is_taken_once_unchanged_for_a_lease_duration() {
+        // Whatever its timestamps say: only how long it looked the same to us counts.
+        for renewed in [Timestamp::MIN, Timestamp::UNIX_EPOCH, Timestamp::MAX] {
+            let lease = held_by("b", renewed);
+            assert!(!may_hold(&lease, "a", Duration::ZERO));
+            assert!(!may_hold(&lease, "a", Duration::from_millis(14_999)));
+            assert!(may_hold(&lease, "a", Duration::from_secs(15)));
+        }
+    }
+
+    #[test]
+    fn odd_lease_durations_mean_at_least_a_second() {
+        let with = |secs| LeaseSpec {
+            lease_duration_seconds: secs,
+            ..Default::default()
+        };
+        assert_eq!(lease_duration(&with(None)), Duration::from_secs(15));
+        assert_eq!(lease_duration(&with(Some(0))), Duration::from_secs(1));
+        assert_eq!(
+            lease_duration(&with(Some(i32::MIN))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            lease_duration(&with(Some(i32::MAX))),
+            Duration::from_secs(i32::MAX as u64)
+        );
+    }
+
+    #[test]
+    fn a_change_of_record_restarts_the_count() {
+        let t0 = Instant::now();
+        let at = |s| t0 + Duration::from_secs(s);
+        let a = held_by("b", Timestamp::UNIX_EPOCH);
+        let b = held_by("b", Timestamp::MAX);
+        let mut seen = None;
+        assert_eq!(unchanged_for(&mut seen, &a, at(0)), Duration::ZERO);
+        assert_eq!(
+            unchanged_for(&mut seen, &a, at(10)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(unchanged_for(&mut seen, &b, at(11)), Duration::ZERO);
+        assert_eq!(unchanged_for(&mut seen, &b, at(12)), Duration::from_secs(1));
+        // An earlier instant than the observation (another task's reading) is not negative.
+        assert_eq!(unchanged_for(&mut seen, &b, at(5)), Duration::ZERO);
     }
 
     use http::{Request, Response};
@@ -341,13 +444,71 @@ mod tests {
         );
     }
 
-    #[test]
-    fn another_holders_lease_is_taken_only_once_it_lapsed() {
-        let renewed: Timestamp = "2026-11-26T08:00:00Z".parse().unwrap();
-        let lease = held_by("b", renewed);
-        let at = |s| renewed + jiff::SignedDuration::from_secs(s);
-        assert!(!may_hold(&lease, "a", at(0)));
-        assert!(!may_hold(&lease, "a", at(14)));
-        assert!(may_hold(&lease, "a", at(15)));
+    fn held_by_other(renew_time: &str, transitions: i32) -> serde_json::Value {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "op", "namespace": "ops", "resourceVersion": "9"},
+               "spec": {"holderIdentity": "other", "leaseDurationSeconds": 3,
+                        "renewTime": renew_time, "leaseTransitions": transitions}})
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_renewed_at_the_end_of_time_is_taken_over_once_it_stops_changing() {
+        let (elector, mut api) = elector(Duration::from_secs(3));
+        let start = Instant::now();
+        let acquire = tokio::spawn(async move { elector.acquire().await });
+        // The largest renewTime this client can read (Timestamp::MAX, at microseconds) and the
+        // largest transition count; the holder is gone.
+        let stuck = held_by_other("9999-12-30T22:00:00.999999Z", i32::MAX);
+        for _ in 0..4 {
+            answer(&mut api, "GET", 200, stuck.clone()).await;
+        }
+        let (put, send) = api.next_request().await.expect("the take-over");
+        assert_eq!(put.method().as_str(), "PUT");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(3),
+            "a lease duration after the record was first seen"
+        );
+        let body = put.into_body().collect_bytes().await.unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(written["spec"]["holderIdentity"], "me");
+        assert_eq!(written["spec"]["leaseTransitions"], i32::MAX, "saturates");
+        reply(send, 200, &written);
+        acquire.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_holder_that_keeps_renewing_keeps_the_lease_whatever_its_clock_says() {
+        // Its renewTime lags far behind ours (by the old rule, long lapsed), but it changes.
+        let (elector, mut api) = elector(Duration::from_secs(3));
+        let acquire = tokio::spawn(async move { elector.acquire().await });
+        for second in 0..10 {
+            let renewed = format!("2000-01-01T00:00:{second:02}.000000Z");
+            answer(&mut api, "GET", 200, held_by_other(&renewed, 1)).await;
+        }
+        assert!(!acquire.is_finished(), "never taken from a live holder");
+        acquire.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_lease_duration_is_cut_to_what_a_lease_can_say() {
+        let (elector, mut api) = elector(Duration::MAX);
+        let start = Instant::now();
+        let keep = tokio::spawn(async move { elector.keep(start).await });
+        answer(&mut api, "GET", 200, held_by_me()).await;
+        // The timer counts whole milliseconds.
+        let third = MAX_LEASE_DURATION / 3;
+        assert!(
+            start.elapsed() >= third && start.elapsed() <= third + Duration::from_millis(1),
+            "renews every third: {:?}",
+            start.elapsed()
+        );
+        let (put, send) = api.next_request().await.expect("the renewal");
+        let body = put.into_body().collect_bytes().await.unwrap();
+        let written: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(written["spec"]["leaseDurationSeconds"], i32::MAX);
+        reply(send, 200, &written);
+        assert!(!keep.is_finished());
+        keep.abort();
     }
 }

@@ -27,7 +27,9 @@ pub async fn execute(
 ) -> Result<(), Error> {
     let (ns, name) = (target.namespace.as_str(), args.name.as_str());
     let api: Api<VncSession> = Api::namespaced(target.client.clone(), ns);
-    let deadline = Instant::now() + args.timeout;
+    // `--timeout` is bounded by its parser; the bound again here keeps a hand-built OpenArgs from
+    // overflowing the Instant.
+    let deadline = Instant::now() + args.timeout.min(super::duration::MAX);
 
     let value = refresh::new_value(Timestamp::now());
     let start = timeout_at(deadline, refresh::request(&api, ns, name, &value))
@@ -285,6 +287,17 @@ mod tests {
         let err = run.result.unwrap_err();
         assert_eq!(err.exit_code(), EXIT_TIMEOUT);
         assert!(err.to_string().contains("within 300ms"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_timeout_beyond_any_instant_does_not_panic() {
+        let browser = FakeBrowser::default();
+        let run = run_open(args("db-1", true, Duration::MAX), &browser, |v| {
+            Some(ready_in(v, 15))
+        })
+        .await;
+        run.result.unwrap();
+        assert_eq!(run.out, format!("{URL}\n"));
     }
 
     #[tokio::test]
