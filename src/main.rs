@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller against the current kubeconfig or in-cluster config.
-    Run(cli::run::RunArgs),
+    Run(Box<cli::run::RunArgs>),
     /// Print the VncSession CRD as YAML.
     Crd,
     /// Issue one console URL straight from ECS (no cluster needed).
@@ -29,7 +29,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => {
             telemetry::init(args.log_format, "info");
-            cli::run::run(args).await
+            cli::run::run(*args).await
         }
         Command::Crd => {
             print!("{}", session::crd::crd_yaml());

@@ -66,6 +66,13 @@ pub fn decode_vnc_url(
         serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
     let request_id = request_id(parsed.request_id.filter(|r| !r.is_empty()));
     match (parsed.vnc_url.filter(|v| !v.is_empty()), request_id) {
+        (Some(vnc_url), _) if !is_plain_vnc_url(&vnc_url) => Err(EcsError::MalformedResponse {
+            http_status: status,
+            reason: format!(
+                "the VncUrl is not a percent-encoded address of at most {MAX_VNC_URL_BYTES} bytes"
+            ),
+            request_id: None,
+        }),
         (Some(vnc_url), Some(request_id)) => Ok(IssuedVncUrl {
             vnc_url,
             request_id,
@@ -82,6 +89,16 @@ pub fn decode_vnc_url(
             request_id: None,
         }),
     }
+}
+
+/// A real VncUrl is a few hundred bytes, every reserved character percent-encoded; it goes into
+/// status twice and into the console URL's query, so anything else is refused.
+pub const MAX_VNC_URL_BYTES: usize = 4096;
+
+fn is_plain_vnc_url(v: &str) -> bool {
+    v.len() <= MAX_VNC_URL_BYTES
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'.' | b'_' | b'~' | b'-'))
 }
 
 #[derive(Deserialize)]
@@ -208,6 +225,23 @@ fn bounded(err: EcsError, secrets: &[&str]) -> EcsError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_vnc_url_that_could_inject_into_the_console_url_or_bloat_status_is_refused() {
+        let t = jiff::Timestamp::UNIX_EPOCH;
+        let ok = br#"{"RequestId":"R","VncUrl":"wss%3A%2F%2Fhz01-vncproxy.aliyun.com%2Fwebsockify%2F%3Fs%3Dab"}"#;
+        assert!(super::decode_vnc_url(ok, 200, t).is_ok());
+        for bad in [
+            r#"{"RequestId":"R","VncUrl":"wss://evil/x&instanceId=i-other"}"#.to_owned(),
+            r#"{"RequestId":"R","VncUrl":"a#b"}"#.to_owned(),
+            format!(r#"{{"RequestId":"R","VncUrl":"{}"}}"#, "a".repeat(5000)),
+        ] {
+            assert!(
+                super::decode_vnc_url(bad.as_bytes(), 200, t).is_err(),
+                "{bad:.80}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -271,7 +305,7 @@ mod tests {
              (a value of the wrong type at line 1, column 1048591)"
         );
 
-        let body = format!(r#"{{"VncUrl":"wss://x","RequestId":"{huge}\n"}}"#);
+        let body = format!(r#"{{"VncUrl":"wss%3A%2F%2Fx","RequestId":"{huge}\n"}}"#);
         let issued = decode_vnc_url(body.as_bytes(), 200, t).unwrap();
         assert!(issued.request_id.chars().count() <= MAX_REQUEST_ID_CHARS + 1);
         let body = format!(r#"{{"RequestId":"{huge}"}}"#);
@@ -290,7 +324,7 @@ mod tests {
         let t = Timestamp::UNIX_EPOCH;
         for (body, what) in [
             (
-                &br#"{"VncUrl":"wss://x","RequestId":"LTAI5tKeyId"#[..],
+                &br#"{"VncUrl":"wss%3A%2F%2Fx","RequestId":"LTAI5tKeyId"#[..],
                 "cut short",
             ),
             (
@@ -322,7 +356,7 @@ mod tests {
     #[test]
     fn a_normal_request_id_is_kept_as_sent() {
         let id = "473469C7-AA6F-4DC5-B3DB-A3DC0DE3C83E";
-        let body = format!(r#"{{"VncUrl":"wss://x","RequestId":"{id}"}}"#);
+        let body = format!(r#"{{"VncUrl":"wss%3A%2F%2Fx","RequestId":"{id}"}}"#);
         let issued = decode_vnc_url(body.as_bytes(), 200, Timestamp::UNIX_EPOCH).unwrap();
         assert_eq!(issued.request_id, id);
     }

@@ -32,6 +32,10 @@ struct Args {
     /// Successful DescribeInstanceVncUrl calls allowed per instance per sliding minute.
     #[arg(long)]
     reconnect_limit_per_minute: Option<u32>,
+    /// ECS's account flow control: requests per second per AccessKeyId and region, across all
+    /// actions, answered Throttling.User beyond it. Off by default (also with 0).
+    #[arg(long, value_name = "N")]
+    account_qps_per_region: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -58,7 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config, args.listen))
+    runtime.block_on(serve(config, args.listen, args.account_qps_per_region))
 }
 
 /// The file (if any), else the demo cloud unless instances or keys are given; flags add to it.
@@ -86,7 +90,7 @@ fn build_config(args: &Args) -> Result<SimConfig, String> {
     Ok(config)
 }
 
-async fn serve(config: SimConfig, listen: SocketAddr) -> ExitCode {
+async fn serve(config: SimConfig, listen: SocketAddr, account_qps: Option<u32>) -> ExitCode {
     let accounts: Vec<&str> = config
         .accounts
         .iter()
@@ -96,6 +100,7 @@ async fn serve(config: SimConfig, listen: SocketAddr) -> ExitCode {
         access_key_ids = ?accounts,
         instances = config.instances.len(),
         reconnect_limit_per_minute = config.reconnect_limit_per_minute,
+        account_qps_per_region = account_qps.filter(|&n| n > 0),
         "configuration loaded"
     );
     let handle = match sim::start(config, listen).await {
@@ -105,6 +110,7 @@ async fn serve(config: SimConfig, listen: SocketAddr) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    handle.set_account_quota(account_qps);
     let mut stdout = std::io::stdout().lock();
     if writeln!(stdout, "ecs-sim listening on {}", handle.endpoint())
         .and_then(|()| stdout.flush())

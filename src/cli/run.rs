@@ -10,6 +10,7 @@ use crate::aliyun::{
     EcsClient, Endpoint, RetryPolicy,
 };
 use crate::controller::leader::{Elector, LeaseSettings};
+use crate::controller::pacer::{Pacer, PacerConfig};
 use crate::controller::{self, Context, OperatorCredentialsScope, Settings};
 use crate::session::expiry::Limits;
 use crate::session::validate;
@@ -75,6 +76,12 @@ pub struct RunArgs {
     #[arg(long, env = "ECS_VNC_MAX_CONCURRENT_RECONCILES", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub max_concurrent_reconciles: u16,
+    /// ECS calls per second per AccessKeyId and region (ECS's account flow control): halved on a
+    /// Throttling answer, regained gradually. 0 turns pacing off.
+    #[arg(long, env = "ECS_VNC_ECS_REQUESTS_PER_SECOND",
+          default_value_t = controller::pacer::DEFAULT_REQUESTS_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub ecs_requests_per_second: u32,
     /// Longest wait for in-flight reconciles (and their ECS calls) after SIGTERM.
     #[arg(long, env = "ECS_VNC_SHUTDOWN_GRACE", default_value = "20s", value_parser = duration)]
     pub shutdown_grace: Duration,
@@ -152,14 +159,24 @@ async fn start(args: RunArgs) -> Result<(), String> {
         watch_namespace: args.watch_namespace,
         max_concurrent_reconciles: args.max_concurrent_reconciles,
     };
-    let ctx = Arc::new(Context::new(client.clone(), ecs, settings, metrics.clone()));
+    let pacing = PacerConfig::per_second(args.ecs_requests_per_second);
+    // A fresh context for each term of service: the limiter seeds itself from the watch cache
+    // (what another leader issued), and nothing is carried over from a term that was lost.
+    let new_context = || {
+        let mut ctx = Context::new(
+            client.clone(),
+            ecs.clone(),
+            settings.clone(),
+            metrics.clone(),
+        );
+        ctx.pacer = Pacer::new(pacing);
+        Arc::new(ctx)
+    };
     let stop =
         super::shutdown::Signal::install().map_err(|e| format!("cannot watch for signals: {e}"))?;
-
-    let mut renewed = None;
     let elector = args.leader_elect.then(|| {
         Elector::new(
-            client,
+            client.clone(),
             LeaseSettings {
                 name: args.lease_name.clone(),
                 namespace: args.lease_namespace.clone(),
@@ -168,48 +185,68 @@ async fn start(args: RunArgs) -> Result<(), String> {
             },
         )
     });
-    if let Some(elector) = &elector {
+    if elector.is_some() {
         // A standby is ready: readiness must not wait for leadership.
         probe.set_ready(true);
-        tracing::info!(
-            identity = elector.identity(),
-            "waiting for the leader Lease"
-        );
-        let held_since = tokio::select! {
-            at = elector.acquire() => at,
-            () = stop.wait() => return Ok(()),
-        };
-        renewed = Some(held_since);
-        metrics.leader.set(1);
-        tracing::info!(identity = elector.identity(), "became the leader");
     }
-
-    if elector.is_none() {
-        // Without leader election this process is the one that serves.
-        metrics.leader.set(1);
-    }
-    tracing::info!("ecs-vnc-operator starting");
-    let controller = controller::run(ctx, probe, stop.wait_owned());
     let grace = args.shutdown_grace;
-    let outcome = tokio::select! {
-        result = controller => result.map_err(|e| e.to_string()),
-        () = async { stop.wait().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight work abandoned at the shutdown deadline");
-            Ok(())
-        }
-        () = async {
-            match (&elector, renewed) {
-                (Some(e), Some(at)) => e.keep(at).await,
-                _ => std::future::pending().await,
+
+    // Standby, serve, and back to standby when leadership is lost: the process never exits for
+    // it, so an API server outage of any length costs a term, not the pod.
+    loop {
+        let renewed = match &elector {
+            None => None,
+            Some(elector) => {
+                tracing::info!(
+                    identity = elector.identity(),
+                    "waiting for the leader Lease"
+                );
+                let held_since = tokio::select! {
+                    at = elector.acquire() => at,
+                    () = stop.wait() => return Ok(()),
+                };
+                tracing::info!(identity = elector.identity(), "became the leader");
+                Some(held_since)
             }
-        } => Err("lost the leader Lease; exiting so a standby takes over".to_owned()),
-    };
-    if let Some(elector) = &elector {
+        };
+        metrics.leader.set(1);
+        tracing::info!("ecs-vnc-operator serving");
+        let controller = controller::run(new_context(), probe.clone(), stop.wait_owned());
+        let term = tokio::select! {
+            result = controller => Term::Stopped(result.map_err(|e| e.to_string())),
+            () = async { stop.wait().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight work abandoned at the shutdown deadline");
+                Term::Stopped(Ok(()))
+            }
+            () = async {
+                match (&elector, renewed) {
+                    (Some(e), Some(at)) => e.keep(at).await,
+                    _ => std::future::pending().await,
+                }
+            } => Term::Lost,
+        };
         metrics.leader.set(0);
-        elector.release().await;
+        match term {
+            // The controller of the lost term was dropped above: its reconciles are abandoned at
+            // their next await, before any standby may take over.
+            Term::Lost => tracing::warn!("lost the leader Lease; back to standby"),
+            Term::Stopped(outcome) => {
+                if let Some(elector) = &elector {
+                    elector.release().await;
+                }
+                tracing::info!("ecs-vnc-operator stopped");
+                return outcome;
+            }
+        }
     }
-    tracing::info!("ecs-vnc-operator stopped");
-    outcome
+}
+
+/// How a term of service ended.
+enum Term {
+    /// SIGTERM (or the controller ended by itself): the process exits with this outcome.
+    Stopped(Result<(), String>),
+    /// Leadership lost: back to standby.
+    Lost,
 }
 
 /// The Lease holder's name: the pod name in a cluster, else host and a random suffix.

@@ -10,6 +10,7 @@ use kube::runtime::reflector::Store;
 
 use super::credential_scope::OperatorCredentialsScope;
 use super::limiter::Limiter;
+use super::pacer::Pacer;
 use super::secrets::SecretCache;
 use super::superseded::Superseded;
 use crate::aliyun::{AllowedEndpoints, Credentials, EcsClient};
@@ -41,6 +42,8 @@ pub struct Context {
     pub ecs: EcsClient,
     pub settings: Settings,
     pub limiter: Limiter,
+    /// ECS calls per (AccessKeyId, region); off unless `run` sets it (`--ecs-requests-per-second`).
+    pub pacer: Pacer,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     /// Consecutive shell errors per object, for per-object backoff in `error_policy`.
@@ -67,6 +70,7 @@ impl Context {
         Self {
             recorder: Recorder::new(client.clone(), reporter),
             limiter: Limiter::new(settings.reconnect_limit_per_minute),
+            pacer: Pacer::off(),
             client,
             ecs,
             settings,

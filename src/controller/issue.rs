@@ -5,6 +5,7 @@ use jiff::Timestamp;
 
 use super::Context;
 use super::credentials::{self, Found, OperatorCredentials};
+use super::pacer::PaceKey;
 use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
 use crate::session::decide::Outcome;
 use crate::session::{VncSession, VncSessionSpec};
@@ -51,15 +52,22 @@ pub async fn issue(
         Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
     };
 
+    // Every ECS call waits for its turn on this key and region (ECS's account flow control).
+    let pace = PaceKey::new(creds.access_key_id(), &spec.region_id);
     let is_windows = match known_os {
         Some(w) => w,
         None => match ctx
-            .ecs
-            .describe_os_type(&endpoint, &creds, &spec.region_id, &spec.instance_id)
+            .pacer
+            .run(
+                &pace,
+                ctx.ecs
+                    .describe_os_type(&endpoint, &creds, &spec.region_id, &spec.instance_id),
+            )
             .await
         {
-            Ok(os) => os_type_is_windows(&os),
-            Err(e) => return (failed(&e, None), version),
+            Ok(Ok(os)) => os_type_is_windows(&os),
+            Ok(Err(e)) => return (failed(&e, None), version),
+            Err(free_at) => return (paced(free_at, None), version),
         },
     };
 
@@ -80,11 +88,19 @@ pub async fn issue(
     }
 
     match ctx
-        .ecs
-        .describe_instance_vnc_url(&endpoint, &creds, &spec.region_id, &spec.instance_id)
+        .pacer
+        .run(
+            &pace,
+            ctx.ecs.describe_instance_vnc_url(
+                &endpoint,
+                &creds,
+                &spec.region_id,
+                &spec.instance_id,
+            ),
+        )
         .await
     {
-        Ok(issued) => (
+        Ok(Ok(issued)) => (
             Outcome::Issued {
                 console_url: console_url(
                     &ctx.settings.console_base_url,
@@ -99,7 +115,30 @@ pub async fn issue(
             },
             version,
         ),
-        Err(e) => (failed(&e, Some(is_windows)), version),
+        Ok(Err(e)) => {
+            // Refused outright (a wrong key, an unknown instance): no URL exists, so the slot goes
+            // back. Otherwise anyone able to name the instance could use up its limit with junk
+            // keys and lock out the sessions that may open it.
+            if !e.is_retryable() {
+                ctx.limiter
+                    .give_back(&spec.region_id, &spec.instance_id, now);
+            }
+            (failed(&e, Some(is_windows)), version)
+        }
+        Err(free_at) => {
+            // Not sent: the slot was never used.
+            ctx.limiter
+                .give_back(&spec.region_id, &spec.instance_id, now);
+            (paced(free_at, Some(is_windows)), version)
+        }
+    }
+}
+
+/// No turn with the pacer soon enough: nothing was sent; the session comes back at `free_at`.
+fn paced(free_at: Timestamp, is_windows: Option<bool>) -> Outcome {
+    Outcome::Paced {
+        free_at,
+        is_windows,
     }
 }
 

@@ -51,6 +51,21 @@ impl Limiter {
         self.slot(region_id, instance_id, now, seed, true)
     }
 
+    /// Returns the slot taken at `taken_at` for `region/instance`: the attempt it was taken for
+    /// issued no URL.
+    pub fn give_back(&self, region_id: &str, instance_id: &str, taken_at: Timestamp) {
+        let key = format!("{region_id}/{instance_id}");
+        let mut taken = self
+            .taken
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(slots) = taken.get_mut(&key)
+            && let Some(i) = slots.iter().rposition(|t| *t == taken_at)
+        {
+            slots.remove(i);
+        }
+    }
+
     /// When a slot frees for `region/instance` (`None`: one is free now), without taking it.
     /// A session throttled under another limit or by another process asks this rather than
     /// trusting the time it stored.
@@ -133,6 +148,16 @@ mod tests {
             limiter.try_acquire_seeded("cn-hangzhou", "i-a", at(51), seed),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_slot_given_back_is_free_again() {
+        let limiter = Limiter::new(1);
+        assert_eq!(limiter.try_acquire("r", "i-a", at(0)), Ok(()));
+        assert!(limiter.try_acquire("r", "i-a", at(1)).is_err());
+        limiter.give_back("r", "i-a", at(0));
+        assert_eq!(limiter.try_acquire("r", "i-a", at(1)), Ok(()));
+        limiter.give_back("r", "i-b", at(1)); // unknown: nothing happens
     }
 
     #[test]

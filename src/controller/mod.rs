@@ -7,6 +7,7 @@ mod credentials;
 mod issue;
 pub mod leader;
 pub mod limiter;
+pub mod pacer;
 mod reconcile;
 mod run;
 mod secrets;

@@ -189,7 +189,11 @@ async fn write_outcome(
                 let Some(newer) = api.get_opt(&session.name_any()).await? else {
                     return Ok(false);
                 };
-                if newer.metadata.deletion_timestamp.is_some() {
+                // Deleted, or deleted and created again under the same name (perhaps for
+                // another instance): this outcome is not its.
+                if newer.metadata.deletion_timestamp.is_some()
+                    || newer.metadata.uid != session.metadata.uid
+                {
                     return Ok(false);
                 }
                 tracing::debug!(

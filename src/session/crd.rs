@@ -77,10 +77,10 @@ pub struct VncSessionSpec {
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
     pub ttl: Option<String>,
 
-    /// ECS endpoint override (e.g. a VPC endpoint), an `https://` or `http://` URL without user
-    /// info, query or fragment; it must match one of the operator's `--allowed-endpoints`.
+    /// ECS endpoint override (e.g. a VPC endpoint): `https://` or `http://`, a host and an optional
+    /// port, nothing more; it must match one of the operator's `--allowed-endpoints`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s/?#@]+(/[^\s?#]*)?$"))]
+    #[schemars(regex(pattern = r"^https?://[^\s/?#@]+/?$"))]
     pub endpoint: Option<String>,
 }
 

@@ -117,6 +117,12 @@ pub enum Outcome {
         limit: u32,
         is_windows: Option<bool>,
     },
+    /// The AccessKey's ECS calls in this region are paced (ECS's account flow control); this
+    /// session's turn comes at `free_at`.
+    Paced {
+        free_at: Timestamp,
+        is_windows: Option<bool>,
+    },
     /// The credentials Secret or one of its keys is missing or unusable.
     CredentialsNotFound { message: String },
     /// ECS or the operator failed; `code` is ECS's Code or an operator code.
@@ -133,9 +139,9 @@ impl Outcome {
     fn is_windows(&self) -> Option<bool> {
         match self {
             Outcome::Issued { is_windows, .. } => Some(*is_windows),
-            Outcome::Throttled { is_windows, .. } | Outcome::Failed { is_windows, .. } => {
-                *is_windows
-            }
+            Outcome::Throttled { is_windows, .. }
+            | Outcome::Paced { is_windows, .. }
+            | Outcome::Failed { is_windows, .. } => *is_windows,
             Outcome::CredentialsNotFound { .. } => None,
         }
     }
@@ -326,15 +332,24 @@ pub fn after_issue(
             }
             (normal(reason, event), Some(expiry.url_expires_at))
         }
-        Outcome::Throttled { free_at, limit, .. } => {
+        Outcome::Throttled { free_at, .. } | Outcome::Paced { free_at, .. } => {
             // Stored in whole seconds: rounded up, so the session never wakes before its slot.
-            let free_at = expiry::ceil_second(free_at);
+            let at = expiry::ceil_second(free_at);
             leave_ready(&mut status, Phase::Pending, false);
-            status.retry_at = Some(Time(free_at));
-            let message = format!(
-                "at most {limit} console URLs per minute for {target}; the next one is issued at {}",
-                expiry::rfc3339(free_at)
-            );
+            status.retry_at = Some(Time(at));
+            let message = match outcome {
+                Outcome::Throttled { limit, .. } => format!(
+                    "at most {limit} console URLs per minute for {target}; the next one is issued at {}",
+                    expiry::rfc3339(at)
+                ),
+                _ => format!(
+                    "ECS calls with this AccessKey in {} are paced to the account's flow control; \
+                     the next turn is at {}",
+                    obs.spec.region_id,
+                    expiry::rfc3339(at)
+                ),
+            };
+            let free_at = at;
             status.last_error = Some(LastError {
                 code: Reason::Throttled.as_str().to_owned(),
                 message: message.clone(),

@@ -138,6 +138,14 @@ pub fn endpoint(value: &str) -> Result<(), String> {
                 .to_owned(),
         );
     }
+    // An ECS endpoint is a host: a path would let `*.aliyuncs.com` reach tenant-controlled
+    // services on Alibaba's own domains (a Function Compute trigger, an OSS bucket).
+    let path = &rest[authority.len()..];
+    if !path.is_empty() && path != "/" {
+        return Err(format!(
+            "endpoint {value:?} must be scheme://host[:port] without a path"
+        ));
+    }
     if authority.is_empty() || rest.contains(['?', '#']) || rest.contains(char::is_whitespace) {
         return Err(format!(
             "endpoint {value:?} is not an http:// or https:// URL without query or fragment"
@@ -238,9 +246,10 @@ mod spec_tests {
     fn endpoints() {
         assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com").is_ok());
         assert!(endpoint("http://127.0.0.1:8080").is_ok());
+        assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com/").is_ok());
         assert!(
-            endpoint("https://proxy.example/ecs@v1").is_ok(),
-            "@ in the path"
+            endpoint("https://x.cn-hangzhou.fc.aliyuncs.com/2016-08-15/proxy/svc/fn/").is_err(),
+            "a path could reach a tenant's function under *.aliyuncs.com"
         );
         for bad in [
             "ftp://x",

@@ -9,13 +9,20 @@ use crate::aliyun::signature::percent_decode;
 
 use super::config::InstanceStatus;
 use super::faults::Fault;
-use super::server::{Reply, json_response, read_body};
+use super::http::{Reply, json_response, read_body};
 use super::state::Shared;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StatusChange {
     status: InstanceStatus,
+}
+
+/// `{"accountQpsPerRegion": n}`; `null` or 0 turns the quota off.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct QuotaChange {
+    account_qps_per_region: Option<u32>,
 }
 
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
@@ -43,6 +50,15 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
             shared.reset();
             ok(json!({ "reset": true }))
         }
+        (&Method::GET, ["quota"]) => ok(json!({ "accountQpsPerRegion": shared.account_quota() })),
+        (&Method::POST, ["quota"]) => {
+            let change: QuotaChange = match read_json(body, &parts.headers).await {
+                Ok(change) => change,
+                Err(reply) => return reply,
+            };
+            shared.set_account_quota(change.account_qps_per_region);
+            ok(json!({ "accountQpsPerRegion": shared.account_quota() }))
+        }
         (&Method::POST, ["instances", raw_id, "status"]) => {
             let Some(instance_id) = percent_decode(raw_id) else {
                 return error(
@@ -60,7 +76,7 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Reply {
                 error(404, &format!("unknown instance {instance_id}"))
             }
         }
-        (_, ["stats" | "faults" | "reset"] | ["instances", _, "status"]) => {
+        (_, ["stats" | "faults" | "reset" | "quota"] | ["instances", _, "status"]) => {
             error(405, "method not allowed")
         }
         _ => error(404, "no such admin endpoint"),

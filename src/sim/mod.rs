@@ -23,8 +23,13 @@
 //! | `Timestamp` more than 15 min from the server clock | 400 | `InvalidTimeStamp.Expired` |
 //! | `SignatureNonce` already used by this AccessKeyId in the last 15 min | 400 | `SignatureNonceUsed` |
 //! | unknown `Action` (case-sensitive) | 404 | `InvalidAction.NotFound` |
+//! | account quota set and used up for this `AccessKeyId` and `RegionId` | 400 | `Throttling.User` |
 //!
-//! Then queued faults (below) apply, then the action. Path other than `/`: 404
+//! The account quota (ECS's flow control; off unless set with [`SimHandle::set_account_quota`],
+//! `POST /_sim/quota` or `ecs-sim --account-qps-per-region`) allows N requests per second per
+//! AccessKeyId and region across all actions: a token bucket that holds one second's worth, so a
+//! burst of N passes at once, then one every 1/N s; a refused request takes no token. Then queued
+//! faults (below) apply, then the action. Path other than `/`: 404
 //! `InvalidPath.NotFound`; other methods: 405 `UnsupportedHTTPMethod`; a body over 1 MiB: 413
 //! `RequestEntityTooLarge`.
 //!
@@ -39,8 +44,11 @@
 //! `InstanceIds` is a JSON array of at most 100 strings.
 //!
 //! # Admin API (same port, no signature, not counted in stats)
-//! - `GET /_sim/stats` → `{"calls":{"<Action>":{"<Code>":n}},"byInstance":{"<id>":{"<Action>":n}}}`
-//!   (`Success` is the code of a 200; `-` is the action of a request whose `Action` was unreadable).
+//! - `GET /_sim/stats` → `{"calls":{"<Action>":{"<Code>":n}},"byInstance":{"<id>":{"<Action>":n}},
+//!   "byAccount":{"<AccessKeyId>":{"<RegionId>":{"calls":n,"throttled":n}}}, "lastVncUrlMs":{…}}`
+//!   (`Success` is the code of a 200; `-` is the action of a request whose `Action` was unreadable;
+//!   `byAccount`, left out while empty, counts requests that reached the account quota and those
+//!   it refused).
 //! - `POST /_sim/faults` with a [`Fault`]: `{"action"?, "instanceId"?, "count"? (default 1), "kind":
 //!   …}` where the kind's fields sit beside it: `{"kind":"internalError"}`,
 //!   `{"kind":"serviceUnavailable"}`, `{"kind":"throttling"}`,
@@ -49,8 +57,10 @@
 //!   Answers 200 with the fault as stored. Faults queue in order; each takes over the next `count`
 //!   matching answers of well-signed requests. Stats codes: the error's code, or `Fault.Malformed`,
 //!   `Fault.Oversized`, `Fault.Drop`; a delayed answer counts under its own code.
-//! - `POST /_sim/reset` → `{"reset":true}`: clears stats, faults, used nonces, reconnect windows
-//!   (instance statuses stay).
+//! - `POST /_sim/reset` → `{"reset":true}`: clears stats, faults, used nonces, reconnect windows,
+//!   refills the account quota (instance statuses and the quota's setting stay).
+//! - `GET /_sim/quota`, `POST /_sim/quota` with `{"accountQpsPerRegion": n}` (`null` or 0: off) →
+//!   `{"accountQpsPerRegion": n|null}`.
 //! - `POST /_sim/instances/<id>/status` with `{"status":"Stopped"}` (`Running`, `Stopped`,
 //!   `Starting`) → `{"instanceId","status"}`, 404 for an unknown instance.
 //!
@@ -61,7 +71,9 @@ mod admin;
 mod config;
 mod errors;
 mod faults;
+mod http;
 mod params;
+mod quota;
 mod server;
 mod state;
 mod verify;
@@ -77,8 +89,9 @@ pub use config::{
     SimConfig, SimError, SimInstance,
 };
 pub use faults::{Fault, FaultKind};
-pub use server::{MAX_REQUEST_BODY, NO_ACTION, OVERSIZED_BODY};
-pub use state::SimStats;
+pub use http::MAX_REQUEST_BODY;
+pub use server::{NO_ACTION, OVERSIZED_BODY};
+pub use state::{AccountCount, SimStats};
 pub use verify::API_VERSION;
 
 /// `HostId` in every error answer.
@@ -124,9 +137,20 @@ impl SimHandle {
         self.shared.lock().stats.clone()
     }
 
-    /// Clears stats, faults, used nonces and reconnect windows; instance statuses stay.
+    /// Clears stats, faults, used nonces and reconnect windows and refills the account quota;
+    /// instance statuses and the quota's setting stay.
     pub fn reset(&self) {
         self.shared.reset();
+    }
+
+    /// ECS's account flow control: at most `per_second` requests per second per AccessKeyId and
+    /// region, `Throttling.User` beyond it; `None` or 0 turns it off (the default).
+    pub fn set_account_quota(&self, per_second: Option<u32>) {
+        self.shared.set_account_quota(per_second);
+    }
+
+    pub fn account_quota(&self) -> Option<u32> {
+        self.shared.account_quota()
     }
 
     /// Unknown instance ids are ignored.

@@ -1,16 +1,15 @@
-//! HTTP: the accept loop, the RPC pipeline (read, parse, verify, fault, act, count, answer) and the
-//! answer bodies.
+//! HTTP: the accept loop, the RPC pipeline (read, parse, verify, account quota, fault, act, count,
+//! answer) and the answer bodies.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -19,17 +18,11 @@ use super::actions::mentioned_instances;
 use super::admin;
 use super::errors::EcsError;
 use super::faults::FaultKind;
+use super::http::{Reply, json_response, read_body};
 use super::params::Params;
-use super::state::Shared;
+use super::state::{AccountCall, Shared};
 use super::verify::verify;
 
-pub(crate) type Reply = Response<Full<Bytes>>;
-
-/// Largest request body read; a bigger one is answered 413.
-pub const MAX_REQUEST_BODY: usize = 1 << 20;
-/// A too-large body is read (and thrown away) up to this size so that the client sees the 413;
-/// past it the connection is simply closed.
-const DRAIN_LIMIT: usize = 16 << 20;
 /// Size of the `oversized` fault's body.
 pub const OVERSIZED_BODY: usize = 4 << 20;
 /// Stats key for requests whose `Action` could not be read.
@@ -82,11 +75,25 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dr
         return Ok(admin::handle(&shared, req).await);
     }
     let request_id = new_request_id();
-    let (action, instances, answer) = rpc_answer(&shared, req, &request_id).await;
+    let (keys, answer) = rpc_answer(&shared, req, &request_id).await;
     let code = answer.code();
-    shared.lock().stats.record(&action, code, &instances);
-    tracing::debug!(action = %action, code, "answered");
+    {
+        let stats = &mut shared.lock().stats;
+        stats.record(&keys.action, code, &keys.instances);
+        if let Some(account) = &keys.account {
+            stats.record_account(account);
+        }
+    }
+    tracing::debug!(action = %keys.action, code, "answered");
     reply(answer, &request_id)
+}
+
+/// What an answer is counted under in the stats.
+struct StatsKeys {
+    action: String,
+    instances: Vec<String>,
+    /// Set once the request passed the checks before the account quota.
+    account: Option<AccountCall>,
 }
 
 /// What an RPC request gets, before it is written.
@@ -110,13 +117,20 @@ impl Answer {
     }
 }
 
-/// Returns the stats keys (action, instances) with the answer.
+/// Returns the stats keys with the answer.
 async fn rpc_answer(
     shared: &Shared,
     req: Request<Incoming>,
     request_id: &str,
-) -> (String, Vec<String>, Answer) {
-    let unread = |error| (NO_ACTION.to_owned(), Vec::new(), Answer::Error(error));
+) -> (StatsKeys, Answer) {
+    let unread = |error| {
+        let keys = StatsKeys {
+            action: NO_ACTION.to_owned(),
+            instances: Vec::new(),
+            account: None,
+        };
+        (keys, Answer::Error(error))
+    };
     let (parts, body) = req.into_parts();
     if parts.uri.path() != "/" {
         return unread(EcsError::path_not_found());
@@ -152,6 +166,7 @@ async fn rpc_answer(
         .unwrap_or(NO_ACTION)
         .to_owned();
     let instances = mentioned_instances(&params);
+    let mut account = None;
 
     let answer = match verify(
         shared,
@@ -162,13 +177,32 @@ async fn rpc_answer(
     ) {
         Err(error) => Answer::Error(error),
         Ok(action) => {
-            let fault = shared.lock().take_fault(&action_name, &instances);
+            let access_key_id = params.get("AccessKeyId").unwrap_or_default();
+            let region_id = params.get("RegionId").unwrap_or_default();
+            // The account quota comes first: ECS's flow control refuses a request before any
+            // work is done for it, so a refused request uses up no fault.
+            let (within_quota, fault) = {
+                let mut state = shared.lock();
+                let within = state
+                    .quota
+                    .try_take(access_key_id, region_id, Instant::now());
+                let fault = within
+                    .then(|| state.take_fault(&action_name, &instances))
+                    .flatten();
+                (within, fault)
+            };
+            account = Some(AccountCall {
+                access_key_id: access_key_id.to_owned(),
+                region_id: region_id.to_owned(),
+                over_quota: !within_quota,
+            });
             let run =
                 |shared: &Shared| match action.run(shared, &params, request_id, Instant::now()) {
                     Ok(body) => Answer::Success(body),
                     Err(error) => Answer::Error(error),
                 };
             match fault {
+                _ if !within_quota => Answer::Error(EcsError::user_throttling()),
                 None => run(shared),
                 Some(FaultKind::Delay(delay)) => {
                     tokio::time::sleep(delay).await;
@@ -181,7 +215,12 @@ async fn rpc_answer(
             }
         }
     };
-    (action_name, instances, answer)
+    let keys = StatsKeys {
+        action: action_name,
+        instances,
+        account,
+    };
+    (keys, answer)
 }
 
 fn is_form(headers: &HeaderMap) -> bool {
@@ -193,40 +232,6 @@ fn is_form(headers: &HeaderMap) -> bool {
             mime.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
-}
-
-/// Reads at most [`MAX_REQUEST_BODY`] bytes.
-pub(crate) async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result<Bytes, EcsError> {
-    let too_large = || EcsError::body_too_large(MAX_REQUEST_BODY);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
-        return Err(too_large());
-    }
-    let mut collected = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
-            return Err(EcsError::invalid_parameter(
-                "The request body could not be read.",
-            ));
-        };
-        if let Ok(data) = frame.into_data() {
-            total = total.saturating_add(data.len());
-            if total > DRAIN_LIMIT {
-                break;
-            }
-            if total <= MAX_REQUEST_BODY {
-                collected.extend_from_slice(&data);
-            }
-        }
-    }
-    if total > MAX_REQUEST_BODY {
-        return Err(too_large());
-    }
-    Ok(Bytes::from(collected))
 }
 
 fn reply(answer: Answer, request_id: &str) -> Result<Reply, DropConnection> {
@@ -242,18 +247,6 @@ fn reply(answer: Answer, request_id: &str) -> Result<Reply, DropConnection> {
         response.headers_mut().insert("x-acs-request-id", value);
     }
     Ok(response)
-}
-
-/// A status outside what hyper accepts (only possible via a library-injected fault) becomes 500.
-pub(crate) fn json_response(status: u16, body: Bytes) -> Reply {
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=utf-8"),
-    );
-    response
 }
 
 /// A JSON answer cut short and followed by bytes that are not even UTF-8.

@@ -1,5 +1,6 @@
 //! Everything the simulator remembers between requests: instance statuses, used nonces, reconnect
-//! windows, statistics and queued faults. One std `Mutex`, never held across an `.await`.
+//! windows, the account quota, statistics and queued faults. One std `Mutex`, never held across an
+//! `.await`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{InstanceStatus, SimAccount, SimConfig, SimInstance};
 use super::faults::{Fault, FaultKind};
+use super::quota::AccountQuota;
 
 /// How long a nonce stays used, and how far a `Timestamp` may be from the server clock.
 pub const NONCE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -27,6 +29,27 @@ pub struct SimStats {
     /// runs on ECS's clock, so this is where a benchmark measures how much of it was left.
     #[serde(default)]
     pub last_vnc_url_ms: BTreeMap<String, i64>,
+    /// AccessKeyId -> RegionId -> requests that reached the account quota (well-signed, known
+    /// action) and how many of them it refused. Left out of the JSON while empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_account: BTreeMap<String, BTreeMap<String, AccountCount>>,
+}
+
+/// One AccessKeyId's requests in one region, as the account quota saw them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountCount {
+    pub calls: u64,
+    /// Answered `Throttling.User` by the quota (the per-instance reconnect limit not included).
+    pub throttled: u64,
+}
+
+/// A request that reached the account quota, for [`SimStats::record_account`].
+#[derive(Debug)]
+pub(crate) struct AccountCall {
+    pub(crate) access_key_id: String,
+    pub(crate) region_id: String,
+    pub(crate) over_quota: bool,
 }
 
 impl SimStats {
@@ -43,6 +66,37 @@ impl SimStats {
             .get(action)
             .map(|codes| codes.values().sum())
             .unwrap_or(0)
+    }
+
+    /// What the account quota did, summed over every key and region: (calls, throttled).
+    pub fn account_totals(&self) -> (u64, u64) {
+        self.by_account
+            .values()
+            .flat_map(BTreeMap::values)
+            .fold((0, 0), |(calls, throttled), n| {
+                (calls + n.calls, throttled + n.throttled)
+            })
+    }
+
+    pub fn account(&self, access_key_id: &str, region_id: &str) -> AccountCount {
+        self.by_account
+            .get(access_key_id)
+            .and_then(|regions| regions.get(region_id))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record_account(&mut self, call: &AccountCall) {
+        let count = self
+            .by_account
+            .entry(call.access_key_id.clone())
+            .or_default()
+            .entry(call.region_id.clone())
+            .or_default();
+        count.calls += 1;
+        if call.over_quota {
+            count.throttled += 1;
+        }
     }
 
     pub(crate) fn record(&mut self, action: &str, code: &str, instances: &[String]) {
@@ -169,6 +223,7 @@ pub(crate) struct State {
     index: HashMap<String, usize>,
     pub(crate) nonces: NonceCache,
     pub(crate) windows: HashMap<String, RateWindow>,
+    pub(crate) quota: AccountQuota,
     pub(crate) stats: SimStats,
     faults: VecDeque<Fault>,
 }
@@ -240,6 +295,7 @@ impl Shared {
                 index,
                 nonces: NonceCache::new(NONCE_WINDOW),
                 windows: HashMap::new(),
+                quota: AccountQuota::default(),
                 stats: SimStats::default(),
                 faults: VecDeque::new(),
             }),
@@ -263,6 +319,16 @@ impl Shared {
         state.faults.clear();
         state.nonces.clear();
         state.windows.clear();
+        state.quota.clear();
+    }
+
+    /// Requests per second per AccessKeyId and region; `None` or 0 is no quota.
+    pub(crate) fn set_account_quota(&self, per_second: Option<u32>) {
+        self.lock().quota.set(per_second);
+    }
+
+    pub(crate) fn account_quota(&self) -> Option<u32> {
+        self.lock().quota.per_second()
     }
 
     /// Returns false for an unknown instance.
@@ -347,6 +413,47 @@ mod tests {
         assert_eq!(stats.total("DescribeInstanceVncUrl"), 3);
         assert_eq!(stats.total("Nope"), 0);
         assert_eq!(stats.by_instance["i-a"]["DescribeInstanceVncUrl"], 3);
+    }
+
+    #[test]
+    fn stats_count_quota_answers_by_key_and_region() {
+        let mut stats = SimStats::default();
+        let call = |key: &str, region: &str, over_quota| AccountCall {
+            access_key_id: key.to_owned(),
+            region_id: region.to_owned(),
+            over_quota,
+        };
+        stats.record_account(&call("ak1", "cn-hangzhou", false));
+        stats.record_account(&call("ak1", "cn-hangzhou", true));
+        stats.record_account(&call("ak1", "cn-shanghai", false));
+        stats.record_account(&call("ak2", "cn-hangzhou", false));
+        assert_eq!(
+            stats.account("ak1", "cn-hangzhou"),
+            AccountCount {
+                calls: 2,
+                throttled: 1
+            }
+        );
+        assert_eq!(stats.account("ak1", "cn-shanghai").throttled, 0);
+        assert_eq!(stats.account("nope", "cn-hangzhou").calls, 0);
+        assert_eq!(stats.account_totals(), (4, 1));
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(
+            json["byAccount"]["ak1"]["cn-hangzhou"],
+            serde_json::json!({"calls": 2, "throttled": 1})
+        );
+    }
+
+    #[test]
+    fn reset_refills_the_quota_but_keeps_its_setting() {
+        let shared = Shared::new(SimConfig::demo());
+        shared.set_account_quota(Some(1));
+        let now = Instant::now();
+        assert!(shared.lock().quota.try_take("ak", "r", now));
+        assert!(!shared.lock().quota.try_take("ak", "r", now));
+        shared.reset();
+        assert_eq!(shared.account_quota(), Some(1));
+        assert!(shared.lock().quota.try_take("ak", "r", now));
     }
 
     #[test]

@@ -290,6 +290,12 @@ impl Env {
         )
     }
 
+    /// [`Env::operator`] with extra environment variables (e.g. libfaketime's).
+    pub fn operator_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Operator {
+        let kubeconfig = &shared().operator_kubeconfig;
+        Operator::start_with_env(&self.ns, &self.sim.endpoint(), extra, kubeconfig, env)
+    }
+
     /// [`Env::operator`] with the sim's AccessKey as the operator's own credentials (env vars).
     pub fn operator_with_own_credentials(&self, extra: &[&str]) -> Operator {
         let kubeconfig = &shared().operator_kubeconfig;
