@@ -511,16 +511,7 @@ fn pairs(list: &[(&str, &str)]) -> Params {
 /// Hand-picked cases: the documented example, what our client sends, and name orders where
 /// encoding changes how names compare.
 fn fixed_cases() -> Vec<Case> {
-    let documented = pairs(&[
-        ("AccessKeyId", "testid"),
-        ("Action", "DescribeRegions"),
-        ("Format", "XML"),
-        ("SignatureMethod", "HMAC-SHA1"),
-        ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
-        ("SignatureVersion", "1.0"),
-        ("Timestamp", "2016-02-23T12:46:24Z"),
-        ("Version", "2014-05-26"),
-    ]);
+    let documented = pairs(&ecs_vnc_operator::aliyun::signature::DOCUMENTED_EXAMPLE);
     let sts = "CAIS+/= ~*&8wF1q6Ft5B2yfSjIr5bYBt/Yh+1uhIRvUmyzj0U=";
     let client = |token: &str| {
         let mut params = pairs(&[

@@ -91,6 +91,20 @@ pub fn sign(access_key_secret: &str, string_to_sign: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The parameters of Alibaba's documented signature example (secret `testsecret`, `GET`): the
+/// known answer every signer here is checked against.
+#[doc(hidden)]
+pub const DOCUMENTED_EXAMPLE: [(&str, &str); 8] = [
+    ("AccessKeyId", "testid"),
+    ("Action", "DescribeRegions"),
+    ("Format", "XML"),
+    ("SignatureMethod", "HMAC-SHA1"),
+    ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
+    ("SignatureVersion", "1.0"),
+    ("Timestamp", "2016-02-23T12:46:24Z"),
+    ("Version", "2014-05-26"),
+];
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -111,16 +125,7 @@ mod tests {
 
     #[test]
     fn reproduces_alibabas_documented_example() {
-        let params = [
-            ("AccessKeyId", "testid"),
-            ("Action", "DescribeRegions"),
-            ("Format", "XML"),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
-            ("SignatureVersion", "1.0"),
-            ("Timestamp", "2016-02-23T12:46:24Z"),
-            ("Version", "2014-05-26"),
-        ];
+        let params = super::DOCUMENTED_EXAMPLE;
         let to_sign = string_to_sign("GET", params);
         assert_eq!(
             to_sign,

@@ -221,6 +221,28 @@ fn first_issue_steps(name: &str, secret: Value) -> Vec<Expect> {
     ]
 }
 
+/// The AccessKey `ecs-sim`'s demo account accepts.
+fn sim_credentials() -> Credentials {
+    Credentials::new("sim-access-key-id", "sim-access-key-secret", None)
+}
+
+/// A status write refused with 409: someone else wrote the session first.
+fn status_conflict(name: &str) -> Expect {
+    Expect {
+        method: "PATCH",
+        path: format!("{SESSIONS}/{name}/status"),
+        reply: conflict(),
+    }
+}
+
+/// The read of the session's Secret, answered with good credentials.
+fn secret_read() -> Expect {
+    get(
+        format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
+        good_secret(),
+    )
+}
+
 fn event() -> Expect {
     Expect {
         method: "POST",
@@ -412,14 +434,7 @@ async fn a_new_refresh_value_issues_one_url_and_records_it() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![secret_read(), status_patch("db-1"), event()],
     )
     .await;
     let st = &seen[1].1["status"];
@@ -525,10 +540,7 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
         vec![
             pending_patch("db-1"),
             // The only Secret read is in the session's own namespace.
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
+            secret_read(),
             status_patch("db-1"),
             event(),
         ],
@@ -561,11 +573,7 @@ async fn without_a_ref_or_operator_credentials_the_condition_says_so() {
 #[tokio::test]
 async fn operator_credentials_serve_sessions_without_a_ref() {
     let mut f = fixture_with(|s| {
-        s.credentials = Some(Credentials::new(
-            "sim-access-key-id",
-            "sim-access-key-secret",
-            None,
-        ));
+        s.credentials = Some(sim_credentials());
         // Offered to this namespace only.
         s.operator_credentials_scope = super::OperatorCredentialsScope::parse(NS).unwrap();
     })
@@ -733,14 +741,7 @@ async fn a_cached_copy_older_than_our_own_write_waits_for_the_watch() {
     run(
         &mut f,
         &s,
-        vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![secret_read(), status_patch("db-1"), event()],
     )
     .await;
     // The same stale copy again: no call at all, neither to the API server nor to ECS.
@@ -759,10 +760,7 @@ async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
         &s,
         vec![
             pending_patch("db-1"),
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
+            secret_read(),
             Expect {
                 method: "PATCH",
                 path: format!("{SESSIONS}/db-1/status"),
@@ -808,16 +806,9 @@ async fn a_change_during_the_ecs_call_costs_no_second_url() {
         &mut f,
         &s,
         vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
+            secret_read(),
             // Someone labelled the session while ECS answered.
-            Expect {
-                method: "PATCH",
-                path: format!("{SESSIONS}/db-1/status"),
-                reply: conflict(),
-            },
+            status_conflict("db-1"),
             get(format!("{SESSIONS}/db-1"), labelled),
             status_patch("db-1"),
             event(),
@@ -846,15 +837,8 @@ async fn an_outcome_whose_session_was_deleted_meanwhile_is_dropped() {
         &mut f,
         &s,
         vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            Expect {
-                method: "PATCH",
-                path: format!("{SESSIONS}/db-1/status"),
-                reply: conflict(),
-            },
+            secret_read(),
+            status_conflict("db-1"),
             Expect {
                 method: "GET",
                 path: format!("{SESSIONS}/db-1"),
@@ -963,11 +947,7 @@ async fn an_allowed_endpoint_is_used() {
 #[tokio::test]
 async fn a_namespace_not_offered_operator_credentials_makes_no_ecs_call() {
     let mut f = fixture_with(|s| {
-        s.credentials = Some(Credentials::new(
-            "sim-access-key-id",
-            "sim-access-key-secret",
-            None,
-        ));
+        s.credentials = Some(sim_credentials());
         s.operator_credentials_scope =
             super::OperatorCredentialsScope::parse("ops,break-glass").unwrap();
     })
@@ -1026,14 +1006,7 @@ async fn a_refresh_costs_two_api_requests_once_the_secret_is_known_unchanged() {
     run(
         &mut f,
         &s,
-        vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![secret_read(), status_patch("db-1"), event()],
     )
     .await;
     // Next refresh of another session using it: the status patch and the Event, nothing else.
@@ -1048,14 +1021,7 @@ async fn a_refresh_costs_two_api_requests_once_the_secret_is_known_unchanged() {
     run(
         &mut f,
         &s,
-        vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-3"),
-            event(),
-        ],
+        vec![secret_read(), status_patch("db-3"), event()],
     )
     .await;
     assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 3);
@@ -1093,14 +1059,7 @@ async fn a_session_throttled_by_an_earlier_process_asks_the_limiter_of_now() {
     let (_, seen) = run(
         &mut f,
         &s,
-        vec![
-            get(
-                format!("/api/v1/namespaces/{NS}/secrets/ecs-credentials"),
-                good_secret(),
-            ),
-            status_patch("db-1"),
-            event(),
-        ],
+        vec![secret_read(), status_patch("db-1"), event()],
     )
     .await;
     assert_eq!(seen[1].1["status"]["phase"], "Ready");

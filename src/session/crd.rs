@@ -84,11 +84,12 @@ pub struct VncSessionSpec {
     pub endpoint: Option<String>,
 }
 
-/// Names a Secret in the session's own namespace; there is deliberately no namespace field.
+/// Names an object (a Secret, a ServiceAccount) in the session's own namespace; there is
+/// deliberately no namespace field.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct CredentialsRef {
-    /// A Secret name (DNS-1123 subdomain).
+pub struct LocalObjectRef {
+    /// The object's name (a DNS-1123 subdomain).
     #[schemars(
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
         length(min = 1, max = 253)
@@ -96,17 +97,10 @@ pub struct CredentialsRef {
     pub name: String,
 }
 
-/// Names a ServiceAccount in the session's own namespace; there is deliberately no namespace field.
-#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ServiceAccountRef {
-    /// A ServiceAccount name (DNS-1123 subdomain).
-    #[schemars(
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"),
-        length(min = 1, max = 253)
-    )]
-    pub name: String,
-}
+/// `spec.credentialsRef`: a Secret in the session's namespace.
+pub type CredentialsRef = LocalObjectRef;
+/// `spec.serviceAccountRef`: a ServiceAccount in the session's namespace.
+pub type ServiceAccountRef = LocalObjectRef;
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 pub enum Phase {

@@ -298,12 +298,8 @@ impl Env {
 
     /// [`Env::operator`] with the sim's AccessKey as the operator's own credentials (env vars).
     pub fn operator_with_own_credentials(&self, extra: &[&str]) -> Operator {
-        let kubeconfig = &shared().operator_kubeconfig;
-        Operator::start_with_env(
-            &self.ns,
-            &self.sim.endpoint(),
+        self.operator_with_env(
             extra,
-            kubeconfig,
             &[
                 ("ALIBABA_CLOUD_ACCESS_KEY_ID", SIM_KEY_ID),
                 ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SIM_KEY_SECRET),
