@@ -70,7 +70,11 @@ pub async fn run(
         .default_backoff()
         .inspect_ok(synced.watch())
         // Versions for the credentials cache: an unchanged Secret is never read again.
-        .inspect_ok(move |event| secret_cache.secrets.observe(event))
+        .inspect_ok({
+            let ctx = secret_cache.clone();
+            move |event| ctx.secrets.observe(event)
+        })
+        .inspect_err(move |_| secret_cache.secrets.watch_failed())
         .touched_objects();
     controller
         .watches_stream(secret_changes, move |secret| {

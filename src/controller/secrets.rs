@@ -66,6 +66,12 @@ impl SecretCache {
         }
     }
 
+    /// The watch failed: until it lists again, nothing says a cached Secret is still current, so
+    /// every Secret is read afresh.
+    pub fn watch_failed(&self) {
+        self.lock().parsed.clear();
+    }
+
     /// The Secret's resourceVersion as the watch knows it; `None` if the watch has not seen it.
     pub fn version(&self, namespace: &str, name: &str) -> Option<String> {
         self.lock().versions.get(&key(namespace, name)).cloned()
@@ -162,6 +168,15 @@ mod tests {
         assert!(cache.credentials("team-a", "k").is_none(), "deleted");
         assert_eq!(cache.version("team-a", "k"), None);
         assert_eq!(cache.parsed_len(), 0);
+    }
+
+    #[test]
+    fn a_failing_watch_drops_the_cached_credentials() {
+        let cache = SecretCache::default();
+        cache.observe(&Event::Apply(meta("k", "1")));
+        cache.remember("team-a", "k", "1", &creds());
+        cache.watch_failed();
+        assert!(cache.credentials("team-a", "k").is_none());
     }
 
     #[test]

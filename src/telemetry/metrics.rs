@@ -34,6 +34,8 @@ pub struct PhaseLabel {
 
 pub struct Metrics {
     registry: Registry,
+    /// The `code` labels in use: a hostile endpoint could invent a new code on every answer.
+    codes: std::sync::Mutex<std::collections::HashSet<String>>,
     pub reconciles: Family<ResultLabel, Counter>,
     pub ecs_requests: Family<EcsLabels, Counter>,
     pub ecs_retries: Family<ActionLabel, Counter>,
@@ -64,6 +66,7 @@ impl Metrics {
             throttled: Counter::default(),
             leader: Gauge::default(),
             registry: Registry::default(),
+            codes: Default::default(),
         };
         registry.register(
             "reconciles",
@@ -112,7 +115,7 @@ impl Metrics {
                 .ecs_requests
                 .get_or_create(&EcsLabels {
                     action,
-                    code: label_safe(code),
+                    code: metrics.code_label(code),
                 })
                 .inc();
             if attempt > 1 {
@@ -122,6 +125,20 @@ impl Metrics {
                     .inc();
             }
         })
+    }
+
+    /// `code` as a label: well-formed and among the first [`MAX_CODE_LABELS`] seen, else `Other`.
+    fn code_label(&self, code: &str) -> String {
+        let label = label_safe(code);
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        if codes.contains(&label) {
+            return label;
+        }
+        if codes.len() >= MAX_CODE_LABELS {
+            return "Other".to_owned();
+        }
+        codes.insert(label.clone());
+        label
     }
 
     pub fn reconciled(&self, ok: bool) {
@@ -185,6 +202,9 @@ fn phase_index(phase: Option<Phase>) -> usize {
 
 /// ECS codes are identifiers like `Throttling.User`; anything else (a hostile or broken endpoint
 /// could send anything) becomes `Other` so labels stay few and free of text.
+/// ECS has a few dozen codes for these two actions; more distinct ones means someone invents them.
+const MAX_CODE_LABELS: usize = 64;
+
 fn label_safe(code: &str) -> String {
     let ok = !code.is_empty()
         && code.len() <= 64
@@ -234,6 +254,17 @@ mod tests {
         assert_eq!(label_safe("wss://x?s=1"), "Other");
         assert_eq!(label_safe(""), "Other");
         assert_eq!(label_safe(&"A".repeat(65)), "Other");
+    }
+
+    #[test]
+    fn invented_codes_do_not_grow_the_labels_without_bound() {
+        let m = Metrics::new();
+        for i in 0..1000 {
+            assert!(!m.code_label(&format!("Invented{i}")).is_empty());
+        }
+        assert_eq!(m.code_label("Invented5"), "Invented5", "seen early: kept");
+        assert_eq!(m.code_label("Invented999"), "Other");
+        assert_eq!(m.codes.lock().unwrap().len(), MAX_CODE_LABELS);
     }
 
     #[test]

@@ -76,6 +76,7 @@ def test_defaults_render_the_cluster_wide_operator(render):
         "--url-validity=15s",
         "--session-keepalive=300s",
         "--reconnect-limit-per-minute=30",
+        "--ecs-requests-per-second=20",
         "--leader-elect",
         "--lease-name=ecs-vnc-operator",
     ]
@@ -149,6 +150,7 @@ def test_operator_flags(render):
                 "sessionKeepalive": "5m",
                 "consoleBaseUrl": "https://console.example.internal/vnc/index.html",
                 "reconnectLimitPerMinute": 12,
+                "ecsRequestsPerSecond": 5,
                 "logFormat": "text",
             }
         }
@@ -159,6 +161,7 @@ def test_operator_flags(render):
         "--url-validity=10s",
         "--session-keepalive=5m",
         "--reconnect-limit-per-minute=12",
+        "--ecs-requests-per-second=5",
         "--ecs-endpoint=https://ecs-vpc.cn-hangzhou.example.internal",
         "--console-base-url=https://console.example.internal/vnc/index.html",
         "--leader-elect",
@@ -374,6 +377,8 @@ REJECTED = [
     ({"operator": {"reconnectLimitPerMinute": 0}}, "/operator/reconnectLimitPerMinute"),
     ({"operator": {"reconnectLimitPerMinute": 1001}}, "/operator/reconnectLimitPerMinute"),
     ({"operator": {"reconnectLimitPerMinute": "30"}}, "/operator/reconnectLimitPerMinute"),
+    ({"operator": {"ecsRequestsPerSecond": -1}}, "/operator/ecsRequestsPerSecond"),
+    ({"operator": {"ecsRequestsPerSecond": 10001}}, "/operator/ecsRequestsPerSecond"),
     ({"operator": {"ecsEndpoint": "ecs.cn-hangzhou.aliyuncs.internal"}}, "/operator/ecsEndpoint"),
     ({"operator": {"leaderElect": True}}, "leaderElect"),
     ({"leaderElection": {"enabled": "yes"}}, "/leaderElection/enabled"),

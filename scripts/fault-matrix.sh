@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# The fault matrix of issue 12: runs faults against the real control plane
+# (scripts/local-cluster.sh), ecs-sim and the release operator binary, and writes RELIABILITY.md.
+# Every number in the table comes from this run:
+#   served     sessions whose status.observedRefresh reached the requested refresh value
+#              (kubectl get -o json, polled every 0.5 s, bounded)
+#   lost       refresh values requested and never served within the bound (must be 0)
+#   URLs       DescribeInstanceVncUrl answers counted "Success" by ecs-sim (/_sim/stats deltas)
+#   duplicate  URLs issued minus distinct (session, refresh value) requests served (must be 0)
+#   CPU        the operator's utime+stime from /proc/<pid>/stat over the fault window
+#
+#   scripts/fault-matrix.sh                     every row (~12 min once built)
+#   FM_ROWS="ecs api kill skew" (default)       choose groups of rows
+#   FM_SKEW_SECONDS=120                         length of the clock-skew run (issue: 300)
+#   FM_KEEP=1                                   keep the work directory (logs, samples)
+#   FM_OUT=RELIABILITY.md                       where the table goes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+ROWS=${FM_ROWS:-ecs api kill skew}
+SKEW_SECONDS=${FM_SKEW_SECONDS:-120}
+OUT=${FM_OUT:-$ROOT/RELIABILITY.md}
+N=50 # sessions, one instance each
+REGION=cn-hangzhou
+KEY_ID=sim-access-key-id
+KEY_SECRET=sim-access-key-secret
+NS=fault-matrix
+CLK_TCK=$(getconf CLK_TCK)
+FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+REPRO="scripts/fault-matrix.sh"
+START_S=$(date +%s)
+
+log() { echo "fault-matrix: $*" >&2; }
+die() {
+    log "error: $*"
+    exit 1
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecsvnc-faults.XXXXXX")
+CLUSTER_DIR=
+PIDS=()
+STOPPED=() # PIDs we SIGSTOPped: always SIGCONT them on the way out
+
+alive() {
+    local state
+    state=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ -n $state && $state != Z ]]
+}
+
+stop_pid() {
+    local pid=$1 keep=() p
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+        alive "$pid" || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+cleanup() {
+    local rc=$? i p
+    trap - EXIT INT TERM
+    for p in "${STOPPED[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+    if [[ -n $CLUSTER_DIR ]]; then
+        scripts/local-cluster.sh down "$CLUSTER_DIR" >/dev/null 2>&1 || true
+    fi
+    if [[ $rc -ne 0 || ${FM_KEEP:-0} == 1 ]]; then
+        log "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_until() {
+    local tries=$1
+    shift
+    for _ in $(seq "$tries"); do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+for tool in kubectl jq curl awk; do command -v "$tool" >/dev/null || die "$tool is missing (scripts/install-deps.sh)"; done
+
+# ---------------------------------------------------------------------------
+# Build, ecs-sim, control plane
+# ---------------------------------------------------------------------------
+scripts/local-cluster.sh build >&2
+log "building release binaries"
+cargo build --release --quiet --bins
+BIN=$ROOT/target/release
+
+INSTANCES=()
+for ((i = 0; i < N; i++)); do INSTANCES+=("$(printf 'i-fm%03d' "$i")"); done
+printf '%s\n' "${INSTANCES[@]}" |
+    jq -R --arg region "$REGION" --arg id "$KEY_ID" --arg secret "$KEY_SECRET" -s '{
+        accounts: [{accessKeyId: $id, accessKeySecret: $secret}],
+        instances: [split("\n")[] | select(length > 0)
+                    | {instanceId: ., regionId: $region, status: "Running", osType: "linux"}],
+        reconnectLimitPerMinute: 30
+    }' >"$WORK/sim.json"
+"$BIN/ecs-sim" --listen 127.0.0.1:0 --config "$WORK/sim.json" >"$WORK/sim.out" 2>"$WORK/sim.log" &
+PIDS+=($!)
+wait_until 100 grep -q 'listening on' "$WORK/sim.out" || die "ecs-sim did not start"
+EP=$(sed -n 's/^ecs-sim listening on //p' "$WORK/sim.out" | head -n1)
+log "ecs-sim at $EP"
+stats() { curl -fsS --max-time 5 "$EP/_sim/stats"; }
+inject() { curl -fsS --max-time 5 -H 'content-type: application/json' -d "$1" "$EP/_sim/faults" >/dev/null; }
+
+CLUSTER_DIR=$(ECSVNC_OWNER_PID=$$ scripts/local-cluster.sh up "$WORK/cluster" 2>"$WORK/cluster-up.log" | tail -n1) ||
+    die "control plane did not start (see $WORK/cluster-up.log)"
+export KUBECONFIG=$CLUSTER_DIR/kubeconfig
+kubectl apply --validate=false -f crds/vncsession.yaml >/dev/null
+kubectl wait --for=condition=Established crd/vncsessions.ecsvnc.dev --timeout=60s >/dev/null
+kubectl create namespace "$NS" >/dev/null
+kubectl -n "$NS" create secret generic fm-creds \
+    --from-literal=accessKeyId="$KEY_ID" --from-literal=accessKeySecret="$KEY_SECRET" >/dev/null
+
+# The control plane's PID for a binary name, from the state dir's pids file and /proc/<pid>/cmdline.
+cp_pid() {
+    local pid
+    while read -r pid; do
+        [[ -r /proc/$pid/cmdline ]] || continue
+        if tr '\0' ' ' <"/proc/$pid/cmdline" | awk -v n="$1" '{ split($1, p, "/"); exit !(p[length(p)] == n) }'; then
+            echo "$pid"
+            return 0
+        fi
+    done <"$CLUSTER_DIR/pids"
+    return 1
+}
+APISERVER_PID=$(cp_pid kube-apiserver) || die "no kube-apiserver in $CLUSTER_DIR/pids"
+ETCD_PID=$(cp_pid etcd) || die "no etcd in $CLUSTER_DIR/pids"
+log "kube-apiserver pid $APISERVER_PID, etcd pid $ETCD_PID"
+
+# start_operator NAME [env assignments…] : starts a --leader-elect replica; sets OP_PID.
+declare -A OP_LOG OP_IDENT
+start_operator() {
+    local name=$1
+    shift
+    local logf="$WORK/operator-$name.log"
+    env -u ALIBABA_CLOUD_ACCESS_KEY_ID -u ALIBABA_CLOUD_ACCESS_KEY_SECRET "$@" \
+        "$BIN/ecs-vnc-operator" run --ecs-endpoint "$EP" --metrics-addr 127.0.0.1:0 \
+        --watch-namespace "$NS" --log-format json --leader-elect --lease-duration 15s \
+        --lease-namespace "$NS" 2>"$logf" >/dev/null &
+    OP_PID=$!
+    PIDS+=("$OP_PID")
+    OP_LOG[$OP_PID]=$logf
+    wait_until 150 grep -q 'serving /metrics' "$logf" || die "operator $name did not start (see $logf)"
+}
+became() { grep -c 'became the leader' "${OP_LOG[$1]}" || true; }
+lostlease() { grep -c 'lost the leader Lease' "${OP_LOG[$1]}" || true; }
+holder() { kubectl -n "$NS" get lease ecs-vnc-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+wait_leader() { # PID: waits (bounded, 40 s) until it logged "became the leader"
+    local pid=$1 before=${2:-0}
+    for _ in $(seq 400); do
+        [[ $(became "$pid") -gt $before ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+session_yaml() {
+    printf -- '---\napiVersion: ecsvnc.dev/v1alpha1\nkind: VncSession\nmetadata:\n  name: %s\nspec:\n  regionId: %s\n  instanceId: %s\n  credentialsRef:\n    name: fm-creds\n  reason: fault matrix\n' \
+        "$1" "$REGION" "$2"
+}
+
+# sessions.json snapshot
+snapshot() { kubectl -n "$NS" get vnc -o json --request-timeout=5s 2>/dev/null >"$WORK/snap.json"; }
+served_count() { # VALUE
+    jq --arg v "$1" '[.items[] | select(.status.observedRefresh == $v)] | length' "$WORK/snap.json"
+}
+
+# request VALUE: sets the refresh annotation on every session (bounded retries: the API server
+# may just have come back).
+request() {
+    local v=$1
+    for _ in $(seq 30); do
+        kubectl -n "$NS" annotate vnc --all --overwrite --request-timeout=10s "ecsvnc.dev/refresh=$v" >/dev/null 2>>"$WORK/kubectl.err" && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# wait_served VALUE BOUND_S: polls until all N sessions have observedRefresh == VALUE; sets
+# SERVED, T_FIRST (first served, epoch), T_ALL (all served, epoch or empty), PHASES (seen).
+wait_served() {
+    local v=$1 bound=$2 deadline c
+    deadline=$(awk -v n="$(now)" -v b="$bound" 'BEGIN { printf "%.0f", n + b }')
+    SERVED=0 T_FIRST= T_ALL=
+    : >"$WORK/phases.txt"
+    while [[ $(date +%s) -lt $deadline ]]; do
+        if snapshot; then
+            c=$(served_count "$v")
+            jq -r '.items[] | "\(.status.phase // "none")/\(.status.lastError.code // "-")"' "$WORK/snap.json" >>"$WORK/phases.txt"
+            [[ -z $T_FIRST && $c -gt 0 ]] && T_FIRST=$(now)
+            SERVED=$c
+            if [[ $c -ge $N ]]; then
+                T_ALL=$(now)
+                return 0
+            fi
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+phases_seen() { sort -u "$WORK/phases.txt" | grep -v '/-$' | awk -F/ '{ print $2 }' | sort -u | paste -sd, - || true; }
+
+# settle: waits until ecs-sim's counters stop moving for 3 s (bounded 30 s): a delayed answer
+# still issues its URL after the client gave up.
+settle() {
+    local prev cur same=0
+    prev=$(stats | jq -c .calls)
+    for _ in $(seq 30); do
+        sleep 1
+        cur=$(stats | jq -c .calls)
+        if [[ $cur == "$prev" ]]; then
+            same=$((same + 1))
+            [[ $same -ge 3 ]] && return 0
+        else
+            same=0
+        fi
+        prev=$cur
+    done
+}
+
+vnc_total() { jq '[.calls.DescribeInstanceVncUrl // {} | to_entries[].value] | add // 0' "$1"; }
+vnc_success() { jq '.calls.DescribeInstanceVncUrl.Success // 0' "$1"; }
+vnc_codes() { # BEFORE AFTER: "Success 50, InternalError 50"
+    jq -rn --slurpfile a "$1" --slurpfile b "$2" '
+        ($a[0].calls.DescribeInstanceVncUrl // {}) as $x | ($b[0].calls.DescribeInstanceVncUrl // {}) as $y
+        | [$y | to_entries[] | {k: .key, d: (.value - ($x[.key] // 0))} | select(.d > 0) | "\(.k) \(.d)"]
+        | join(", ")'
+}
+
+# row JSON fields -> rows.jsonl
+row() { jq -cn "$@" >>"$WORK/rows.jsonl"; }
+: >"$WORK/rows.jsonl"
+
+# measure_row NAME FAULT-DESC WHAT REQUESTED SERVED URLS CALLS RECOVER CPU_TICKS CPU_SECONDS ALIVE REPRO
+emit() {
+    local name=$1 did=$2 requested=$3 served=$4 before=$5 after=$6 recover=$7 ticks=$8 window=$9 repro=${10}
+    local success total codes
+    success=$(($(vnc_success "$after") - $(vnc_success "$before")))
+    total=$(($(vnc_total "$after") - $(vnc_total "$before")))
+    codes=$(vnc_codes "$before" "$after")
+    row --arg fault "$name" --arg did "$did" --argjson req "$requested" --argjson served "$served" \
+        --argjson urls "$success" --argjson calls "$total" --arg codes "$codes" --arg recover "$recover" \
+        --arg cpu "$(awk -v t="$ticks" -v k="$CLK_TCK" -v w="$window" 'BEGIN { printf "%.2f s over %.0f s (%.1f%% of a core)", t / k, w, (w > 0 ? 100 * t / k / w : 0) }')" \
+        --arg repro "$repro" \
+        '{fault: $fault, did: $did, requested: $req, served: $served, lost: ($req - $served),
+          urls: $urls, duplicates: ($urls - $served), calls: $calls, codes: $codes,
+          recover: $recover, cpu: $cpu, repro: $repro}'
+    log "row: $(tail -n1 "$WORK/rows.jsonl")"
+}
+
+# ---------------------------------------------------------------------------
+# Sessions and the first leader
+# ---------------------------------------------------------------------------
+start_operator a
+OP_A=$OP_PID
+wait_leader "$OP_A" || die "operator a did not become the leader"
+for ((i = 0; i < N; i++)); do session_yaml "$(printf 'fm-%03d' "$i")" "${INSTANCES[i]}"; done >"$WORK/sessions.yaml"
+kubectl -n "$NS" apply -f "$WORK/sessions.yaml" >/dev/null
+all_issued() { snapshot && jq -e --argjson n "$N" '[.items[] | select(.status.issuedAt != null)] | length == $n' "$WORK/snap.json"; }
+for _ in $(seq 120); do all_issued >/dev/null && break; sleep 0.5; done
+all_issued >/dev/null || die "sessions were not served within 60 s"
+log "$N sessions served once; starting the matrix"
+SEQ=0
+
+# ---------------------------------------------------------------------------
+# 1. ECS faults, each for the first 50 DescribeInstanceVncUrl answers of a 50-session refresh
+# ---------------------------------------------------------------------------
+ecs_row() { # LABEL FAULT-JSON-EXTRA
+    local label=$1 extra=$2 v t0 t1 c0 c1 did alive_s
+    SEQ=$((SEQ + 1))
+    v="fm-$SEQ-$(date +%s)"
+    stats >"$WORK/s0.json"
+    c0=$(cpu_ticks "$OP_A")
+    t0=$(now)
+    inject "{\"action\":\"DescribeInstanceVncUrl\",\"count\":$N,$extra}"
+    request "$v" || die "could not set refresh $v"
+    wait_served "$v" 240 || true
+    t1=$(now)
+    c1=$(cpu_ticks "$OP_A")
+    settle
+    stats >"$WORK/s1.json"
+    alive "$OP_A" && alive_s="kept running" || alive_s="EXITED"
+    did="$alive_s; first served after $([[ -n $T_FIRST ]] && elapsed "$t0" "$T_FIRST" || echo never) s; errors recorded in status: $(phases_seen)"
+    emit "ECS $label ($N answers)" "$did" "$N" "$SERVED" "$WORK/s0.json" "$WORK/s1.json" \
+        "$([[ -n $T_ALL ]] && echo "$(elapsed "$t0" "$T_ALL") s to all $N served" || echo "not all served in 240 s")" \
+        "$((c1 - c0))" "$(elapsed "$t0" "$t1")" "FM_ROWS=ecs $REPRO"
+    cp "$WORK/s1.json" "$WORK/stats-ecs-$SEQ.json"
+}
+
+if [[ " $ROWS " == *" ecs "* ]]; then
+    ecs_row "500 InternalError" '"kind":"internalError"'
+    ecs_row "503 ServiceUnavailable" '"kind":"serviceUnavailable"'
+    ecs_row "400 Throttling" '"kind":"throttling"'
+    ecs_row "delay 11 s (> 10 s client deadline)" '"kind":"delay","ms":11000'
+    ecs_row "malformed 200 body" '"kind":"malformed"'
+    ecs_row "dropped connection" '"kind":"drop"'
+fi
+
+# ---------------------------------------------------------------------------
+# 2. API server / etcd paused
+# ---------------------------------------------------------------------------
+pause_row() { # LABEL PID SECONDS
+    local label=$1 pid=$2 secs=$3 v t0 tc c0 c1 b0 l0 did
+    SEQ=$((SEQ + 1))
+    v="fm-$SEQ-$(date +%s)"
+    stats >"$WORK/s0.json"
+    b0=$(became "$OP_A")
+    l0=$(lostlease "$OP_A")
+    c0=$(cpu_ticks "$OP_A")
+    t0=$(now)
+    kill -STOP "$pid"
+    STOPPED+=("$pid")
+    sleep "$secs"
+    kill -CONT "$pid"
+    STOPPED=()
+    tc=$(now)
+    c1=$(cpu_ticks "$OP_A")
+    request "$v" || log "could not set refresh $v"
+    wait_served "$v" 120 || true
+    settle
+    stats >"$WORK/s1.json"
+    if alive "$OP_A"; then
+        did="kept running; lost the Lease $(($(lostlease "$OP_A") - l0))x, became leader again $(($(became "$OP_A") - b0))x; first refresh served $([[ -n $T_FIRST ]] && elapsed "$tc" "$T_FIRST" || echo never) s after SIGCONT"
+    else
+        did="EXITED during the pause (see operator log)"
+    fi
+    emit "$label stopped (SIGSTOP) ${secs} s" "$did" "$N" "$SERVED" "$WORK/s0.json" "$WORK/s1.json" \
+        "$([[ -n $T_ALL ]] && echo "$(elapsed "$tc" "$T_ALL") s after SIGCONT to all $N served" || echo "not all served in 120 s")" \
+        "$((c1 - c0))" "$(elapsed "$t0" "$tc")" "FM_ROWS=api $REPRO"
+}
+
+if [[ " $ROWS " == *" api "* ]]; then
+    pause_row kube-apiserver "$APISERVER_PID" 15
+    alive "$OP_A" && pause_row kube-apiserver "$APISERVER_PID" 60
+    alive "$OP_A" && pause_row etcd "$ETCD_PID" 10
+fi
+
+# ---------------------------------------------------------------------------
+# 3. Leader SIGKILLed during a burst of 200 refreshes (4 rounds of 50), a standby takes over
+# ---------------------------------------------------------------------------
+if [[ " $ROWS " == *" kill "* ]] && alive "$OP_A"; then
+    start_operator b
+    OP_B=$OP_PID
+    sleep 2
+    stats >"$WORK/s0.json"
+    SERVED_TOTAL=0
+    T_KILL= RECOVER="not all served"
+    b0=$(became "$OP_B")
+    c0=$(cpu_ticks "$OP_B")
+    t0=$(now)
+    for round in 1 2 3 4; do
+        SEQ=$((SEQ + 1))
+        v="fm-$SEQ-$(date +%s)"
+        request "$v" || log "could not set refresh $v"
+        if [[ $round == 2 ]]; then
+            sleep 0.3 # reconciles (and ECS calls) in flight
+            kill -KILL "$OP_A"
+            T_KILL=$(now)
+            wait "$OP_A" 2>/dev/null || true
+            keep=()
+            for p in "${PIDS[@]}"; do [[ $p == "$OP_A" ]] || keep+=("$p"); done
+            PIDS=("${keep[@]}")
+        fi
+        wait_served "$v" 90 || true
+        SERVED_TOTAL=$((SERVED_TOTAL + SERVED))
+        [[ $round == 2 && -n $T_ALL ]] && RECOVER="$(elapsed "$T_KILL" "$T_ALL") s from SIGKILL to all $N of the round served"
+    done
+    t1=$(now)
+    c1=$(cpu_ticks "$OP_B")
+    settle
+    stats >"$WORK/s1.json"
+    alive "$OP_B" && bs="standby kept running" || bs="standby EXITED"
+    did="leader SIGKILLed 0.3 s into round 2 of 4; $bs, became leader $(($(became "$OP_B") - b0))x"
+    emit "leader SIGKILL during 200 refreshes on $N sessions" "$did" 200 "$SERVED_TOTAL" "$WORK/s0.json" "$WORK/s1.json" \
+        "$RECOVER" "$((c1 - c0))" "$(elapsed "$t0" "$t1")" "FM_ROWS=kill $REPRO"
+    OP_A=$OP_B
+fi
+
+# ---------------------------------------------------------------------------
+# 4. Two replicas with wall clocks 12 s ahead and 12 s behind
+# ---------------------------------------------------------------------------
+if [[ " $ROWS " == *" skew "* ]]; then
+    [[ -r $FAKETIME_LIB ]] || die "libfaketime missing ($FAKETIME_LIB; Debian package faketime)"
+    alive "$OP_A" && stop_pid "$OP_A"
+    # Wait for the released Lease (or its lapse) so the +12 s replica starts first and leads.
+    start_operator plus LD_PRELOAD="$FAKETIME_LIB" FAKETIME=+12s FAKETIME_DONT_FAKE_MONOTONIC=1
+    OP_P=$OP_PID
+    wait_leader "$OP_P" || log "the +12 s replica did not become the leader within 40 s"
+    start_operator minus LD_PRELOAD="$FAKETIME_LIB" FAKETIME=-12s FAKETIME_DONT_FAKE_MONOTONIC=1
+    OP_M=$OP_PID
+    sleep 2
+    stats >"$WORK/s0.json"
+    bp=$(became "$OP_P") bm=$(became "$OP_M") lp=$(lostlease "$OP_P") lm=$(lostlease "$OP_M")
+    cp0=$(cpu_ticks "$OP_P") cm0=$(cpu_ticks "$OP_M")
+    t0=$(now)
+    end=$(($(date +%s) + SKEW_SECONDS))
+    REQ=0 SERVED_TOTAL=0 HOLDERS=()
+    while [[ $(date +%s) -lt $end ]]; do
+        SEQ=$((SEQ + 1))
+        v="fm-$SEQ-$(date +%s)"
+        rs=$(date +%s)
+        request "$v" || break
+        REQ=$((REQ + N))
+        wait_served "$v" 60 || true
+        SERVED_TOTAL=$((SERVED_TOTAL + SERVED))
+        HOLDERS+=("$(holder)")
+        # one round every 6 s at most: 10 URLs a minute per instance, under ECS's 30
+        while [[ $(date +%s) -lt $((rs + 6)) ]]; do sleep 0.5; done
+    done
+    t1=$(now)
+    cp1=$(cpu_ticks "$OP_P") cm1=$(cpu_ticks "$OP_M")
+    settle
+    stats >"$WORK/s1.json"
+    distinct=$(printf '%s\n' "${HOLDERS[@]}" | sort -u | grep -c . || true)
+    did="+12 s replica: became leader $(($(became "$OP_P") - bp))x, lost $(($(lostlease "$OP_P") - lp))x, $(alive "$OP_P" && echo running || echo EXITED); -12 s replica: became leader $(($(became "$OP_M") - bm))x, lost $(($(lostlease "$OP_M") - lm))x, $(alive "$OP_M" && echo running || echo EXITED); $distinct distinct Lease holder(s) over ${#HOLDERS[@]} rounds"
+    emit "clocks skewed +12 s / -12 s, two replicas, ${SKEW_SECONDS} s of refreshes" "$did" "$REQ" "$SERVED_TOTAL" \
+        "$WORK/s0.json" "$WORK/s1.json" "no fault to recover from" "$(((cp1 - cp0) + (cm1 - cm0)))" "$(elapsed "$t0" "$t1")" \
+        "FM_ROWS=skew FM_SKEW_SECONDS=$SKEW_SECONDS $REPRO"
+fi
+
+# ---------------------------------------------------------------------------
+# RELIABILITY.md
+# ---------------------------------------------------------------------------
+TOTAL_S=$(($(date +%s) - START_S))
+K8S=$(kubectl version -o json 2>/dev/null | jq -r '.serverVersion.gitVersion' || echo unknown)
+{
+    cat <<EOF
+# Reliability: the fault matrix
+
+Written by \`scripts/fault-matrix.sh\` (issue 12, "A fault matrix, run and published") on
+$(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, Kubernetes $K8S (scripts/local-cluster.sh), \`ecs-sim\`
+and the release \`ecs-vnc-operator\` (\`--leader-elect --lease-duration 15s\`). Whole run: ${TOTAL_S} s.
+Every figure below was measured in that run; none is typed in.
+
+- **served**: sessions whose \`status.observedRefresh\` reached the requested \`ecsvnc.dev/refresh\`
+  value (\`kubectl get -o json\`, polled every 0.5 s, bounded); **lost** = requested − served (must be 0).
+- **URLs**: \`DescribeInstanceVncUrl\` answers \`ecs-sim\` counted as \`Success\` (\`/_sim/stats\` before and
+  after the row, after the counters stopped moving); **duplicates** = URLs − served (must be 0).
+- **ECS calls**: every \`DescribeInstanceVncUrl\` answer in the row, by code.
+- **CPU**: the operator's utime + stime (\`/proc/<pid>/stat\`) over the fault window (ECS rows: from the
+  injection to the last session served; pause rows: SIGSTOP to SIGCONT; kill row: the standby over the
+  burst; skew row: both replicas together).
+- ECS faults are injected for the next $N \`DescribeInstanceVncUrl\` answers, then all $N sessions get a new
+  refresh value; pause rows SIGSTOP the process found through the state dir's \`pids\` and
+  \`/proc/<pid>/cmdline\`, SIGCONT it, then request a refresh on all $N sessions.
+- The clock-skew row runs ${SKEW_SECONDS} s, not the 5 minutes the issue asks for (time box).
+
+| fault | what the operator did | ECS calls made | time to recover | refreshes lost | duplicate URLs | operator CPU during the fault | reproduce |
+|---|---|---|---|---|---|---|---|
+EOF
+    jq -r '"| \(.fault) | \(.did) | \(.calls) (\(.codes)) | \(.recover) | \(.lost) of \(.requested) | \(.duplicates) (\(.urls) URLs for \(.served) served) | \(.cpu) | `\(.repro)` |"' "$WORK/rows.jsonl"
+    echo
+    echo "Reproduce the whole matrix: \`scripts/fault-matrix.sh\` (\`FM_KEEP=1\` keeps the logs and raw stats)."
+} >"$OUT"
+cp "$WORK/rows.jsonl" "$WORK/rows-final.jsonl"
+log "wrote $OUT in ${TOTAL_S} s"
+cat "$OUT"
