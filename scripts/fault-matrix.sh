@@ -205,7 +205,7 @@ wait_served() {
         if snapshot; then
             c=$(served_count "$v")
             jq -r '.items[] | "\(.status.phase // "none")/\(.status.lastError.code // "-")"' "$WORK/snap.json" >>"$WORK/phases.txt"
-            [[ -z $T_FIRST && $c -gt 0 ]] && T_FIRST=$(now)
+            if [[ -z $T_FIRST && $c -gt 0 ]]; then T_FIRST=$(now); fi
             SERVED=$c
             if [[ $c -ge $N ]]; then
                 T_ALL=$(now)
@@ -381,7 +381,7 @@ if [[ " $ROWS " == *" kill "* ]] && alive "$OP_A"; then
         fi
         wait_served "$v" 90 || true
         SERVED_TOTAL=$((SERVED_TOTAL + SERVED))
-        [[ $round == 2 && -n $T_ALL ]] && RECOVER="$(elapsed "$T_KILL" "$T_ALL") s from SIGKILL to all $N of the round served"
+        if [[ $round == 2 && -n $T_ALL ]]; then RECOVER="$(elapsed "$T_KILL" "$T_ALL") s from SIGKILL to all $N of the round served"; fi
     done
     t1=$(now)
     c1=$(cpu_ticks "$OP_B")

@@ -29,7 +29,7 @@ fn the_committed_crd_is_the_generated_one() {
             .unwrap_or_else(|e| panic!("{path}: {e}"));
         assert!(
             committed == generated,
-            "{path} drifted from the code: run `cargo run -- crd > crds/vncsession.yaml && \
+            "{path} drifted from the code: run `cargo run --bin ecs-vnc-operator -- crd > crds/vncsession.yaml && \
              cp crds/vncsession.yaml deploy/base/crds/ && cp crds/vncsession.yaml charts/ecs-vnc-operator/crds/`"
         );
     }
