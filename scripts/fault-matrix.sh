@@ -22,6 +22,7 @@ ROWS=${FM_ROWS:-ecs api kill skew}
 SKEW_SECONDS=${FM_SKEW_SECONDS:-120}
 OUT=${FM_OUT:-$ROOT/RELIABILITY.md}
 N=50 # sessions, one instance each
+ECS_BOUND=${FM_ECS_BOUND:-60} # seconds an ECS row waits for every refresh to be served
 REGION=cn-hangzhou
 KEY_ID=sim-access-key-id
 KEY_SECRET=sim-access-key-secret
@@ -118,6 +119,8 @@ wait_until 100 grep -q 'listening on' "$WORK/sim.out" || die "ecs-sim did not st
 EP=$(sed -n 's/^ecs-sim listening on //p' "$WORK/sim.out" | head -n1)
 log "ecs-sim at $EP"
 stats() { curl -fsS --max-time 5 "$EP/_sim/stats"; }
+# Clears leftover faults (a fault not used up would hit the next row) and the counters.
+sim_reset() { curl -fsS --max-time 5 -X POST "$EP/_sim/reset" >/dev/null; }
 inject() { curl -fsS --max-time 5 -H 'content-type: application/json' -d "$1" "$EP/_sim/faults" >/dev/null; }
 
 CLUSTER_DIR=$(ECSVNC_OWNER_PID=$$ scripts/local-cluster.sh up "$WORK/cluster" 2>"$WORK/cluster-up.log" | tail -n1) ||
@@ -160,6 +163,7 @@ start_operator() {
     OP_LOG[$OP_PID]=$logf
     wait_until 150 grep -q 'serving /metrics' "$logf" || die "operator $name did not start (see $logf)"
 }
+oplines() { grep -c "$2" "${OP_LOG[$1]}" || true; }
 became() { grep -c 'became the leader' "${OP_LOG[$1]}" || true; }
 lostlease() { grep -c 'lost the leader Lease' "${OP_LOG[$1]}" || true; }
 holder() { kubectl -n "$NS" get lease ecs-vnc-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
@@ -179,14 +183,21 @@ session_yaml() {
 
 # sessions.json snapshot
 snapshot() { kubectl -n "$NS" get vnc -o json --request-timeout=5s 2>/dev/null >"$WORK/snap.json"; }
-served_count() { # VALUE
-    jq --arg v "$1" '[.items[] | select(.status.observedRefresh == $v)] | length' "$WORK/snap.json"
+# Served: the value was acted on (observedRefresh) AND a URL came with it: no lastError, and
+# issuedAt (whole seconds, the operator's wall clock) not before the request (less SLACK seconds,
+# for the skewed-clock row). observedRefresh alone is also set when an attempt failed.
+SLACK=0
+served_count() { # VALUE REQUEST_EPOCH_SECONDS
+    jq --arg v "$1" --argjson t "$(($2 - SLACK))" '[.items[] | .status
+        | select(.observedRefresh == $v and .lastError == null and .issuedAt != null
+                 and (.issuedAt | fromdateiso8601) >= $t)] | length' "$WORK/snap.json"
 }
 
 # request VALUE: sets the refresh annotation on every session (bounded retries: the API server
 # may just have come back).
 request() {
     local v=$1
+    T_REQ=$(date +%s)
     for _ in $(seq 30); do
         kubectl -n "$NS" annotate vnc --all --overwrite --request-timeout=10s "ecsvnc.dev/refresh=$v" >/dev/null 2>>"$WORK/kubectl.err" && return 0
         sleep 1
@@ -197,13 +208,13 @@ request() {
 # wait_served VALUE BOUND_S: polls until all N sessions have observedRefresh == VALUE; sets
 # SERVED, T_FIRST (first served, epoch), T_ALL (all served, epoch or empty), PHASES (seen).
 wait_served() {
-    local v=$1 bound=$2 deadline c
+    local v=$1 bound=$2 deadline c treq=${3:-$T_REQ}
     deadline=$(awk -v n="$(now)" -v b="$bound" 'BEGIN { printf "%.0f", n + b }')
     SERVED=0 T_FIRST= T_ALL=
     : >"$WORK/phases.txt"
     while [[ $(date +%s) -lt $deadline ]]; do
         if snapshot; then
-            c=$(served_count "$v")
+            c=$(served_count "$v" "$treq")
             jq -r '.items[] | "\(.status.phase // "none")/\(.status.lastError.code // "-")"' "$WORK/snap.json" >>"$WORK/phases.txt"
             if [[ -z $T_FIRST && $c -gt 0 ]]; then T_FIRST=$(now); fi
             SERVED=$c
@@ -284,23 +295,35 @@ SEQ=0
 # 1. ECS faults, each for the first 50 DescribeInstanceVncUrl answers of a 50-session refresh
 # ---------------------------------------------------------------------------
 ecs_row() { # LABEL FAULT-JSON-EXTRA
-    local label=$1 extra=$2 v t0 t1 c0 c1 did alive_s
+    local label=$1 extra=$2 v t0 t1 c0 c1 did alive_s w0 i0 w1 i1
     SEQ=$((SEQ + 1))
     v="fm-$SEQ-$(date +%s)"
+    # A fresh operator process per row: one row's aftermath must not be the next row's numbers.
+    stop_pid "$OP_A"
+    start_operator "a$SEQ"
+    OP_A=$OP_PID
+    wait_leader "$OP_A" || log "operator a$SEQ did not become the leader"
+    sleep 1
+    sim_reset
     stats >"$WORK/s0.json"
+    w0=$(oplines "$OP_A" 'status written') i0=$(oplines "$OP_A" 'issuing a console URL')
     c0=$(cpu_ticks "$OP_A")
     t0=$(now)
     inject "{\"action\":\"DescribeInstanceVncUrl\",\"count\":$N,$extra}"
     request "$v" || die "could not set refresh $v"
-    wait_served "$v" 240 || true
+    wait_served "$v" "$ECS_BOUND" || true
     t1=$(now)
     c1=$(cpu_ticks "$OP_A")
+    w1=$(oplines "$OP_A" 'status written') i1=$(oplines "$OP_A" 'issuing a console URL')
     settle
     stats >"$WORK/s1.json"
     alive "$OP_A" && alive_s="kept running" || alive_s="EXITED"
-    did="$alive_s; first served after $([[ -n $T_FIRST ]] && elapsed "$t0" "$T_FIRST" || echo never) s; errors recorded in status: $(phases_seen)"
+    did="$alive_s; first served after $([[ -n $T_FIRST ]] && elapsed "$t0" "$T_FIRST" || echo never) s; $((i1 - i0)) issue attempts and $((w1 - w0)) status writes logged; lastError codes seen: $(phases_seen)"
+    if [[ -z $T_ALL ]]; then
+        did="$did; at the bound: $(jq -r '[.items[].status | "\(.phase)/\(.lastError.code // "-")/retryAt \(.retryAt // "-")"] | group_by(split("/")[0:2]) | map("\(length)x \(.[0])") | join("; ")' "$WORK/snap.json") (now $(date -u +%H:%M:%SZ))"
+    fi
     emit "ECS $label ($N answers)" "$did" "$N" "$SERVED" "$WORK/s0.json" "$WORK/s1.json" \
-        "$([[ -n $T_ALL ]] && echo "$(elapsed "$t0" "$T_ALL") s to all $N served" || echo "not all served in 240 s")" \
+        "$([[ -n $T_ALL ]] && echo "$(elapsed "$t0" "$T_ALL") s to all $N served" || echo "not all served in $ECS_BOUND s")" \
         "$((c1 - c0))" "$(elapsed "$t0" "$t1")" "FM_ROWS=ecs $REPRO"
     cp "$WORK/s1.json" "$WORK/stats-ecs-$SEQ.json"
 }
@@ -318,10 +341,12 @@ fi
 # 2. API server / etcd paused
 # ---------------------------------------------------------------------------
 pause_row() { # LABEL PID SECONDS
-    local label=$1 pid=$2 secs=$3 v t0 tc c0 c1 b0 l0 did
+    local label=$1 pid=$2 secs=$3 v t0 tc c0 c1 b0 l0 did w0 w1
     SEQ=$((SEQ + 1))
     v="fm-$SEQ-$(date +%s)"
+    sim_reset
     stats >"$WORK/s0.json"
+    w0=$(oplines "$OP_A" 'status written')
     b0=$(became "$OP_A")
     l0=$(lostlease "$OP_A")
     c0=$(cpu_ticks "$OP_A")
@@ -337,8 +362,9 @@ pause_row() { # LABEL PID SECONDS
     wait_served "$v" 120 || true
     settle
     stats >"$WORK/s1.json"
+    w1=$(oplines "$OP_A" 'status written')
     if alive "$OP_A"; then
-        did="kept running; lost the Lease $(($(lostlease "$OP_A") - l0))x, became leader again $(($(became "$OP_A") - b0))x; first refresh served $([[ -n $T_FIRST ]] && elapsed "$tc" "$T_FIRST" || echo never) s after SIGCONT"
+        did="kept running; $((w1 - w0)) status writes logged; lost the Lease $(($(lostlease "$OP_A") - l0))x, became leader again $(($(became "$OP_A") - b0))x; first refresh served $([[ -n $T_FIRST ]] && elapsed "$tc" "$T_FIRST" || echo never) s after SIGCONT"
     else
         did="EXITED during the pause (see operator log)"
     fi
@@ -348,6 +374,10 @@ pause_row() { # LABEL PID SECONDS
 }
 
 if [[ " $ROWS " == *" api "* ]]; then
+    stop_pid "$OP_A"
+    start_operator api
+    OP_A=$OP_PID
+    wait_leader "$OP_A" || log "operator api did not become the leader"
     pause_row kube-apiserver "$APISERVER_PID" 15
     alive "$OP_A" && pause_row kube-apiserver "$APISERVER_PID" 60
     alive "$OP_A" && pause_row etcd "$ETCD_PID" 10
@@ -360,6 +390,7 @@ if [[ " $ROWS " == *" kill "* ]] && alive "$OP_A"; then
     start_operator b
     OP_B=$OP_PID
     sleep 2
+    sim_reset
     stats >"$WORK/s0.json"
     SERVED_TOTAL=0
     T_KILL= RECOVER="not all served"
@@ -407,7 +438,9 @@ if [[ " $ROWS " == *" skew "* ]]; then
     start_operator minus LD_PRELOAD="$FAKETIME_LIB" FAKETIME=-12s FAKETIME_DONT_FAKE_MONOTONIC=1
     OP_M=$OP_PID
     sleep 2
+    sim_reset
     stats >"$WORK/s0.json"
+    SLACK=13
     bp=$(became "$OP_P") bm=$(became "$OP_M") lp=$(lostlease "$OP_P") lm=$(lostlease "$OP_M")
     cp0=$(cpu_ticks "$OP_P") cm0=$(cpu_ticks "$OP_M")
     t0=$(now)

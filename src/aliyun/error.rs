@@ -182,7 +182,14 @@ pub(crate) fn decode_error_body(http_status: u16, body: &[u8], secrets: &[&str])
         Err(e) => {
             return EcsError::MalformedResponse {
                 http_status,
-                reason: format!("error body is not the expected JSON ({e})"),
+                // Described, never quoted: serde's message can carry the offending value, which
+                // a hostile endpoint controls (or which echoes a secret).
+                reason: format!(
+                    "error body is not the expected JSON ({:?} error at line {}, column {})",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
                 request_id: None,
             };
         }
