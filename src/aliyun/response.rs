@@ -350,7 +350,10 @@ mod tests {
             !text.contains("LTAI5tKeyId") && !text.contains("STS.abc123"),
             "{text}"
         );
-        assert!(text.contains("line 1, column"), "described, not quoted: {text}");
+        assert!(
+            text.contains("line 1, column"),
+            "described, not quoted: {text}"
+        );
     }
 
     #[test]
