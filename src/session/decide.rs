@@ -350,8 +350,14 @@ pub fn after_issue(
                 ),
             };
             let free_at = at;
+            // Both are reason Throttled; the code tells the per-instance limit (which a later
+            // process may see differently) from the account's pacing (which only time cures).
+            let code = match outcome {
+                Outcome::Throttled { .. } => Reason::Throttled.as_str(),
+                _ => PACED,
+            };
             status.last_error = Some(LastError {
-                code: Reason::Throttled.as_str().to_owned(),
+                code: code.to_owned(),
                 message: message.clone(),
             });
             set_conditions(&mut status, obs, Reason::Throttled, &message, now);
@@ -440,6 +446,8 @@ pub fn ttl_deadline(obs: &Observed) -> Option<Timestamp> {
 }
 
 const INVALID_SPEC: &str = "InvalidSpec";
+/// `lastError.code` of a session waiting for its turn under the account's flow control.
+pub const PACED: &str = "Paced";
 
 fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
     let mut status = answered(obs);

@@ -723,3 +723,21 @@ fn a_refresh_served_after_waiting_for_a_slot_is_announced_as_the_refresh() {
     let update = s.apply(IssueCause::Retry, issued(60), 60);
     assert_eq!(update.note.unwrap().reason, Reason::RefreshRequested);
 }
+
+#[test]
+fn a_paced_session_is_throttled_but_says_it_waits_for_the_account() {
+    let mut s = Session::issued_at(0);
+    s.refresh = Some("r1".into());
+    let update = s.apply(
+        IssueCause::RefreshRequested,
+        Outcome::Paced {
+            free_at: at(30),
+            is_windows: Some(false),
+        },
+        20,
+    );
+    assert_eq!(update.note.unwrap().reason, Reason::Throttled);
+    assert_eq!(s.status.last_error.as_ref().unwrap().code, PACED);
+    assert_eq!(s.decide(25), Decision::Wait(Some(at(30))));
+    assert_eq!(s.decide(30), Decision::Issue(IssueCause::Retry));
+}
