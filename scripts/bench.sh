@@ -51,19 +51,9 @@ source scripts/lib/processes.sh
 
 # Stops what this script started, newest first; then the control plane.
 cleanup() {
-    local rc=$? i
+    local rc=$?
     trap - EXIT INT TERM
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PIDS[i]}"
-    done
-    if [[ -n $CLUSTER_DIR ]]; then
-        scripts/local-cluster.sh down "$CLUSTER_DIR" >/dev/null 2>&1 || true
-    fi
-    if [[ $rc -ne 0 || ${BENCH_KEEP:-0} == 1 ]]; then
-        log "logs and raw samples kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    finish_run "$rc" "${BENCH_KEEP:-0}" "logs and raw samples"
     exit "$rc"
 }
 trap cleanup EXIT

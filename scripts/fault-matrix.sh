@@ -47,18 +47,10 @@ STOPPED=() # PIDs we SIGSTOPped: always SIGCONT them on the way out
 source scripts/lib/processes.sh
 
 cleanup() {
-    local rc=$? i p
+    local rc=$? p
     trap - EXIT INT TERM
     for p in "${STOPPED[@]}"; do kill -CONT "$p" 2>/dev/null || true; done
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
-    if [[ -n $CLUSTER_DIR ]]; then
-        scripts/local-cluster.sh down "$CLUSTER_DIR" >/dev/null 2>&1 || true
-    fi
-    if [[ $rc -ne 0 || ${FM_KEEP:-0} == 1 ]]; then
-        log "logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
+    finish_run "$rc" "${FM_KEEP:-0}"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -9,20 +9,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::harness::Env;
+use support::harness::{Env, cpu_time};
 
 const WAIT: Duration = Duration::from_secs(30);
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
-
-/// CPU seconds (user + system) the process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
 
 /// The kube-apiserver of this binary's control plane, from the PIDs `up` recorded.
 fn apiserver_pid(dir: &Path) -> i32 {
@@ -102,10 +92,10 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
     // The API server stops answering for longer than the Lease: the leader steps down, nobody
     // exits, CPU stays low, and the first refresh after it returns is served.
     let apiserver = apiserver_pid(&env.cluster().dir);
-    let cpu_before = cpu_seconds(leader.pid()) + cpu_seconds(standby.pid());
+    let cpu_before = (cpu_time(leader.pid()) + cpu_time(standby.pid())).as_secs_f64();
     signal(apiserver, "-STOP");
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let cpu_during = cpu_seconds(leader.pid()) + cpu_seconds(standby.pid()) - cpu_before;
+    let cpu_during = (cpu_time(leader.pid()) + cpu_time(standby.pid())).as_secs_f64() - cpu_before;
     signal(apiserver, "-CONT");
     assert!(
         leader.running() && standby.running(),

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::harness::Env;
+use support::harness::{Env, cpu_time};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -52,17 +52,6 @@ fn fds(pid: u32) -> BTreeSet<u64> {
 /// with high numbers leave holes, so counting them is not enough).
 fn limit_leaving(held: &BTreeSet<u64>, n: usize) -> u64 {
     (0..).filter(|fd| !held.contains(fd)).nth(n).unwrap()
-}
-
-/// User plus system CPU time of the whole process (all threads).
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command name, which may itself contain spaces and parentheses.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-    let per_second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-    Duration::from_millis(ticks * 1000 / per_second)
 }
 
 fn set_nofile(pid: u32, limit: u64) {

@@ -1,5 +1,6 @@
 # Process helpers shared by scripts/bench.sh and scripts/fault-matrix.sh (sourced, not run).
-# They act only on PIDs the sourcing script started and recorded in its PIDS array.
+# They act only on PIDs the sourcing script started and recorded in its PIDS array; finish_run
+# also uses its CLUSTER_DIR, WORK and log.
 
 # True while PID $1 runs (a zombie, exited but not yet reaped, does not count).
 alive() {
@@ -31,4 +32,20 @@ wait_until() {
         sleep 0.1
     done
     return 1
+}
+
+# The end of a run: stops what the script started (PIDS, newest first), then the control plane in
+# $CLUSTER_DIR; keeps $WORK when the run failed ($1, its exit code) or $2 is 1, else removes it.
+# $3 says what $WORK holds.
+finish_run() {
+    local rc=$1 keep=$2 what=${3:-logs} i
+    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do stop_pid "${PIDS[i]}"; done
+    if [[ -n $CLUSTER_DIR ]]; then
+        scripts/local-cluster.sh down "$CLUSTER_DIR" >/dev/null 2>&1 || true
+    fi
+    if [[ $rc -ne 0 || $keep == 1 ]]; then
+        log "$what kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
 }

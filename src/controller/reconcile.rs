@@ -20,7 +20,7 @@ pub async fn reconcile(session: Arc<VncSession>, ctx: Arc<Context>) -> Result<Ac
     let name = session.name_any();
     // `session`, not `name`: JSON logs put the span's own name under `name`.
     let span = tracing::info_span!("reconcile", namespace = %namespace, session = %name);
-    let key = format!("{namespace}/{name}");
+    let key = super::context::session_key(&session);
     let result = reconcile_one(&session, &namespace, &ctx)
         .instrument(span)
         .await;

@@ -474,3 +474,14 @@ fn signal(pid: u32, name: &str) {
         .args([&format!("-{name}"), &pid.to_string()])
         .status();
 }
+
+/// User plus system CPU time of a whole process (all threads), from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which may itself contain spaces and parentheses.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+    let per_second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    Duration::from_millis(ticks * 1000 / per_second)
+}
