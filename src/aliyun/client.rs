@@ -5,20 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::time::Instant;
 
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
-use super::error::{EcsError, sanitize};
+use super::error::EcsError;
+use super::http::{MAX_RESPONSE_BYTES, Reply, build_client, send};
 use super::response::{IssuedVncUrl, decode_error, decode_os_type, decode_vnc_url};
-use super::retry::RetryPolicy;
+use super::retry::{RetryPolicy, run_with_retries};
 use super::signature::{canonical_query, percent_encode, sign, string_to_sign};
 use crate::session::expiry::rfc3339;
 
 /// ECS API version of every call.
 const API_VERSION: &str = "2014-05-26";
-/// The most of a response body the client reads; ECS answers are a few hundred bytes.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -87,24 +85,9 @@ impl fmt::Debug for EcsClient {
     }
 }
 
-/// One answered attempt: status, body (at most `MAX_RESPONSE_BYTES`) and when it was sent.
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-    sent_at: Timestamp,
-}
-
 impl EcsClient {
     pub fn new(options: ClientOptions) -> Result<Self, EcsError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .user_agent(options.user_agent.clone())
-            // A redirect would resend the signed query somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| EcsError::ClientSetup {
-                reason: error_chain(&e.without_url()),
-            })?;
+        let http = build_client(options.connect_timeout, &options.user_agent)?;
         Ok(Self {
             http,
             options: Arc::new(options),
@@ -164,65 +147,27 @@ impl EcsClient {
         params: &[(&str, &str)],
         decode: impl Fn(&[u8], u16, Timestamp) -> Result<T, EcsError>,
     ) -> Result<T, EcsError> {
-        let policy = self.options.retry;
-        let started = Instant::now();
         let secrets: Vec<&str> = [creds.access_key_id(), creds.access_key_secret()]
             .into_iter()
             .chain(creds.security_token())
             .collect();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let remaining = policy.deadline.saturating_sub(started.elapsed());
-            let limit = self.options.request_timeout.min(remaining);
-            tracing::debug!(action, attempt, "calling ECS");
-            let result =
-                match tokio::time::timeout(limit, self.attempt(endpoint, creds, action, params))
-                    .await
-                {
-                    Err(_) => Err(EcsError::Timeout {
-                        endpoint: endpoint.to_string(),
-                        after_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                    }),
-                    Ok(Err(e)) => Err(e),
-                    Ok(Ok(reply)) if (200..300).contains(&reply.status) => {
-                        decode(&reply.body, reply.status, reply.sent_at)
-                    }
-                    Ok(Ok(reply)) => Err(decode_error(reply.status, &reply.body, &secrets)),
-                };
-            let err = match result {
-                Ok(value) => {
-                    self.options.observer.observe(action, "Success", attempt);
-                    return Ok(value);
+        let endpoint_text = endpoint.to_string();
+        run_with_retries(
+            self.options.retry,
+            self.options.request_timeout,
+            &endpoint_text,
+            action,
+            || async {
+                let reply = self.attempt(endpoint, creds, action, params).await?;
+                if reply.is_success() {
+                    decode(&reply.body, reply.status, reply.sent_at)
+                } else {
+                    Err(decode_error(reply.status, &reply.body, &secrets))
                 }
-                Err(err) => {
-                    self.options.observer.observe(action, err.code(), attempt);
-                    err
-                }
-            };
-            if !err.is_retryable() || attempt >= policy.attempts() {
-                return Err(err);
-            }
-            let delay = policy.backoff(attempt - 1);
-            if started.elapsed().saturating_add(delay) >= policy.deadline {
-                tracing::warn!(
-                    action,
-                    attempt,
-                    code = err.code(),
-                    "ECS call failed; no time left for a retry"
-                );
-                return Err(err);
-            }
-            tracing::warn!(
-                action,
-                attempt,
-                code = err.code(),
-                http_status = err.http_status(),
-                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                "ECS call failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-        }
+            },
+            |code, attempt| self.options.observer.observe(action, code, attempt),
+        )
+        .await
     }
 
     /// One signed request with a fresh nonce and timestamp.
@@ -248,40 +193,13 @@ impl EcsClient {
             )
             .header(reqwest::header::ACCEPT, "application/json")
             .body(Vec::new());
-        let sent_at = Timestamp::now();
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(endpoint, e, self.options.request_timeout))?;
-        let status = response.status().as_u16();
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(EcsError::ResponseTooLarge {
-                http_status: status,
-                limit: MAX_RESPONSE_BYTES,
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| transport_error(endpoint, e, self.options.request_timeout))?
-        {
-            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(EcsError::ResponseTooLarge {
-                    http_status: status,
-                    limit: MAX_RESPONSE_BYTES,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply {
-            status,
-            body,
-            sent_at,
-        })
+        send(
+            request,
+            endpoint.as_str(),
+            self.options.request_timeout,
+            MAX_RESPONSE_BYTES,
+        )
+        .await
     }
 }
 
@@ -316,80 +234,6 @@ fn signed_query(
         canonical_query(all.iter().copied()),
         percent_encode(&signature)
     )
-}
-
-/// Maps a transport failure to an error whose text has no URL (reqwest puts the full request URL,
-/// signature and AccessKeyId included, into its messages).
-fn transport_error(endpoint: &Endpoint, err: reqwest::Error, timeout: Duration) -> EcsError {
-    let err = err.without_url();
-    let endpoint = endpoint.to_string();
-    if err.is_builder() {
-        return EcsError::RequestFailed {
-            endpoint,
-            reason: error_chain(&err),
-        };
-    }
-    if err.is_timeout() && !err.is_connect() {
-        return EcsError::Timeout {
-            endpoint,
-            after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        };
-    }
-    let reason = match io_kind(&err) {
-        Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
-        Some(std::io::ErrorKind::ConnectionReset) => "connection reset".to_owned(),
-        Some(std::io::ErrorKind::TimedOut) => "connect timed out".to_owned(),
-        _ if err.is_connect() && err.is_timeout() => "connect timed out".to_owned(),
-        _ if err.is_connect() => deepest(&err),
-        _ => format!(
-            "connection lost before a complete answer ({})",
-            deepest(&err)
-        ),
-    };
-    EcsError::ConnectionFailed { endpoint, reason }
-}
-
-fn io_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// The innermost cause, which names what actually happened ("dns error", "connection closed").
-fn deepest(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = err;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    scrub(&current.to_string())
-}
-
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut current = err.source();
-    while let Some(e) = current {
-        parts.push(e.to_string());
-        current = e.source();
-    }
-    scrub(&parts.join(": "))
-}
-
-/// Belt and braces: no query string of any URL survives into a message.
-fn scrub(text: &str) -> String {
-    let text = text
-        .split(' ')
-        .map(|word| match (word.contains("://"), word.find('?')) {
-            (true, Some(q)) => &word[..q],
-            _ => word,
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    sanitize(&text, &[], 300)
 }
 
 #[cfg(test)]
@@ -455,14 +299,6 @@ mod tests {
         let c = Credentials::new("id", "secret", None);
         let q = signed_query(&c, "DescribeInstances", &[], "n", "t");
         assert!(!q.contains("SecurityToken"));
-    }
-
-    #[test]
-    fn scrub_removes_query_strings() {
-        assert_eq!(
-            scrub("error for url (http://h/?Signature=abc&AccessKeyId=x) here"),
-            "error for url (http://h/ here"
-        );
     }
 
     /// A one-shot server: answers each connection with the next canned response and records the

@@ -142,6 +142,11 @@ impl Endpoint {
         Ok(Self { url })
     }
 
+    /// The STS endpoint: an explicit one (`--sts-endpoint`) or the official global one.
+    pub fn resolve_sts(override_url: Option<&str>) -> Result<Self, EndpointError> {
+        Self::parse(override_url.unwrap_or(super::sts::DEFAULT_STS_ENDPOINT))
+    }
+
     /// The endpoint as a URL string, e.g. `https://ecs-cn-hangzhou.aliyuncs.com` (no trailing `/`
     /// when the path is empty).
     pub fn as_str(&self) -> &str {
@@ -257,6 +262,21 @@ mod tests {
             let err = Endpoint::parse(raw).unwrap_err();
             assert!(err.to_string().contains(needle), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn sts_endpoint_defaults_to_the_official_one() {
+        assert_eq!(
+            Endpoint::resolve_sts(None).unwrap().as_str(),
+            "https://sts.aliyuncs.com"
+        );
+        assert_eq!(
+            Endpoint::resolve_sts(Some("http://127.0.0.1:9"))
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:9"
+        );
+        assert!(Endpoint::resolve_sts(Some("sts.aliyuncs.com")).is_err());
     }
 
     #[test]

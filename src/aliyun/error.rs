@@ -13,8 +13,13 @@ pub(crate) const CODE_TOO_LARGE: &str = "ResponseTooLarge";
 pub(crate) const CODE_REQUEST_FAILED: &str = "RequestFailed";
 pub(crate) const CODE_CLIENT_SETUP: &str = "ClientSetup";
 
+/// ECS's codes for an STS token it will not take (`.Expired`, `.Malformed`,
+/// `.MismatchWithAccessKey`, ...).
+const SECURITY_TOKEN_CODES: &str = "InvalidSecurityToken";
+
 /// Codes that stay wrong until the spec or the Secret changes. A trailing `*` matches a prefix.
 const TERMINAL_CODES: &[&str] = &[
+    "InvalidSecurityToken*",
     "InvalidRegionId.NotFound",
     "InvalidInstanceId.NotFound",
     "InvalidRegionInstance",
@@ -49,6 +54,14 @@ pub enum EcsError {
         request_id: Option<String>,
         http_status: Option<u16>,
     },
+    /// ECS refused the STS token (`InvalidSecurityToken.*`): expired, malformed or not the one
+    /// issued with this AccessKey. Terminal until the credentials change; `code` is ECS's.
+    #[error("ECS answered {code}: {}", security_token_advice(code))]
+    SecurityTokenRejected {
+        code: String,
+        request_id: Option<String>,
+        http_status: Option<u16>,
+    },
     #[error("no answer from {endpoint} within {after_ms} ms")]
     Timeout { endpoint: String, after_ms: u64 },
     #[error("could not reach {endpoint}: {reason}")]
@@ -73,7 +86,7 @@ impl EcsError {
     /// `ResponseTooLarge`, `RequestFailed`, `ClientSetup`.
     pub fn code(&self) -> &str {
         match self {
-            Self::Api { code, .. } => code,
+            Self::Api { code, .. } | Self::SecurityTokenRejected { code, .. } => code,
             Self::Timeout { .. } => CODE_TIMEOUT,
             Self::ConnectionFailed { .. } => CODE_CONNECTION_FAILED,
             Self::MalformedResponse { .. } => CODE_MALFORMED,
@@ -87,22 +100,25 @@ impl EcsError {
     pub fn message(&self) -> String {
         match self {
             Self::Api { message, .. } => message.clone(),
+            Self::SecurityTokenRejected { code, .. } => security_token_advice(code).to_owned(),
             other => other.to_string(),
         }
     }
 
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            Self::Api { request_id, .. } | Self::MalformedResponse { request_id, .. } => {
-                request_id.as_deref()
-            }
+            Self::Api { request_id, .. }
+            | Self::SecurityTokenRejected { request_id, .. }
+            | Self::MalformedResponse { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
 
     pub fn http_status(&self) -> Option<u16> {
         match self {
-            Self::Api { http_status, .. } => *http_status,
+            Self::Api { http_status, .. } | Self::SecurityTokenRejected { http_status, .. } => {
+                *http_status
+            }
             Self::MalformedResponse { http_status, .. }
             | Self::ResponseTooLarge { http_status, .. } => Some(*http_status),
             _ => None,
@@ -120,7 +136,9 @@ impl EcsError {
             | Self::ConnectionFailed { .. }
             | Self::MalformedResponse { .. }
             | Self::ResponseTooLarge { .. } => true,
-            Self::RequestFailed { .. } | Self::ClientSetup { .. } => false,
+            Self::SecurityTokenRejected { .. }
+            | Self::RequestFailed { .. }
+            | Self::ClientSetup { .. } => false,
         }
     }
 
@@ -143,6 +161,25 @@ impl EcsError {
             request_id,
             http_status: None,
         }
+    }
+}
+
+fn is_security_token_code(code: &str) -> bool {
+    code.strip_prefix(SECURITY_TOKEN_CODES)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// What an `InvalidSecurityToken.*` code means and what fixes it. Fixed texts, so the status does
+/// not change on every retry and nothing ECS echoed can reach it.
+fn security_token_advice(code: &str) -> &'static str {
+    if code.ends_with(".Expired") {
+        "the STS security token has expired. Put a fresh securityToken (with its AccessKey pair) \
+         in the credentials Secret, or use keyless access (spec.serviceAccountRef, or the \
+         operator's RRSA credentials), whose tokens the operator renews itself"
+    } else {
+        "the STS security token is invalid or does not match the AccessKeyId. Put the \
+         securityToken issued together with this AccessKey pair in the credentials Secret, or \
+         use keyless access (spec.serviceAccountRef, or the operator's RRSA credentials)"
     }
 }
 
@@ -201,8 +238,16 @@ pub(crate) fn decode_error_body(http_status: u16, body: &[u8], secrets: &[&str])
             request_id: parsed.request_id,
         };
     };
+    let code = sanitize(code.trim(), secrets, 128);
+    if is_security_token_code(&code) {
+        return EcsError::SecurityTokenRejected {
+            code,
+            request_id: parsed.request_id,
+            http_status: Some(http_status),
+        };
+    }
     EcsError::Api {
-        code: sanitize(code.trim(), secrets, 128),
+        code,
         message: sanitize(
             parsed.message.as_deref().unwrap_or(""),
             secrets,
@@ -313,6 +358,68 @@ mod tests {
         ] {
             assert!(code_is_retryable(code, Some(400)), "{code}");
         }
+    }
+
+    #[test]
+    fn a_rejected_sts_token_is_its_own_terminal_failure_with_advice() {
+        for code in [
+            "InvalidSecurityToken.Expired",
+            "InvalidSecurityToken.Malformed",
+            "InvalidSecurityToken.MismatchWithAccessKey",
+            "InvalidSecurityToken.Mismatch",
+            "InvalidSecurityToken",
+        ] {
+            let err = decode_error_body(
+                400,
+                &body(
+                    code,
+                    "The security token you provided sts-token-value is bad.",
+                ),
+                &["sts-token-value"],
+            );
+            assert!(
+                matches!(err, EcsError::SecurityTokenRejected { .. }),
+                "{code}: {err:?}"
+            );
+            assert_eq!(err.code(), code, "ECS's code is kept");
+            assert!(!err.is_retryable(), "{code}");
+            assert!(!code_is_retryable(code, Some(503)), "{code}");
+            assert_eq!(err.http_status(), Some(400));
+            assert_eq!(
+                err.request_id(),
+                Some("473469C7-AA6F-4DC5-B3DB-A3DC0DE3C83E")
+            );
+            let message = err.message();
+            assert!(message.contains("securityToken"), "{message}");
+            assert!(message.contains("credentials Secret"), "{message}");
+            assert!(message.contains("spec.serviceAccountRef"), "{message}");
+            assert!(!message.contains("473469C7"), "no RequestId: {message}");
+            for shown in [err.to_string(), format!("{err:?}"), message] {
+                assert!(!shown.contains("sts-token-value"), "{shown}");
+            }
+        }
+        let expired = decode_error_body(400, &body("InvalidSecurityToken.Expired", "x"), &[]);
+        assert!(
+            expired
+                .message()
+                .starts_with("the STS security token has expired")
+        );
+        assert!(expired.to_string().starts_with(
+            "ECS answered InvalidSecurityToken.Expired: the STS security token has expired"
+        ));
+        let mismatch = decode_error_body(
+            400,
+            &body("InvalidSecurityToken.MismatchWithAccessKey", "x"),
+            &[],
+        );
+        assert!(
+            mismatch
+                .message()
+                .contains("does not match the AccessKeyId")
+        );
+        // Only the family itself, not a code that merely starts with the same letters.
+        let other = decode_error_body(400, &body("InvalidSecurityTokenFormat", "x"), &[]);
+        assert!(matches!(other, EcsError::Api { .. }));
     }
 
     #[test]

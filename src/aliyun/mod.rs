@@ -1,4 +1,5 @@
-//! The Alibaba Cloud ECS client: signing, credentials, endpoints, errors, retries, console URLs.
+//! The Alibaba Cloud clients: ECS (signing, endpoints, errors, retries, console URLs), STS and the
+//! instance metadata service for temporary credentials, and the operator's credential chain.
 //! Nothing in here knows about Kubernetes.
 
 mod client;
@@ -7,11 +8,15 @@ mod credentials;
 mod endpoint;
 mod endpoint_policy;
 mod error;
+mod http;
+pub mod provider;
+mod renewing;
 mod response;
 mod retry;
 pub mod signature;
+pub mod sts;
 
-pub use client::{ClientOptions, EcsClient, MAX_RESPONSE_BYTES, Observer};
+pub use client::{ClientOptions, EcsClient, Observer};
 pub use console_url::{DEFAULT_CONSOLE_BASE, console_url};
 pub use credentials::{
     Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
@@ -19,8 +24,18 @@ pub use credentials::{
 pub use endpoint::{Endpoint, EndpointError};
 pub use endpoint_policy::{AllowedEndpoints, DEFAULT_ALLOWED_ENDPOINTS};
 pub use error::EcsError;
+pub use http::MAX_RESPONSE_BYTES;
+pub use provider::{OperatorCredentials, ProviderOptions, ProviderSetupError};
+pub use renewing::{
+    CLOCK_STEP_TOLERANCE, MAX_RENEWAL_MARGIN, RenewBackoff, Renewing, renewal_due, renewal_margin,
+    renewal_time,
+};
 pub use response::{
     IssuedVncUrl, MAX_REASON_CHARS, MAX_REQUEST_ID_CHARS, decode_error, decode_os_type,
     decode_vnc_url, os_type_is_windows,
 };
 pub use retry::RetryPolicy;
+pub use sts::{
+    AssumeRoleWithOidc, CredentialService, DEFAULT_STS_ENDPOINT, StsClient, StsCredentials,
+    StsError, StsOptions,
+};

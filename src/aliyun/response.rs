@@ -164,7 +164,7 @@ pub fn decode_os_type(
 
 /// Says what is wrong without quoting the body: serde's own message quotes an offending string
 /// whole, and the body is whatever the endpoint chose to send (the reason reaches the status).
-fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> EcsError {
+pub(crate) fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> EcsError {
     let what = match e.classify() {
         Category::Io => "unreadable",
         Category::Syntax => "syntax error",
@@ -183,7 +183,7 @@ fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> E
 }
 
 /// A `RequestId` as the body gave it, bounded: ECS sends a UUID, anything else may be anything.
-fn request_id(id: Option<String>) -> Option<String> {
+pub(crate) fn request_id(id: Option<String>) -> Option<String> {
     id.map(|id| bound_request_id(id, &[]))
 }
 
@@ -216,6 +216,15 @@ fn bounded(err: EcsError, secrets: &[&str]) -> EcsError {
         } => EcsError::Api {
             code,
             message,
+            request_id: request_id.map(|id| bound_request_id(id, secrets)),
+            http_status,
+        },
+        EcsError::SecurityTokenRejected {
+            code,
+            request_id,
+            http_status,
+        } => EcsError::SecurityTokenRejected {
+            code,
             request_id: request_id.map(|id| bound_request_id(id, secrets)),
             http_status,
         },

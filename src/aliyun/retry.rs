@@ -1,7 +1,13 @@
-//! How often and how long one ECS call is retried: capped exponential backoff with equal jitter,
-//! bounded both by attempts and by an overall deadline.
+//! How often and how long one call (ECS or STS) is retried: capped exponential backoff with equal
+//! jitter, bounded both by attempts and by an overall deadline.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::error::EcsError;
+use super::http::millis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -65,6 +71,64 @@ impl RetryPolicy {
             0.0
         };
         half + (ceiling - half).mul_f64(unit)
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or attempts or the deadline run out. Each
+/// attempt gets at most `request_timeout` (less when the deadline is near). `observe` sees every
+/// attempt's code (`Success` or the error's) and number, for metrics.
+pub(crate) async fn run_with_retries<T, Fut>(
+    policy: RetryPolicy,
+    request_timeout: Duration,
+    endpoint: &str,
+    action: &'static str,
+    mut attempt: impl FnMut() -> Fut,
+    mut observe: impl FnMut(&str, u32),
+) -> Result<T, EcsError>
+where
+    Fut: Future<Output = Result<T, EcsError>>,
+{
+    let started = Instant::now();
+    let mut number = 0;
+    loop {
+        number += 1;
+        let remaining = policy.deadline.saturating_sub(started.elapsed());
+        let limit = request_timeout.min(remaining);
+        tracing::debug!(action, attempt = number, "calling");
+        let err = match tokio::time::timeout(limit, attempt()).await {
+            Ok(Ok(value)) => {
+                observe("Success", number);
+                return Ok(value);
+            }
+            Ok(Err(err)) => err,
+            Err(_) => EcsError::Timeout {
+                endpoint: endpoint.to_owned(),
+                after_ms: millis(limit),
+            },
+        };
+        observe(err.code(), number);
+        if !err.is_retryable() || number >= policy.attempts() {
+            return Err(err);
+        }
+        let delay = policy.backoff(number - 1);
+        if started.elapsed().saturating_add(delay) >= policy.deadline {
+            tracing::warn!(
+                action,
+                attempt = number,
+                code = err.code(),
+                "call failed; no time left for a retry"
+            );
+            return Err(err);
+        }
+        tracing::warn!(
+            action,
+            attempt = number,
+            code = err.code(),
+            http_status = err.http_status(),
+            delay_ms = millis(delay),
+            "call failed; retrying"
+        );
+        tokio::time::sleep(delay).await;
     }
 }
 

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ecs_vnc_operator::sim::{self, SimAccount, SimConfig, SimInstance};
+use ecs_vnc_operator::sim::{
+    self, KeylessConfig, MetadataRole, OidcProvider, SimAccount, SimConfig, SimInstance, SimRole,
+};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +38,57 @@ struct Args {
     /// actions, answered Throttling.User beyond it. Off by default (also with 0).
     #[arg(long, value_name = "N")]
     account_qps_per_region: Option<u32>,
+    /// STS AssumeRoleWithOIDC: the `iss` a token must carry (the cluster's
+    /// --service-account-issuer).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://kubernetes.default.svc"
+    )]
+    oidc_issuer: String,
+    /// STS AssumeRoleWithOIDC: the OIDCProviderArn callers must pass,
+    /// acs:ram::<uid>:oidc-provider/<name>. Needs --oidc-public-key.
+    #[arg(long, value_name = "ARN")]
+    oidc_provider_arn: Option<String>,
+    /// STS AssumeRoleWithOIDC: the key tokens are verified with (RS256): a PEM file ("PUBLIC KEY"
+    /// such as the cluster's pki/sa.pub, or "RSA PUBLIC KEY") or a JWKS JSON file.
+    #[arg(long, value_name = "FILE")]
+    oidc_public_key: Option<PathBuf>,
+    /// A RAM role and the token subjects it trusts, e.g.
+    /// acs:ram::1234567890:role/team-a=system:serviceaccount:team-a:opener. Repeatable.
+    #[arg(long = "role", value_name = "ARN=SUBJECT[,SUBJECT...]")]
+    roles: Vec<SimRole>,
+    /// Limits a --role's credentials to these instances (Forbidden.RAM for others). Repeatable.
+    #[arg(long = "role-instances", value_name = "ARN=INSTANCE[,INSTANCE...]")]
+    role_instances: Vec<String>,
+    /// Lifetime of issued STS and metadata credentials (and the cap on DurationSeconds), e.g.
+    /// 30s, 5m, 1h or plain seconds. Default 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
+    sts_lifetime: Option<u64>,
+    /// An instance RAM role served at /latest/meta-data/ram/security-credentials/NAME
+    /// (IMDSv2), optionally limited to some instances. Repeatable.
+    #[arg(long = "metadata-role", value_name = "NAME[=INSTANCE,...]")]
+    metadata_roles: Vec<MetadataRole>,
+}
+
+/// `30s`, `5m`, `1h` or plain seconds.
+fn parse_lifetime(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(format!("{text:?}: use seconds, or a number with s, m or h")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a positive duration"))
 }
 
 fn main() -> ExitCode {
@@ -49,7 +102,7 @@ fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let config = match build_config(&args) {
-        Ok(config) => config,
+        Ok(configs) => configs,
         Err(message) => {
             eprintln!("ecs-sim: {message}");
             return ExitCode::from(2);
@@ -66,12 +119,15 @@ fn main() -> ExitCode {
 }
 
 /// The file (if any), else the demo cloud unless instances or keys are given; flags add to it.
-fn build_config(args: &Args) -> Result<SimConfig, String> {
-    let mut config = match &args.config {
-        Some(path) => SimConfig::from_file(path).map_err(|e| e.to_string())?,
-        None if args.instances.is_empty() && args.access_keys.is_empty() => SimConfig::demo(),
-        None => SimConfig::default(),
+fn build_config(args: &Args) -> Result<(SimConfig, KeylessConfig), String> {
+    let (mut config, mut keyless) = match &args.config {
+        Some(path) => sim::load_config_file(path).map_err(|e| e.to_string())?,
+        None if args.instances.is_empty() && args.access_keys.is_empty() => {
+            (SimConfig::demo(), KeylessConfig::default())
+        }
+        None => (SimConfig::default(), KeylessConfig::default()),
     };
+    add_keyless_flags(args, &mut keyless)?;
     config.instances.extend(args.instances.iter().cloned());
     for (n, text) in args.access_keys.iter().enumerate() {
         let account: SimAccount = text
@@ -87,10 +143,54 @@ fn build_config(args: &Args) -> Result<SimConfig, String> {
         config.accounts = SimConfig::demo().accounts;
     }
     config.validate()?;
-    Ok(config)
+    keyless.validate()?;
+    Ok((config, keyless))
 }
 
-async fn serve(config: SimConfig, listen: SocketAddr, account_qps: Option<u32>) -> ExitCode {
+fn add_keyless_flags(args: &Args, keyless: &mut KeylessConfig) -> Result<(), String> {
+    match (&args.oidc_provider_arn, &args.oidc_public_key) {
+        (Some(arn), Some(file)) => {
+            keyless.oidc = Some(OidcProvider {
+                issuer: args.oidc_issuer.clone(),
+                provider_arn: arn.clone(),
+                public_key_file: file.clone(),
+            });
+        }
+        (None, None) => {}
+        _ => return Err("--oidc-provider-arn and --oidc-public-key go together".to_owned()),
+    }
+    keyless.roles.extend(args.roles.iter().cloned());
+    for text in &args.role_instances {
+        let (arn, list) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--role-instances {text:?} is not ARN=INSTANCE[,...]"))?;
+        let role = keyless
+            .roles
+            .iter_mut()
+            .find(|role| role.arn == arn)
+            .ok_or_else(|| format!("--role-instances names {arn}, which no --role defines"))?;
+        role.instances = Some(
+            list.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        );
+    }
+    if let Some(seconds) = args.sts_lifetime {
+        keyless.sts_lifetime_seconds = seconds;
+    }
+    keyless
+        .metadata_roles
+        .extend(args.metadata_roles.iter().cloned());
+    Ok(())
+}
+
+async fn serve(
+    (config, keyless): (SimConfig, KeylessConfig),
+    listen: SocketAddr,
+    account_qps: Option<u32>,
+) -> ExitCode {
     let accounts: Vec<&str> = config
         .accounts
         .iter()
@@ -101,10 +201,18 @@ async fn serve(config: SimConfig, listen: SocketAddr, account_qps: Option<u32>) 
         instances = config.instances.len(),
         reconnect_limit_per_minute = config.reconnect_limit_per_minute,
         account_qps_per_region = account_qps.filter(|&n| n > 0),
+        oidc_provider = keyless.oidc.as_ref().map(|o| o.provider_arn.as_str()),
+        roles = keyless.roles.len(),
+        sts_lifetime_seconds = keyless.sts_lifetime_seconds,
+        metadata_roles = keyless.metadata_roles.len(),
         "configuration loaded"
     );
-    let handle = match sim::start(config, listen).await {
+    let handle = match sim::start_with_keyless(config, keyless, listen).await {
         Ok(handle) => handle,
+        Err(error) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("ecs-sim: {error}");
+            return ExitCode::from(2);
+        }
         Err(error) => {
             eprintln!("ecs-sim: cannot listen on {listen}: {error}");
             return ExitCode::FAILURE;

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::aliyun::sts::check_oidc_provider_arn;
 use crate::aliyun::{
-    AllowedEndpoints, ClientOptions, Credentials, DEFAULT_ALLOWED_ENDPOINTS, DEFAULT_CONSOLE_BASE,
-    EcsClient, Endpoint, RetryPolicy,
+    AllowedEndpoints, ClientOptions, DEFAULT_ALLOWED_ENDPOINTS, DEFAULT_CONSOLE_BASE, EcsClient,
+    Endpoint, OperatorCredentials, ProviderOptions, RetryPolicy, StsClient, StsOptions,
 };
 use crate::controller::leader::{Elector, LeaseSettings};
 use crate::controller::pacer::{Pacer, PacerConfig};
@@ -34,6 +35,15 @@ pub struct RunArgs {
           default_value = "", hide_default_value = true,
           value_parser = OperatorCredentialsScope::parse)]
     pub operator_credentials_namespaces: OperatorCredentialsScope,
+    /// STS endpoint for AssumeRoleWithOIDC (RRSA and keyless sessions); default the official one.
+    #[arg(long, env = "ECS_VNC_STS_ENDPOINT", value_name = "URL")]
+    pub sts_endpoint: Option<String>,
+    /// The cluster's RRSA OIDC provider (acs:ram::<account id>:oidc-provider/<name>): turns on
+    /// keyless sessions (spec.serviceAccountRef), whose ServiceAccount tokens are exchanged
+    /// through STS for the role in their ecsvnc.dev/role-arn annotation.
+    #[arg(long, env = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", value_name = "ARN",
+          value_parser = oidc_provider_arn)]
+    pub oidc_provider_arn: Option<String>,
     /// How long a URL opens connections after it is issued.
     #[arg(long, env = "ECS_VNC_URL_VALIDITY", default_value = "15s", value_parser = duration)]
     pub url_validity: Duration,
@@ -87,6 +97,11 @@ pub struct RunArgs {
     pub shutdown_grace: Duration,
 }
 
+fn oidc_provider_arn(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    check_oidc_provider_arn(value).map(|()| value.to_owned())
+}
+
 /// Durations like `15s`, `300s`, `5m`, `1h30m`; zero is refused as such.
 fn duration(value: &str) -> Result<Duration, String> {
     let zero = !value.is_empty()
@@ -112,16 +127,27 @@ async fn start(args: RunArgs) -> Result<(), String> {
     if let Some(url) = &args.ecs_endpoint {
         Endpoint::parse(url).map_err(|e| format!("--ecs-endpoint: {e}"))?;
     }
-    let credentials = Credentials::from_env().map_err(|e| e.to_string())?;
+    let sts_endpoint = Endpoint::resolve_sts(args.sts_endpoint.as_deref())
+        .map_err(|e| format!("--sts-endpoint: {e}"))?;
+    let credentials = OperatorCredentials::from_env(ProviderOptions::new(sts_endpoint.clone()))
+        .map_err(|e| e.to_string())?
+        .map(Arc::new);
     match (&credentials, &args.operator_credentials_namespaces) {
         (None, _) => tracing::info!(
-            "no operator credentials in the environment; sessions need spec.credentialsRef"
+            "no operator credentials in the environment; sessions need spec.credentialsRef \
+             or spec.serviceAccountRef"
         ),
-        (Some(_), OperatorCredentialsScope::Nowhere) => tracing::warn!(
+        (Some(c), OperatorCredentialsScope::Nowhere) => tracing::warn!(
+            source = %c.describe(),
             "operator credentials are set but offered to no namespace \
-             (--operator-credentials-namespaces); sessions need spec.credentialsRef"
+             (--operator-credentials-namespaces); sessions need spec.credentialsRef or \
+             spec.serviceAccountRef"
         ),
-        (Some(_), _) => {}
+        (Some(c), _) => tracing::info!(source = %c.describe(), "operator credentials"),
+    }
+    match &args.oidc_provider_arn {
+        Some(arn) => tracing::info!(provider = %arn, sts = %sts_endpoint, "keyless sessions on"),
+        None => tracing::info!("keyless sessions off (no --oidc-provider-arn)"),
     }
     let metrics = Arc::new(Metrics::new());
     let probe = Arc::new(Probe::default());
@@ -145,6 +171,7 @@ async fn start(args: RunArgs) -> Result<(), String> {
         ..ClientOptions::default()
     })
     .map_err(|e| e.to_string())?;
+    let sts = StsClient::new(StsOptions::default()).map_err(|e| e.to_string())?;
     let settings = Settings {
         limits: Limits {
             url_validity: args.url_validity,
@@ -155,6 +182,8 @@ async fn start(args: RunArgs) -> Result<(), String> {
         ecs_endpoint: args.ecs_endpoint,
         allowed_endpoints: args.allowed_endpoints,
         credentials,
+        oidc_provider_arn: args.oidc_provider_arn,
+        sts_endpoint,
         operator_credentials_scope: args.operator_credentials_namespaces,
         watch_namespace: args.watch_namespace,
         max_concurrent_reconciles: args.max_concurrent_reconciles,
@@ -166,6 +195,7 @@ async fn start(args: RunArgs) -> Result<(), String> {
         let mut ctx = Context::new(
             client.clone(),
             ecs.clone(),
+            sts.clone(),
             settings.clone(),
             metrics.clone(),
         );

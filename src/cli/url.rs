@@ -5,9 +5,13 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use crate::aliyun::provider::{
+    ENV_ECS_METADATA, ENV_OIDC_PROVIDER_ARN, ENV_OIDC_TOKEN_FILE, ENV_ROLE_ARN, ENV_STS_ENDPOINT,
+};
 use crate::aliyun::{
-    ClientOptions, Credentials, DEFAULT_CONSOLE_BASE, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
-    ENV_SECURITY_TOKEN, EcsClient, EcsError, Endpoint, console_url, os_type_is_windows,
+    ClientOptions, DEFAULT_CONSOLE_BASE, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
+    ENV_SECURITY_TOKEN, EcsClient, EcsError, Endpoint, OperatorCredentials, ProviderOptions,
+    StsError, console_url, os_type_is_windows,
 };
 use crate::session::expiry::{Expiry, Limits, rfc3339};
 use crate::session::validate;
@@ -33,6 +37,9 @@ pub struct UrlArgs {
     pub endpoint: Option<String>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// STS endpoint for RRSA credentials; default: the official global endpoint.
+    #[arg(long, value_name = "URL", env = ENV_STS_ENDPOINT)]
+    pub sts_endpoint: Option<String>,
     /// Console page the VncUrl is handed to.
     #[arg(long, value_name = "URL", default_value = DEFAULT_CONSOLE_BASE)]
     pub console_base_url: String,
@@ -96,6 +103,23 @@ impl From<EcsError> for Failure {
     }
 }
 
+impl From<StsError> for Failure {
+    fn from(err: StsError) -> Self {
+        let code = match &err {
+            StsError::Call {
+                error: EcsError::ConnectionFailed { .. } | EcsError::ClientSetup { .. },
+                ..
+            } => EXIT_USAGE,
+            _ => EXIT_ECS_ERROR,
+        };
+        let mut message = format!("could not get credentials: {err}");
+        if let Some(request_id) = err.request_id() {
+            message.push_str(&format!(" (RequestId: {request_id})"));
+        }
+        Self { code, message }
+    }
+}
+
 pub async fn run(args: UrlArgs) -> ExitCode {
     match issue(&args).await {
         Ok(output) => {
@@ -121,14 +145,20 @@ async fn issue(args: &UrlArgs) -> Result<String, Failure> {
     let endpoint = Endpoint::resolve(&args.region_id, args.endpoint.as_deref())
         .map_err(|e| Failure::usage(e.to_string()))?;
     check_console_base(&args.console_base_url)?;
-    let creds = Credentials::from_env()
+    let sts_endpoint = Endpoint::resolve_sts(args.sts_endpoint.as_deref())
+        .map_err(|e| Failure::usage(format!("--sts-endpoint: {e}")))?;
+    let source = OperatorCredentials::from_env(ProviderOptions::new(sts_endpoint))
         .map_err(|e| Failure::usage(e.to_string()))?
         .ok_or_else(|| {
             Failure::usage(format!(
                 "no credentials: set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} \
-                 (and {ENV_SECURITY_TOKEN} for STS)"
+                 (and {ENV_SECURITY_TOKEN} for STS); or, for RRSA, {ENV_OIDC_TOKEN_FILE}, \
+                 {ENV_ROLE_ARN} and {ENV_OIDC_PROVIDER_ARN}; or {ENV_ECS_METADATA} with the \
+                 instance's RAM role"
             ))
         })?;
+    tracing::debug!(credentials = %source.describe(), "credentials found");
+    let creds = source.credentials().await?;
     let client = EcsClient::new(ClientOptions::default())?;
 
     let is_windows = match args.windows {
@@ -212,6 +242,32 @@ mod tests {
             f.message,
             "could not reach http://127.0.0.1:1: connection refused"
         );
+    }
+
+    #[test]
+    fn sts_failures_say_they_are_about_credentials() {
+        let f = Failure::from(StsError::Call {
+            service: crate::aliyun::CredentialService::Sts,
+            error: EcsError::Api {
+                code: "EntityNotExist.Role".into(),
+                message: "The role not exists.".into(),
+                request_id: Some("R-2".into()),
+                http_status: Some(404),
+            },
+        });
+        assert_eq!(f.code, 1);
+        assert_eq!(
+            f.message,
+            "could not get credentials: STS answered EntityNotExist.Role: The role not exists. (RequestId: R-2)"
+        );
+        let f = Failure::from(StsError::Call {
+            service: crate::aliyun::CredentialService::InstanceMetadata,
+            error: EcsError::ConnectionFailed {
+                endpoint: "http://100.100.100.200".into(),
+                reason: "connect timed out".into(),
+            },
+        });
+        assert_eq!(f.code, 2);
     }
 
     #[test]

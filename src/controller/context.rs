@@ -12,8 +12,9 @@ use super::credential_scope::OperatorCredentialsScope;
 use super::limiter::Limiter;
 use super::pacer::Pacer;
 use super::secrets::SecretCache;
+use super::service_accounts::ServiceAccountCache;
 use super::superseded::Superseded;
-use crate::aliyun::{AllowedEndpoints, Credentials, EcsClient};
+use crate::aliyun::{AllowedEndpoints, EcsClient, Endpoint, OperatorCredentials, StsClient};
 use crate::session::VncSession;
 use crate::session::expiry::Limits;
 use crate::telemetry::metrics::Metrics;
@@ -28,8 +29,13 @@ pub struct Settings {
     pub ecs_endpoint: Option<String>,
     /// Where signed requests may go (`--allowed-endpoints`); `ecs_endpoint` is always allowed.
     pub allowed_endpoints: AllowedEndpoints,
-    /// The operator's own credentials, for sessions without `credentialsRef`.
-    pub credentials: Option<Credentials>,
+    /// The operator's own credentials (an AccessKey, RRSA or the instance's RAM role), for
+    /// sessions that name neither a Secret nor a ServiceAccount.
+    pub credentials: Option<Arc<OperatorCredentials>>,
+    /// `--oidc-provider-arn`: turns on keyless sessions (`spec.serviceAccountRef`).
+    pub oidc_provider_arn: Option<String>,
+    /// `--sts-endpoint`, where token exchanges go.
+    pub sts_endpoint: Endpoint,
     /// The namespaces offered the operator's own credentials.
     pub operator_credentials_scope: OperatorCredentialsScope,
     pub watch_namespace: Option<String>,
@@ -40,6 +46,7 @@ pub struct Settings {
 pub struct Context {
     pub client: kube::Client,
     pub ecs: EcsClient,
+    pub sts: StsClient,
     pub settings: Settings,
     pub limiter: Limiter,
     /// ECS calls per (AccessKeyId, region); off unless `run` sets it (`--ecs-requests-per-second`).
@@ -50,6 +57,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Secret versions from the metadata watch and the credentials last read from them.
     pub secrets: SecretCache,
+    /// ServiceAccount versions and role annotations, and the STS credentials exchanged for them.
+    pub service_accounts: ServiceAccountCache,
     /// Cached session versions this process has already written over.
     pub superseded: Superseded,
     /// The sessions' watch cache, once `run` has started it (the limiter seeds from it).
@@ -60,6 +69,7 @@ impl Context {
     pub fn new(
         client: kube::Client,
         ecs: EcsClient,
+        sts: StsClient,
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -73,10 +83,12 @@ impl Context {
             pacer: Pacer::off(),
             client,
             ecs,
+            sts,
             settings,
             metrics,
             failures: Mutex::new(HashMap::new()),
             secrets: SecretCache::default(),
+            service_accounts: ServiceAccountCache::default(),
             superseded: Superseded::default(),
             sessions: OnceLock::new(),
         }

@@ -1,52 +1,43 @@
-//! Where a session's AccessKey comes from: a Secret in its own namespace, or the operator's env.
+//! Where a session's credentials come from: a Secret in its own namespace, a ServiceAccount of
+//! it (keyless), or the operator's own.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
-use super::credential_scope::OperatorCredentialsScope;
-use super::secrets::SecretCache;
+use super::{Context, keyless};
 use crate::aliyun::Credentials;
 use crate::session::{VncSessionSpec, validate};
 
 /// Credentials for one issue, or why there are none.
 pub enum Found {
     Credentials(Credentials),
-    /// The Secret or its keys are missing: the user must fix it.
+    /// The Secret, the ServiceAccount or what they must hold is missing: the user must fix it.
     Missing(String),
+    /// Getting them failed (an STS refusal, an unreachable STS): recorded like an ECS failure.
+    Failed {
+        code: String,
+        message: String,
+        retryable: bool,
+    },
 }
 
-/// The operator's own credentials, offered to some namespaces only.
-#[derive(Clone, Copy)]
-pub struct OperatorCredentials<'a> {
-    pub credentials: Option<&'a Credentials>,
-    pub scope: &'a OperatorCredentialsScope,
-}
-
-/// Reads the credentials a session uses. The Secret is looked up in `namespace`, the session's own:
-/// a `credentialsRef` cannot name another namespace, and a name that is not a plain object name
-/// is refused before any API call.
+/// Reads the credentials a session uses. The Secret or ServiceAccount is looked up in
+/// `namespace`, the session's own: a reference cannot name another namespace, and a name that is
+/// not a plain object name is refused before any API call.
 pub async fn load(
-    client: &kube::Client,
-    cache: &SecretCache,
+    ctx: &Context,
     namespace: &str,
     spec: &VncSessionSpec,
-    operator: OperatorCredentials<'_>,
 ) -> Result<(Found, Option<String>), kube::Error> {
-    if spec.service_account_ref.is_some() {
-        return Ok((
-            Found::Missing(
-                "spec.serviceAccountRef (keyless RRSA) is not supported by this operator version; \
-                 use spec.credentialsRef"
-                    .to_owned(),
-            ),
-            None,
-        ));
+    if let Some(reference) = &spec.service_account_ref {
+        return Ok(keyless::credentials(ctx, namespace, &reference.name).await);
     }
     let Some(reference) = &spec.credentials_ref else {
-        return Ok((operator_credentials(namespace, operator), None));
+        return Ok((operator_credentials(ctx, namespace).await, None));
     };
+    let (client, cache) = (&ctx.client, &ctx.secrets);
     if !validate::dns1123_subdomain(&reference.name) {
         return Ok((
             Found::Missing(format!(
@@ -89,30 +80,47 @@ pub async fn load(
     Ok((found, version))
 }
 
-fn operator_credentials(namespace: &str, operator: OperatorCredentials) -> Found {
-    if !operator.scope.offers(namespace) {
+async fn operator_credentials(ctx: &Context, namespace: &str) -> Found {
+    if !ctx.settings.operator_credentials_scope.offers(namespace) {
         return Found::Missing(format!(
             "spec.credentialsRef is not set and the operator does not offer its own credentials to \
              namespace {namespace} (--operator-credentials-namespaces, \
              ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES); reference a Secret in this namespace"
         ));
     }
-    match operator.credentials {
-        Some(c) => Found::Credentials(c.clone()),
-        None => Found::Missing(
+    let Some(source) = &ctx.settings.credentials else {
+        return Found::Missing(
             "spec.credentialsRef is not set and the operator has no credentials of its own \
-             (ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET)"
+             (ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, RRSA, or \
+             ALIBABA_CLOUD_ECS_METADATA)"
                 .to_owned(),
-        ),
+        );
+    };
+    match source.credentials().await {
+        Ok(c) => Found::Credentials(c),
+        Err(e) => Found::Failed {
+            code: e.code().to_owned(),
+            message: format!(
+                "the operator's own credentials ({}): {}",
+                source.describe(),
+                e.message()
+            ),
+            retryable: e.is_retryable(),
+        },
     }
 }
 
-/// The resourceVersion of the Secret a session references, as the metadata watch last saw it; no
-/// API call. A name that is not a plain object name is never looked up.
-pub fn version(cache: &SecretCache, namespace: &str, spec: &VncSessionSpec) -> Option<String> {
+/// The resourceVersion of the Secret or ServiceAccount a session references, as the metadata
+/// watch last saw it; no API call. A name that is not a plain object name is never looked up.
+pub fn version(ctx: &Context, namespace: &str, spec: &VncSessionSpec) -> Option<String> {
+    if let Some(reference) = &spec.service_account_ref {
+        return validate::dns1123_subdomain(&reference.name)
+            .then(|| ctx.service_accounts.version(namespace, &reference.name))
+            .flatten();
+    }
     let reference = spec.credentials_ref.as_ref()?;
     if !validate::dns1123_subdomain(&reference.name) {
         return None;
     }
-    cache.version(namespace, &reference.name)
+    ctx.secrets.version(namespace, &reference.name)
 }

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::Context;
-use super::credentials::{self, Found, OperatorCredentials};
+use super::credentials::{self, Found};
 use super::pacer::PaceKey;
 use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
 use crate::session::decide::Outcome;
@@ -25,31 +25,36 @@ pub async fn issue(
         Ok(e) => e,
         Err(failure) => return (failure.with_os(known_os), None),
     };
-    let operator = OperatorCredentials {
-        credentials: ctx.settings.credentials.as_ref(),
-        scope: &ctx.settings.operator_credentials_scope,
+    let (found, version) = match credentials::load(ctx, namespace, spec).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            return (
+                Outcome::Failed {
+                    code: "SecretReadFailed".to_owned(),
+                    message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
+                    retryable: true,
+                    is_windows: known_os,
+                },
+                None,
+            );
+        }
     };
-    let (found, version) =
-        match credentials::load(&ctx.client, &ctx.secrets, namespace, spec, operator).await {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                return (
-                    Outcome::Failed {
-                        code: "SecretReadFailed".to_owned(),
-                        message: format!(
-                            "could not read the credentials Secret: {}",
-                            kube_reason(&e)
-                        ),
-                        retryable: true,
-                        is_windows: known_os,
-                    },
-                    None,
-                );
-            }
-        };
     let creds = match found {
         Found::Credentials(c) => c,
         Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
+        Found::Failed {
+            code,
+            message,
+            retryable,
+        } => {
+            let failed = Outcome::Failed {
+                code,
+                message,
+                retryable,
+                is_windows: known_os,
+            };
+            return (failed, version);
+        }
     };
 
     // Every ECS call waits for its turn on this key and region (ECS's account flow control).

@@ -5,13 +5,16 @@ mod context;
 mod credential_scope;
 mod credentials;
 mod issue;
+mod keyless;
 pub mod leader;
 pub mod limiter;
 pub mod pacer;
 mod reconcile;
 mod run;
 mod secrets;
+mod service_accounts;
 mod superseded;
+mod watched;
 mod write;
 
 pub use context::{Context, Settings};

@@ -49,7 +49,7 @@ async fn reconcile_one(
     {
         return Ok(Action::await_change());
     }
-    let version = credentials::version(&ctx.secrets, namespace, &session.spec);
+    let version = credentials::version(ctx, namespace, &session.spec);
     let observed = observe(session, version.as_deref())?;
     let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
     // Every version this reconcile writes over; recorded once its outcome is written.

@@ -1,11 +1,12 @@
-//! Wires the controller: sessions, the Secrets they reference (metadata only), shutdown.
+//! Wires the controller: sessions, the Secrets and ServiceAccounts they reference (metadata
+//! only), shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::StreamExt;
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::ListParams;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -13,7 +14,8 @@ use kube::runtime::{Controller, WatchStreamExt, controller, watcher};
 use kube::{Api, ResourceExt};
 
 use super::{Context, Error, error_policy, reconcile};
-use crate::session::VncSession;
+use crate::session::crd::LocalObjectRef;
+use crate::session::{VncSession, VncSessionSpec};
 use crate::telemetry::server::Probe;
 
 /// Runs until `shutdown` completes, then lets in-flight reconciles finish.
@@ -41,7 +43,10 @@ pub async fn run(
     // Our own reflector, so readiness can be tied to the first complete list of both watches.
     let (store, writer) = reflector::store();
     let _ = ctx.sessions.set(store.clone());
-    let synced = Synced::new(probe.clone(), 2);
+    // ServiceAccounts are watched only when keyless sessions are on (an OIDC provider is set):
+    // otherwise the operator is not granted them.
+    let keyless = ctx.settings.oidc_provider_arn.is_some();
+    let synced = Synced::new(probe.clone(), if keyless { 3 } else { 2 });
     let bookkeeping = ctx.clone();
     let listed = store.clone();
     let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
@@ -76,10 +81,34 @@ pub async fn run(
         })
         .inspect_err(move |_| secret_cache.secrets.watch_failed())
         .touched_objects();
-    controller
-        .watches_stream(secret_changes, move |secret| {
-            sessions_using(&store, &secret)
+    let secret_sessions = store.clone();
+    let mut controller = controller.watches_stream(secret_changes, move |secret| {
+        sessions_using(&secret_sessions, &secret, |spec| {
+            spec.credentials_ref.as_ref()
         })
+    });
+    if keyless {
+        let accounts: Api<PartialObjectMeta<ServiceAccount>> = match &ctx.settings.watch_namespace {
+            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+            None => Api::all(ctx.client.clone()),
+        };
+        let cache = ctx.clone();
+        let account_changes = watcher(accounts, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .inspect_ok(synced.watch())
+            // Versions and role annotations: which role a token is exchanged for, and when
+            // cached STS credentials are stale.
+            .inspect_ok({
+                let ctx = cache.clone();
+                move |event| ctx.service_accounts.observe(event)
+            })
+            .inspect_err(move |_| cache.service_accounts.watch_failed())
+            .touched_objects();
+        controller = controller.watches_stream(account_changes, move |account| {
+            sessions_using(&store, &account, |spec| spec.service_account_ref.as_ref())
+        });
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
@@ -91,14 +120,26 @@ pub async fn run(
     Ok(())
 }
 
-/// Drops what the controller never reads before a session enters the watch cache: managedFields
-/// and kubectl's last-applied copy of the manifest are most of a session's bytes, and at 10,000
-/// sessions they are most of the operator's memory.
+/// Drops what the controller never reads before a session enters the watch cache. It reads the
+/// name, namespace, uid, resourceVersion, generation, creation and deletion times, the refresh
+/// annotation, spec and status (the status is written back whole, so it is kept whole). Gone:
+/// managedFields (set to None, not cleared: a cleared Vec keeps its buffer), labels, every other
+/// annotation (kubectl's last-applied copy of the manifest is most of an applied session's
+/// bytes), owner references, finalizers and generateName. Measured in BENCHMARKS.md: a session
+/// at rest costs the operator about 3 KiB, most of it the status.
 fn trim(session: &mut VncSession) {
-    session.managed_fields_mut().clear();
-    session
-        .annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+    let meta = &mut session.metadata;
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.retain(|key, _| key == crate::session::crd::REFRESH_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
 }
 
 /// Turns the probe ready once every watch has completed its first list.
@@ -133,23 +174,23 @@ impl Synced {
     }
 }
 
-/// The sessions whose `credentialsRef` names this Secret (same namespace only).
-fn sessions_using(
+/// The sessions whose reference (`credentialsRef` or `serviceAccountRef`, picked by `reference`)
+/// names this object (same namespace only).
+fn sessions_using<K>(
     store: &Store<VncSession>,
-    secret: &PartialObjectMeta<Secret>,
-) -> Vec<ObjectRef<VncSession>> {
-    let namespace = secret.namespace();
-    let name = secret.name_any();
+    object: &PartialObjectMeta<K>,
+    reference: impl Fn(&VncSessionSpec) -> Option<&LocalObjectRef>,
+) -> Vec<ObjectRef<VncSession>>
+where
+    PartialObjectMeta<K>: kube::Resource,
+{
+    let namespace = object.namespace();
+    let name = object.name_any();
     store
         .state()
         .iter()
         .filter(|s| s.namespace() == namespace)
-        .filter(|s| {
-            s.spec
-                .credentials_ref
-                .as_ref()
-                .is_some_and(|r| r.name == name)
-        })
+        .filter(|s| reference(&s.spec).is_some_and(|r| r.name == name))
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()
 }
@@ -163,27 +204,50 @@ mod tests {
         let mut session: VncSession = serde_json::from_value(serde_json::json!({
             "apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
             "metadata": {
-                "name": "web-1", "namespace": "team-a",
+                "name": "web-1", "namespace": "team-a", "uid": "u-1", "resourceVersion": "7",
+                "generation": 2, "creationTimestamp": "2026-12-01T00:00:00Z",
+                "generateName": "web-",
+                "labels": {"app.kubernetes.io/name": "web"},
                 "annotations": {
                     "ecsvnc.dev/refresh": "r1",
                     "kubectl.kubernetes.io/last-applied-configuration": "{\"a\":1}",
+                    "team.example/owner": "alice",
                 },
                 "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+                "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u-o"}],
+                "finalizers": ["example.com/hold"],
             },
             "spec": {"regionId": "cn-hangzhou", "instanceId": "i-abc"},
+            "status": {"phase": "Expired", "requestId": "r", "conditions": [{
+                "type": "Ready", "status": "False", "reason": "Expired", "message": "m",
+                "lastTransitionTime": "2026-12-01T00:00:00Z"}]},
         }))
         .unwrap();
+        let status = session.status.clone();
         trim(&mut session);
-        assert!(
-            session
-                .metadata
-                .managed_fields
-                .as_ref()
-                .is_none_or(Vec::is_empty)
-        );
+        let meta = &session.metadata;
+        assert!(meta.managed_fields.is_none() && meta.labels.is_none());
+        assert!(meta.owner_references.is_none() && meta.finalizers.is_none());
+        assert!(meta.generate_name.is_none());
         assert_eq!(
             session.annotations().keys().collect::<Vec<_>>(),
             ["ecsvnc.dev/refresh"]
         );
+        // What the controller reads is all still there.
+        assert_eq!(session.name_any(), "web-1");
+        assert_eq!(session.namespace().as_deref(), Some("team-a"));
+        assert_eq!(meta.uid.as_deref(), Some("u-1"));
+        assert_eq!(meta.resource_version.as_deref(), Some("7"));
+        assert_eq!(meta.generation, Some(2));
+        assert!(meta.creation_timestamp.is_some());
+        assert_eq!(session.spec.instance_id, "i-abc");
+        assert_eq!(session.status, status, "the status is written back whole");
+
+        // No annotation left: none at all.
+        let mut bare = session.clone();
+        bare.annotations_mut().clear();
+        bare.annotations_mut().insert("other".into(), "x".into());
+        trim(&mut bare);
+        assert!(bare.metadata.annotations.is_none());
     }
 }

@@ -12,7 +12,10 @@ use kube::runtime::controller::Action;
 use serde_json::{Value, json};
 
 use super::{Context, Settings, reconcile};
-use crate::aliyun::{ClientOptions, Credentials, EcsClient, RetryPolicy};
+use crate::aliyun::{
+    ClientOptions, Credentials, EcsClient, Endpoint, OperatorCredentials, RetryPolicy, StsClient,
+    StsOptions,
+};
 use crate::session::expiry::Limits;
 use crate::session::{VncSession, VncSessionStatus};
 use crate::sim::{self, Fault, FaultKind, SimConfig, SimHandle};
@@ -56,13 +59,16 @@ async fn fixture_with(tune: impl FnOnce(&mut Settings)) -> Fixture {
         ecs_endpoint: Some(sim.endpoint()),
         allowed_endpoints: crate::aliyun::AllowedEndpoints::default(),
         credentials: None,
+        oidc_provider_arn: None,
+        sts_endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
         operator_credentials_scope: super::OperatorCredentialsScope::Nowhere,
         watch_namespace: None,
         max_concurrent_reconciles: 32,
     };
     tune(&mut settings);
+    let sts = StsClient::new(StsOptions::default()).unwrap();
     Fixture {
-        ctx: Arc::new(Context::new(client, ecs, settings, Arc::default())),
+        ctx: Arc::new(Context::new(client, ecs, sts, settings, Arc::default())),
         api,
         sim,
     }
@@ -573,7 +579,7 @@ async fn without_a_ref_or_operator_credentials_the_condition_says_so() {
 #[tokio::test]
 async fn operator_credentials_serve_sessions_without_a_ref() {
     let mut f = fixture_with(|s| {
-        s.credentials = Some(sim_credentials());
+        s.credentials = Some(Arc::new(OperatorCredentials::access_key(sim_credentials())));
         // Offered to this namespace only.
         s.operator_credentials_scope = super::OperatorCredentialsScope::parse(NS).unwrap();
     })
@@ -892,7 +898,11 @@ async fn an_endpoint_outside_the_allow_list_gets_nothing_not_even_a_secret_read(
     // With a namespace Secret and with the operator's own credentials offered: neither is sent.
     for use_operator_credentials in [false, true] {
         let mut f = fixture_with(|s| {
-            s.credentials = Some(Credentials::new("op-key-id", "op-key-secret", None));
+            s.credentials = Some(Arc::new(OperatorCredentials::access_key(Credentials::new(
+                "op-key-id",
+                "op-key-secret",
+                None,
+            ))));
             s.operator_credentials_scope = super::OperatorCredentialsScope::Everywhere;
         })
         .await;
@@ -947,7 +957,7 @@ async fn an_allowed_endpoint_is_used() {
 #[tokio::test]
 async fn a_namespace_not_offered_operator_credentials_makes_no_ecs_call() {
     let mut f = fixture_with(|s| {
-        s.credentials = Some(sim_credentials());
+        s.credentials = Some(Arc::new(OperatorCredentials::access_key(sim_credentials())));
         s.operator_credentials_scope =
             super::OperatorCredentialsScope::parse("ops,break-glass").unwrap();
     })

@@ -127,7 +127,7 @@ fn vnc_url(proxy_host: &str) -> String {
 }
 
 /// At most 100 ids, as ECS allows.
-fn parse_instance_ids(text: &str) -> Result<Vec<String>, EcsError> {
+pub(crate) fn parse_instance_ids(text: &str) -> Result<Vec<String>, EcsError> {
     match serde_json::from_str::<Vec<String>>(text) {
         Ok(ids) if ids.len() <= 100 && ids.iter().all(|id| !id.is_empty()) => Ok(ids),
         _ => Err(EcsError::instance_ids_malformed()),

@@ -189,6 +189,276 @@ pub enum SimError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Reads a sim config file: the ECS cloud and the keyless (STS, metadata) part, both validated.
+pub fn load_config_file(path: &Path) -> Result<(SimConfig, KeylessConfig), SimError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
+    let parsed = if is_json {
+        serde_json::from_str::<ConfigFile>(&text).map_err(|e| e.to_string())
+    } else {
+        serde_yaml::from_str::<ConfigFile>(&text).map_err(|e| e.to_string())
+    };
+    let (config, keyless) = parsed
+        .map_err(|message| SimError::Parse {
+            path: path.to_owned(),
+            message,
+        })?
+        .split();
+    let invalid = |message| SimError::Invalid {
+        path: path.to_owned(),
+        message,
+    };
+    config.validate().map_err(invalid)?;
+    keyless.validate().map_err(invalid)?;
+    Ok((config, keyless))
+}
+
+/// The file's shape: every key of [`SimConfig`] and [`KeylessConfig`] side by side (serde cannot
+/// combine `flatten` with `deny_unknown_fields`, so they are listed here once more).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    accounts: Vec<SimAccount>,
+    #[serde(default)]
+    instances: Vec<SimInstance>,
+    #[serde(default = "default_regions")]
+    regions: Vec<String>,
+    #[serde(default = "default_limit")]
+    reconnect_limit_per_minute: u32,
+    #[serde(default = "default_proxy_host")]
+    vnc_proxy_host: String,
+    #[serde(default)]
+    oidc: Option<OidcProvider>,
+    #[serde(default)]
+    roles: Vec<SimRole>,
+    #[serde(default = "default_sts_lifetime")]
+    sts_lifetime_seconds: u64,
+    #[serde(default)]
+    metadata_roles: Vec<MetadataRole>,
+}
+
+impl ConfigFile {
+    fn split(self) -> (SimConfig, KeylessConfig) {
+        let config = SimConfig {
+            accounts: self.accounts,
+            instances: self.instances,
+            regions: self.regions,
+            reconnect_limit_per_minute: self.reconnect_limit_per_minute,
+            vnc_proxy_host: self.vnc_proxy_host,
+        };
+        let keyless = KeylessConfig {
+            oidc: self.oidc,
+            roles: self.roles,
+            sts_lifetime_seconds: self.sts_lifetime_seconds,
+            metadata_roles: self.metadata_roles,
+        };
+        (config, keyless)
+    }
+}
+
+/// Default lifetime of issued STS credentials, STS's own default for `DurationSeconds`.
+pub const DEFAULT_STS_LIFETIME_SECONDS: u64 = 3600;
+/// STS's upper bound for a role session.
+pub const MAX_STS_LIFETIME_SECONDS: u64 = 43_200;
+
+/// Keyless access: the STS side (`AssumeRoleWithOIDC`) and the instance metadata's RAM roles.
+/// Kept apart from [`SimConfig`] (the ECS cloud); the same config file holds both.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeylessConfig {
+    /// The cluster's OIDC provider as RAM knows it; without it every exchange is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcProvider>,
+    /// RAM roles that trust ServiceAccounts of that provider.
+    #[serde(default)]
+    pub roles: Vec<SimRole>,
+    /// Lifetime of issued credentials, and the cap on a requested `DurationSeconds`.
+    #[serde(default = "default_sts_lifetime")]
+    pub sts_lifetime_seconds: u64,
+    /// RAM roles of the (simulated) instance, served by the metadata endpoints.
+    #[serde(default)]
+    pub metadata_roles: Vec<MetadataRole>,
+}
+
+/// `oidc: {issuer, providerArn, publicKeyFile}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OidcProvider {
+    /// The tokens' `iss`, e.g. `https://kubernetes.default.svc`.
+    pub issuer: String,
+    /// `acs:ram::<uid>:oidc-provider/<name>`, what callers pass as `OIDCProviderArn`.
+    pub provider_arn: String,
+    /// PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`, e.g. the cluster's `sa.pub`) or a JWKS JSON file.
+    pub public_key_file: PathBuf,
+}
+
+/// A RAM role whose trust policy lets the listed ServiceAccounts assume it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimRole {
+    /// `acs:ram::<uid>:role/<name>`.
+    pub arn: String,
+    /// Token subjects trusted, e.g. `system:serviceaccount:team-a:opener`.
+    pub subjects: Vec<String>,
+    /// The only instances its credentials may open; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
+}
+
+/// The instance's RAM role, `/latest/meta-data/ram/security-credentials/<name>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetadataRole {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<String>>,
+}
+
+/// Nothing keyless: no provider, no roles, the default lifetime.
+impl Default for KeylessConfig {
+    fn default() -> Self {
+        KeylessConfig {
+            oidc: None,
+            roles: Vec::new(),
+            sts_lifetime_seconds: DEFAULT_STS_LIFETIME_SECONDS,
+            metadata_roles: Vec::new(),
+        }
+    }
+}
+
+impl KeylessConfig {
+    pub fn from_file(path: &Path) -> Result<Self, SimError> {
+        load_config_file(path).map(|(_, keyless)| keyless)
+    }
+
+    /// Shapes only; the key file is read when the simulator starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(oidc) = &self.oidc {
+            if oidc.issuer.is_empty() {
+                return Err("oidc.issuer is empty".to_owned());
+            }
+            if !is_ram_arn(&oidc.provider_arn, "oidc-provider") {
+                return Err(format!(
+                    "oidc.providerArn {:?} is not acs:ram::<uid>:oidc-provider/<name>",
+                    oidc.provider_arn
+                ));
+            }
+            if oidc.public_key_file.as_os_str().is_empty() {
+                return Err("oidc.publicKeyFile is empty".to_owned());
+            }
+        } else if !self.roles.is_empty() {
+            return Err("roles are listed but no oidc provider trusts anyone".to_owned());
+        }
+        let mut arns = HashSet::new();
+        for role in &self.roles {
+            if !is_ram_arn(&role.arn, "role") {
+                return Err(format!(
+                    "role {:?} is not acs:ram::<uid>:role/<name>",
+                    role.arn
+                ));
+            }
+            if !arns.insert(role.arn.as_str()) {
+                return Err(format!("role {} is listed twice", role.arn));
+            }
+            if role.subjects.is_empty() || role.subjects.iter().any(String::is_empty) {
+                return Err(format!("role {}: subjects must be non-empty", role.arn));
+            }
+        }
+        if !(1..=MAX_STS_LIFETIME_SECONDS).contains(&self.sts_lifetime_seconds) {
+            return Err(format!(
+                "stsLifetimeSeconds must be 1 to {MAX_STS_LIFETIME_SECONDS}"
+            ));
+        }
+        let mut names = HashSet::new();
+        for role in &self.metadata_roles {
+            let valid = !role.name.is_empty()
+                && role.name.len() <= 64
+                && role
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !valid {
+                return Err(format!(
+                    "metadata role name {:?} is not 1 to 64 of [A-Za-z0-9._-]",
+                    role.name
+                ));
+            }
+            if !names.insert(role.name.as_str()) {
+                return Err(format!("metadata role {} is listed twice", role.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `acs:ram::<digits>:<kind>/<name>` with a non-empty name.
+pub(crate) fn is_ram_arn(arn: &str, kind: &str) -> bool {
+    let Some((uid, rest)) = arn
+        .strip_prefix("acs:ram::")
+        .and_then(|rest| rest.split_once(':'))
+    else {
+        return false;
+    };
+    let name = rest
+        .strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix('/'));
+    !uid.is_empty()
+        && uid.bytes().all(|b| b.is_ascii_digit())
+        && name.is_some_and(|n| !n.is_empty() && !n.contains(char::is_whitespace))
+}
+
+/// `ARN=SUBJECT[,SUBJECT...]`, the binary's `--role` flag.
+impl FromStr for SimRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (arn, subjects) = s
+            .split_once('=')
+            .ok_or_else(|| format!("role {s:?} is not ARN=SUBJECT[,SUBJECT...]"))?;
+        Ok(SimRole {
+            arn: arn.to_owned(),
+            subjects: split_list(subjects),
+            instances: None,
+        })
+    }
+}
+
+/// `NAME[=INSTANCE[,INSTANCE...]]`, the binary's `--metadata-role` flag.
+impl FromStr for MetadataRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.split_once('=') {
+            None => MetadataRole {
+                name: s.to_owned(),
+                instances: None,
+            },
+            Some((name, list)) => MetadataRole {
+                name: name.to_owned(),
+                instances: Some(split_list(list)),
+            },
+        })
+    }
+}
+
+pub(crate) fn split_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn default_sts_lifetime() -> u64 {
+    DEFAULT_STS_LIFETIME_SECONDS
+}
+
 fn default_regions() -> Vec<String> {
     ["cn-hangzhou", "cn-shanghai", "ap-southeast-1"]
         .into_iter()
@@ -251,29 +521,10 @@ impl SimConfig {
         }
     }
 
-    /// Reads YAML, or JSON when the file name ends in `.json`.
+    /// Reads YAML, or JSON when the file name ends in `.json`; the keyless keys of the same file
+    /// are read by [`KeylessConfig::from_file`] (or both at once by [`load_config_file`]).
     pub fn from_file(path: &Path) -> Result<Self, SimError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SimError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let is_json = path
-            .extension()
-            .is_some_and(|ext| ext.eq_ignore_ascii_case("json"));
-        let parsed = if is_json {
-            serde_json::from_str::<SimConfig>(&text).map_err(|e| e.to_string())
-        } else {
-            serde_yaml::from_str::<SimConfig>(&text).map_err(|e| e.to_string())
-        };
-        let config = parsed.map_err(|message| SimError::Parse {
-            path: path.to_owned(),
-            message,
-        })?;
-        config.validate().map_err(|message| SimError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
-        Ok(config)
+        load_config_file(path).map(|(config, _)| config)
     }
 
     /// Non-empty ids, known OS types, no duplicate access key or instance ids.
@@ -347,6 +598,86 @@ mod tests {
         assert_eq!(b.security_token.as_deref(), Some("tok:en"));
         assert!("id".parse::<SimAccount>().is_err());
         assert!("id:".parse::<SimAccount>().is_err());
+    }
+
+    #[test]
+    fn ram_arns_and_keyless_flags_parse() {
+        assert!(is_ram_arn("acs:ram::1234567890:role/team-a", "role"));
+        assert!(is_ram_arn("acs:ram::1:oidc-provider/ack", "oidc-provider"));
+        for bad in [
+            "acs:ram::1234567890:role/",
+            "acs:ram::12x:role/a",
+            "acs:ram:::role/a",
+            "acs:ram::1:user/a",
+            "arn:aws:iam::1:role/a",
+            "acs:ram::1:role/a b",
+        ] {
+            assert!(!is_ram_arn(bad, "role"), "{bad}");
+        }
+        let role: SimRole = "acs:ram::1:role/a=system:serviceaccount:ns:sa, x"
+            .parse()
+            .unwrap();
+        assert_eq!(role.arn, "acs:ram::1:role/a");
+        assert_eq!(role.subjects, ["system:serviceaccount:ns:sa", "x"]);
+        assert!("no-equals".parse::<SimRole>().is_err());
+        let plain: MetadataRole = "EcsVncRole".parse().unwrap();
+        assert_eq!(plain.instances, None);
+        let limited: MetadataRole = "R=i-a,i-b".parse().unwrap();
+        assert_eq!(limited.instances.unwrap(), ["i-a", "i-b"]);
+    }
+
+    #[test]
+    fn keyless_validation_names_the_problem() {
+        let oidc = OidcProvider {
+            issuer: "https://kubernetes.default.svc".into(),
+            provider_arn: "acs:ram::1:oidc-provider/p".into(),
+            public_key_file: "sa.pub".into(),
+        };
+        let role = |arn: &str| SimRole {
+            arn: arn.into(),
+            subjects: vec!["s".into()],
+            instances: None,
+        };
+        let valid = KeylessConfig {
+            oidc: Some(oidc.clone()),
+            roles: vec![role("acs:ram::1:role/a")],
+            ..KeylessConfig::default()
+        };
+        valid.validate().unwrap();
+        KeylessConfig::default().validate().unwrap();
+        for (config, needle) in [
+            (
+                KeylessConfig {
+                    oidc: None,
+                    ..valid.clone()
+                },
+                "no oidc provider",
+            ),
+            (
+                KeylessConfig {
+                    roles: vec![role("acs:ram::1:role/a"), role("acs:ram::1:role/a")],
+                    ..valid.clone()
+                },
+                "twice",
+            ),
+            (
+                KeylessConfig {
+                    sts_lifetime_seconds: 0,
+                    ..valid.clone()
+                },
+                "stsLifetimeSeconds",
+            ),
+            (
+                KeylessConfig {
+                    metadata_roles: vec!["a/b".parse().unwrap()],
+                    ..valid.clone()
+                },
+                "metadata role name",
+            ),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
     }
 
     #[test]

@@ -90,6 +90,24 @@ impl EcsError {
         )
     }
 
+    /// Temporary credentials used after their `Expiration`.
+    pub fn security_token_expired() -> Self {
+        Self::new(
+            400,
+            "InvalidSecurityToken.Expired",
+            "Specified SecurityToken is expired.",
+        )
+    }
+
+    /// RAM refused: the credentials may not touch this resource.
+    pub fn forbidden_ram() -> Self {
+        Self::new(
+            403,
+            "Forbidden.RAM",
+            "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+        )
+    }
+
     pub fn timestamp_format() -> Self {
         Self::new(
             400,

@@ -43,6 +43,66 @@
 //! "InstanceName","RegionId","Status","OSType"}]}}`; `InvalidInstanceIds.Malformed` 400 unless
 //! `InstanceIds` is a JSON array of at most 100 strings.
 //!
+//! # STS: `AssumeRoleWithOIDC` (keyless access)
+//! Any request with `Action=AssumeRoleWithOIDC` goes to the STS side, configured by a
+//! [`KeylessConfig`] ([`start_with_keyless`]; `oidc`, `roles`, `stsLifetimeSeconds`,
+//! `metadataRoles` in the config file; `ecs-sim --oidc-provider-arn ARN --oidc-public-key FILE
+//! [--oidc-issuer URL] --role ARN=SUBJECT[,…] [--role-instances ARN=ID[,…]] [--sts-lifetime 30s]`).
+//! Parameters in the query and/or a form body as above; no AccessKeyId, no signature: the
+//! ServiceAccount token is the proof. Required: `Version` (`2015-04-01`), `Format` (`JSON`),
+//! `Timestamp`, `RoleArn`, `OIDCProviderArn`, `OIDCToken`, `RoleSessionName`; optional
+//! `DurationSeconds` (900 to 43200; the lifetime granted is the smaller of it and
+//! `stsLifetimeSeconds`, default 3600). The token must be a compact JWS with `alg` `RS256` (no
+//! `none`, no `HS256`) verified by a key of the configured file (PEM `PUBLIC KEY` such as the
+//! cluster's `pki/sa.pub`, PEM `RSA PUBLIC KEY`, or a JWKS; a JWKS key with another `kid` is not
+//! tried), `iss` equal to the configured issuer, `exp` not passed and `nbf`/`iat` not in the
+//! future (60 s leeway each), `aud` (string or list) containing `sts.aliyuncs.com`, and `sub` in
+//! the role's `subjects`. 200: `{"RequestId","AssumedRoleUser":{"Arn","AssumedRoleId"},
+//! "OIDCTokenInfo":{"Subject","Issuer","ClientIds"},"Credentials":{"AccessKeyId","AccessKeySecret",
+//! "SecurityToken","Expiration"}}`; errors have the ECS shape with `HostId` `sts.aliyuncs.com`.
+//! Checks, in order:
+//!
+//! | check | status | `Code` |
+//! |---|---|---|
+//! | `Version`, `Format` or `Timestamp` missing; `RoleArn`, `OIDCProviderArn` or `RoleSessionName` missing or empty | 400 | `MissingParameter` |
+//! | `Version` is not `2015-04-01` | 400 | `InvalidVersion` |
+//! | `Format` is not `JSON` | 400 | `InvalidParameter` |
+//! | `Timestamp` malformed / more than 15 min off | 400 | `InvalidTimeStamp.Format` / `InvalidTimeStamp.Expired` |
+//! | `OIDCToken` missing or empty | 401 | `AuthenticationFail.OIDCToken.Invalid` ("The OIDCToken can not empty.") |
+//! | `RoleSessionName` not 2 to 64 of `[A-Za-z0-9.@_-]` | 400 | `InvalidParameter.RoleSessionName` |
+//! | `DurationSeconds` not an integer from 900 to 43200 | 400 | `InvalidParameter.DurationSeconds` |
+//! | `RoleArn` not `acs:ram::<uid>:role/<name>` | 400 | `InvalidParameter.RoleArn` |
+//! | `OIDCProviderArn` is not the configured provider (or none is configured) | 401 | `AuthenticationFail.NoPermission` ("No such OIDC Provider registered.") |
+//! | no such role | 404 | `EntityNotExist.Role` |
+//! | token over 16 KiB, not three base64url parts, header or claims not JSON objects, no `iss`/`sub`/`exp`, `crit` present, `alg` not `RS256`, `nbf`/`iat` in the future | 401 | `AuthenticationFail.OIDCToken.Invalid` |
+//! | signature does not verify with any key | 401 | `AuthenticationFail.OIDCToken.InvalidSignature` |
+//! | `iss` is not the configured issuer | 401 | `AuthenticationFail.OIDCToken.IssuerNotMatch` |
+//! | `exp` passed | 401 | `AuthenticationFail.OIDCToken.Expired` |
+//! | `aud` lacks `sts.aliyuncs.com` | 401 | `AuthenticationFail.OIDCToken.AudienceNotMatch` |
+//! | `sub` not trusted by the role | 401 | `AuthenticationFail.NoPermission` ("There is no permission") |
+//!
+//! Issued credentials (`AccessKeyId` `STS.…`, random secret, a base64 `SecurityToken` with `+`
+//! and `/`) are accounts of the ECS side until `Expiration` (whole seconds); from then on a
+//! request signed with them answers 400 `InvalidSecurityToken.Expired` (after the signature and
+//! token checks). A role with `instances` limits them: `DescribeInstanceVncUrl` for another
+//! instance, or `DescribeInstances` without `InstanceIds` or naming another instance, is 403
+//! `Forbidden.RAM`. At most [`MAX_GRANTS`] credentials are remembered; each is forgotten
+//! [`KEEP_EXPIRED`] after it expires (then `InvalidAccessKeyId.NotFound`), and a full table drops
+//! the one expiring first. Faults apply to STS answers only when their `action` names
+//! `AssumeRoleWithOIDC`. Stats count these calls under `AssumeRoleWithOIDC` by code.
+//!
+//! # Instance metadata (IMDSv2 only)
+//! `PUT /latest/api/token` with `X-aliyun-ecs-metadata-token-ttl-seconds: 1..21600` → the token
+//! (text); 400 without a valid TTL, 403 with `X-Forwarded-For`. With header
+//! `X-aliyun-ecs-metadata-token`: `GET /latest/meta-data/ram/security-credentials/` → the role
+//! names, one per line; `GET …/<name>` → `{"AccessKeyId","AccessKeySecret","SecurityToken",
+//! "Expiration","LastUpdated","Code":"Success"}`, the same credentials until half their lifetime
+//! (`stsLifetimeSeconds`) is used. No or an unknown/expired token: 401; unknown role (or no role
+//! at all for the listing): 404; wrong method: 405. Roles come from `metadataRoles` or
+//! `ecs-sim --metadata-role NAME[=ID,…]`. Stats count `Metadata.Token` and
+//! `Metadata.SecurityCredentials` with codes `Success`, `BadRequest`, `Unauthorized`,
+//! `Forbidden`, `NotFound`, `MethodNotAllowed`.
+//!
 //! # Admin API (same port, no signature, not counted in stats)
 //! - `GET /_sim/stats` → `{"calls":{"<Action>":{"<Code>":n}},"byInstance":{"<id>":{"<Action>":n}},
 //!   "byAccount":{"<AccessKeyId>":{"<RegionId>":{"calls":n,"throttled":n}}}, "lastVncUrlMs":{…}}`
@@ -71,11 +131,16 @@ mod admin;
 mod config;
 mod errors;
 mod faults;
+mod grants;
 mod http;
+mod keys;
+mod metadata;
+mod oidc;
 mod params;
 mod quota;
 mod server;
 mod state;
+mod sts;
 mod verify;
 
 use std::net::SocketAddr;
@@ -85,27 +150,45 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    DEFAULT_RECONNECT_LIMIT_PER_MINUTE, DEFAULT_VNC_PROXY_HOST, InstanceStatus, SimAccount,
-    SimConfig, SimError, SimInstance,
+    DEFAULT_RECONNECT_LIMIT_PER_MINUTE, DEFAULT_STS_LIFETIME_SECONDS, DEFAULT_VNC_PROXY_HOST,
+    InstanceStatus, KeylessConfig, MAX_STS_LIFETIME_SECONDS, MetadataRole, OidcProvider,
+    SimAccount, SimConfig, SimError, SimInstance, SimRole, load_config_file,
 };
 pub use faults::{Fault, FaultKind};
+pub use grants::{KEEP_EXPIRED, MAX_GRANTS};
 pub use http::MAX_REQUEST_BODY;
+pub use metadata::{
+    CREDENTIALS_PATH, MAX_TOKEN_TTL_SECONDS, STATS_CREDENTIALS, STATS_TOKEN, TOKEN_HEADER,
+    TOKEN_PATH, TTL_HEADER,
+};
+pub use oidc::STS_AUDIENCE;
 pub use server::{NO_ACTION, OVERSIZED_BODY};
 pub use state::{AccountCount, SimStats};
+pub use sts::{STS_ACTION, STS_HOST_ID, STS_VERSION};
 pub use verify::API_VERSION;
 
 /// `HostId` in every error answer.
 pub const HOST_ID: &str = "ecs.aliyuncs.com";
 
 /// Binds `listen` (port 0 picks a free one) and serves `config` until the handle is shut down or
-/// dropped. An invalid config is `InvalidInput`.
+/// dropped. An invalid config is `InvalidInput`. No STS provider and no metadata roles.
 pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
-    config
-        .validate()
-        .map_err(|message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message))?;
+    start_with_keyless(config, KeylessConfig::default(), listen).await
+}
+
+/// [`start`], with the STS side and the metadata roles of `keyless`. Its public key file is read
+/// here; an unreadable or unusable one is `InvalidInput` too.
+pub async fn start_with_keyless(
+    config: SimConfig,
+    keyless: KeylessConfig,
+    listen: SocketAddr,
+) -> std::io::Result<SimHandle> {
+    let invalid = |message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+    config.validate().map_err(invalid)?;
+    let keyless = sts::Keyless::load(&keyless).map_err(invalid)?;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(state::Shared::new(config));
+    let shared = Arc::new(state::Shared::with_keyless(config, keyless));
     let task = tokio::spawn(server::serve(listener, Arc::clone(&shared)));
     tracing::info!(%addr, "ecs-sim serving");
     Ok(SimHandle {

@@ -1,5 +1,6 @@
 //! HTTP: the accept loop, the RPC pipeline (read, parse, verify, account quota, fault, act, count,
-//! answer) and the answer bodies.
+//! answer) and the answer bodies. `Action=AssumeRoleWithOIDC` goes to the STS side and `/latest/`
+//! paths to the instance metadata, on the same port.
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -18,10 +19,13 @@ use super::actions::mentioned_instances;
 use super::admin;
 use super::errors::EcsError;
 use super::faults::FaultKind;
+use super::grants::authorize;
 use super::http::{Reply, json_response, read_body};
+use super::metadata;
 use super::params::Params;
 use super::state::{AccountCall, Shared};
-use super::verify::verify;
+use super::sts::{self, STS_ACTION};
+use super::verify::{Verified, verify};
 
 /// Size of the `oversized` fault's body.
 pub const OVERSIZED_BODY: usize = 4 << 20;
@@ -74,6 +78,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Dr
     if req.uri().path().starts_with("/_sim/") {
         return Ok(admin::handle(&shared, req).await);
     }
+    if req.uri().path().starts_with("/latest/") {
+        return Ok(metadata::handle(&shared, &req));
+    }
     let request_id = new_request_id();
     let (keys, answer) = rpc_answer(&shared, req, &request_id).await;
     let code = answer.code();
@@ -100,6 +107,8 @@ struct StatsKeys {
 enum Answer {
     Success(String),
     Error(EcsError),
+    /// An error of the STS side, with STS's `HostId`.
+    StsError(EcsError),
     Malformed,
     Oversized,
     Drop,
@@ -109,7 +118,7 @@ impl Answer {
     fn code(&self) -> &str {
         match self {
             Answer::Success(_) => "Success",
-            Answer::Error(e) => &e.code,
+            Answer::Error(e) | Answer::StsError(e) => &e.code,
             Answer::Malformed => "Fault.Malformed",
             Answer::Oversized => "Fault.Oversized",
             Answer::Drop => "Fault.Drop",
@@ -165,6 +174,15 @@ async fn rpc_answer(
         .filter(|a| !a.is_empty())
         .unwrap_or(NO_ACTION)
         .to_owned();
+    if action_name == STS_ACTION {
+        let answer = sts_answer(shared, &params, request_id).await;
+        let keys = StatsKeys {
+            action: action_name,
+            instances: Vec::new(),
+            account: None,
+        };
+        return (keys, answer);
+    }
     let instances = mentioned_instances(&params);
     let mut account = None;
 
@@ -176,7 +194,13 @@ async fn rpc_answer(
         Instant::now(),
     ) {
         Err(error) => Answer::Error(error),
-        Ok(action) => {
+        Ok(Verified {
+            allowed_instances: Some(allowed),
+            action,
+        }) if authorize(Some(&allowed), action, &params).is_err() => {
+            Answer::Error(EcsError::forbidden_ram())
+        }
+        Ok(Verified { action, .. }) => {
             let access_key_id = params.get("AccessKeyId").unwrap_or_default();
             let region_id = params.get("RegionId").unwrap_or_default();
             // The account quota comes first: ECS's flow control refuses a request before any
@@ -223,6 +247,27 @@ async fn rpc_answer(
     (keys, answer)
 }
 
+/// `AssumeRoleWithOIDC`; only faults queued for that action by name apply to it.
+async fn sts_answer(shared: &Shared, params: &Params, request_id: &str) -> Answer {
+    let fault = shared.lock().take_named_fault(STS_ACTION);
+    let run =
+        || match sts::assume_role_with_oidc(shared, params, request_id, jiff::Timestamp::now()) {
+            Ok(body) => Answer::Success(body),
+            Err(error) => Answer::StsError(error),
+        };
+    match fault {
+        None => run(),
+        Some(FaultKind::Delay(delay)) => {
+            tokio::time::sleep(delay).await;
+            run()
+        }
+        Some(FaultKind::Malformed) => Answer::Malformed,
+        Some(FaultKind::Oversized) => Answer::Oversized,
+        Some(FaultKind::Drop) => Answer::Drop,
+        Some(kind) => kind.as_error().map_or_else(run, Answer::StsError),
+    }
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -238,6 +283,10 @@ fn reply(answer: Answer, request_id: &str) -> Result<Reply, DropConnection> {
     let (status, body) = match answer {
         Answer::Success(body) => (200, Bytes::from(body)),
         Answer::Error(error) => (error.status, Bytes::from(error.to_body(request_id))),
+        Answer::StsError(error) => (
+            error.status,
+            Bytes::from(sts::error_body(&error, request_id)),
+        ),
         Answer::Malformed => (200, malformed_body(request_id)),
         Answer::Oversized => (200, oversized_body()),
         Answer::Drop => return Err(DropConnection),

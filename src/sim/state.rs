@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{InstanceStatus, SimAccount, SimConfig, SimInstance};
 use super::faults::{Fault, FaultKind};
+use super::grants::Grants;
+use super::metadata::MetadataState;
 use super::quota::AccountQuota;
+use super::sts::Keyless;
 
 /// How long a nonce stays used, and how far a `Timestamp` may be from the server clock.
 pub const NONCE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -226,6 +229,9 @@ pub(crate) struct State {
     pub(crate) quota: AccountQuota,
     pub(crate) stats: SimStats,
     faults: VecDeque<Fault>,
+    /// Credentials issued by STS and the metadata service.
+    pub(crate) grants: Grants,
+    pub(crate) metadata: MetadataState,
 }
 
 impl State {
@@ -239,13 +245,27 @@ impl State {
             .faults
             .iter()
             .position(|f| f.matches(action, instances))?;
+        Some(self.use_fault(position))
+    }
+
+    /// Like [`State::take_fault`], but only a fault whose `action` filter names `action`: the STS
+    /// and metadata answers are faulted only on purpose, never by a catch-all ECS fault.
+    pub(crate) fn take_named_fault(&mut self, action: &str) -> Option<FaultKind> {
+        let position = self
+            .faults
+            .iter()
+            .position(|f| f.action.as_deref() == Some(action))?;
+        Some(self.use_fault(position))
+    }
+
+    fn use_fault(&mut self, position: usize) -> FaultKind {
         let fault = &mut self.faults[position];
         fault.count -= 1;
         let kind = fault.kind.clone();
         if fault.count == 0 {
             self.faults.remove(position);
         }
-        Some(kind)
+        kind
     }
 }
 
@@ -257,11 +277,18 @@ pub(crate) struct Shared {
     pub(crate) regions: HashSet<String>,
     pub(crate) reconnect_limit_per_minute: u32,
     pub(crate) vnc_proxy_host: String,
+    /// The STS provider, roles and metadata roles (fixed while running).
+    pub(crate) keyless: Keyless,
     state: Mutex<State>,
 }
 
 impl Shared {
+    #[cfg(test)]
     pub(crate) fn new(config: SimConfig) -> Self {
+        Self::with_keyless(config, Keyless::default())
+    }
+
+    pub(crate) fn with_keyless(config: SimConfig, keyless: Keyless) -> Self {
         let mut regions: HashSet<String> = config.regions.into_iter().collect();
         let mut instances = Vec::with_capacity(config.instances.len());
         let mut index = HashMap::with_capacity(config.instances.len());
@@ -290,6 +317,7 @@ impl Shared {
             regions,
             reconnect_limit_per_minute: config.reconnect_limit_per_minute,
             vnc_proxy_host: config.vnc_proxy_host,
+            keyless,
             state: Mutex::new(State {
                 instances,
                 index,
@@ -298,6 +326,8 @@ impl Shared {
                 quota: AccountQuota::default(),
                 stats: SimStats::default(),
                 faults: VecDeque::new(),
+                grants: Grants::default(),
+                metadata: MetadataState::default(),
             }),
         }
     }

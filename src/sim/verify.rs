@@ -1,12 +1,15 @@
 //! The checks ECS makes before it looks at an action, in ECS's order: parameters present, AccessKey
-//! known, signature, STS token, timestamp, nonce, action known.
+//! known, signature, STS token (and, for credentials the sim issued, their expiry), timestamp,
+//! nonce, action known.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::aliyun::signature::{sign, string_to_sign};
 
 use super::actions::Action;
 use super::errors::EcsError;
+use super::grants::Grant;
 use super::params::Params;
 use super::state::{NONCE_WINDOW, Shared};
 
@@ -25,6 +28,13 @@ const COMMON: [&str; 9] = [
     "Signature",
 ];
 
+/// A verified request: its action and, for credentials limited to some instances, which.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) action: Action,
+    pub(crate) allowed_instances: Option<Arc<[String]>>,
+}
+
 /// Verifies a request signed for `method` (`GET` or `POST`) and consumes its nonce.
 pub(crate) fn verify(
     shared: &Shared,
@@ -32,7 +42,7 @@ pub(crate) fn verify(
     params: &Params,
     server_time: jiff::Timestamp,
     now: Instant,
-) -> Result<Action, EcsError> {
+) -> Result<Verified, EcsError> {
     for name in COMMON {
         params.required(name)?;
     }
@@ -58,22 +68,40 @@ pub(crate) fn verify(
     }
 
     let key_id = get("AccessKeyId");
-    let account = shared
-        .accounts
-        .get(key_id)
-        .ok_or_else(EcsError::access_key_not_found)?;
+    // A configured account, else credentials the sim issued (copied out of the lock).
+    let issued: Option<Grant>;
+    let (secret, token) = match shared.accounts.get(key_id) {
+        Some(account) => {
+            issued = None;
+            (
+                account.access_key_secret.as_str(),
+                account.security_token.as_deref(),
+            )
+        }
+        None => {
+            issued = shared.lock().grants.get(key_id).cloned();
+            let grant = issued.as_ref().ok_or_else(EcsError::access_key_not_found)?;
+            (grant.secret.as_str(), Some(grant.token.as_str()))
+        }
+    };
 
     let server_string_to_sign = string_to_sign(method, params.iter());
-    let expected = sign(&account.access_key_secret, &server_string_to_sign);
+    let expected = sign(secret, &server_string_to_sign);
     if !constant_time_eq(expected.as_bytes(), get("Signature").as_bytes()) {
         return Err(EcsError::signature_does_not_match(&server_string_to_sign));
     }
 
-    match (&account.security_token, params.get("SecurityToken")) {
+    match (token, params.get("SecurityToken")) {
         (None, None) => {}
         (None, Some(_)) => return Err(EcsError::security_token_malformed()),
         (Some(expected), Some(sent)) if constant_time_eq(expected.as_bytes(), sent.as_bytes()) => {}
         (Some(_), _) => return Err(EcsError::security_token_mismatch()),
+    }
+    if issued
+        .as_ref()
+        .is_some_and(|grant| server_time >= grant.expires_at)
+    {
+        return Err(EcsError::security_token_expired());
     }
 
     let timestamp = parse_timestamp(get("Timestamp")).ok_or_else(EcsError::timestamp_format)?;
@@ -90,7 +118,10 @@ pub(crate) fn verify(
         return Err(EcsError::nonce_used());
     }
 
-    action.ok_or_else(EcsError::action_not_found)
+    Ok(Verified {
+        action: action.ok_or_else(EcsError::action_not_found)?,
+        allowed_instances: issued.and_then(|grant| grant.instances),
+    })
 }
 
 /// Exactly `yyyy-MM-ddTHH:mm:ssZ` in UTC, and a real date and time.

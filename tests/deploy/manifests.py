@@ -29,6 +29,12 @@ SESSION_GRANTS = frozenset(
     | {("", "secrets", v) for v in ("get", "list", "watch")}
     | {("events.k8s.io", "events", v) for v in ("create", "patch")}
 )
+# Keyless sessions (spec.serviceAccountRef), only when the operator is given an OIDC provider:
+# a metadata watch of ServiceAccounts for their role annotation, and a token of one for STS.
+KEYLESS_GRANTS = frozenset(
+    {("", "serviceaccounts", v) for v in ("list", "watch")}
+    | {("", "serviceaccounts/token", "create")}
+)
 # Leader election, in the operator's own namespace only.
 LEASE_GRANTS = frozenset(
     {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
@@ -58,10 +64,14 @@ def load_all(text: str) -> list[Doc]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def expected_grants(watch: str | None, operator_ns: str, leader_election: bool = True) -> Grants:
+def expected_grants(
+    watch: str | None, operator_ns: str, leader_election: bool = True, keyless: bool = False
+) -> Grants:
     """Scope (a namespace, or CLUSTER_WIDE) -> the (group, resource, verb) the operator may use."""
     grants: Grants = defaultdict(set)
     grants[watch or CLUSTER_WIDE] |= SESSION_GRANTS
+    if keyless:
+        grants[watch or CLUSTER_WIDE] |= KEYLESS_GRANTS
     if leader_election:
         grants[operator_ns] |= LEASE_GRANTS
     return dict(grants)

@@ -487,7 +487,7 @@ def test_the_readme_values_table_names_every_value():
         # Maps of free-form content (resources, security contexts, selectors) are one row.
         settings = isinstance(value, dict) and key in {
             "image", "serviceAccount", "rbac", "leaderElection", "operator", "credentials",
-            "service", "serviceMonitor", "networkPolicy",
+            "service", "serviceMonitor", "networkPolicy", "rrsa",
         }
         if settings:
             expected |= {f"{key}.{sub}" for sub in value}

@@ -296,6 +296,18 @@ impl Env {
         Operator::start_with_env(&self.ns, &self.sim.endpoint(), extra, kubeconfig, env)
     }
 
+    /// An operator that watches every namespace, talking to `endpoint`: only for a test binary
+    /// with a single test, since it serves every namespace of the shared control plane.
+    pub fn operator_everywhere(
+        &self,
+        endpoint: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Operator {
+        let kubeconfig = &shared().operator_kubeconfig;
+        Operator::spawn("", endpoint, extra, "json", DEBUG_LOGS, kubeconfig, env)
+    }
+
     /// [`Env::operator`] with the sim's AccessKey as the operator's own credentials (env vars).
     pub fn operator_with_own_credentials(&self, extra: &[&str]) -> Operator {
         self.operator_with_env(
@@ -374,11 +386,16 @@ impl Operator {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
         let file = std::fs::File::create(&log).unwrap();
+        // An empty namespace: every namespace (the only operator of its test binary).
+        let watch: &[&str] = if ns.is_empty() {
+            &[]
+        } else {
+            &["--watch-namespace", ns]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_ecs-vnc-operator"))
+            .arg("run")
+            .args(watch)
             .args([
-                "run",
-                "--watch-namespace",
-                ns,
                 "--ecs-endpoint",
                 endpoint,
                 "--metrics-addr",
@@ -393,6 +410,11 @@ impl Operator {
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
             .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env_remove("ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+            .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+            .env_remove("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
+            .env_remove("ALIBABA_CLOUD_ROLE_SESSION_NAME")
+            .env_remove("ALIBABA_CLOUD_ECS_METADATA")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

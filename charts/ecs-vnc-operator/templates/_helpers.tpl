@@ -56,6 +56,17 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.operator.oidcProviderArn }}
+# Keyless sessions: the ServiceAccount a session names (metadata watch for its role annotation)
+# and a short-lived token of it for STS. Whoever may write a VncSession in a namespace can have
+# the operator mint tokens (audience sts.aliyuncs.com only) for that namespace's ServiceAccounts.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["list", "watch"]
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
+{{- end }}
 {{- end }}
 
 {{/* The image: repository:tag, pinned with @digest when image.digest is set. */}}
@@ -69,6 +80,12 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 
 {{/* Values the schema cannot express. */}}
 {{- define "ecs-vnc-operator.validate" -}}
+{{- if and .Values.rrsa.enabled (not .Values.rrsa.roleArn) }}
+{{- fail "rrsa.enabled needs rrsa.roleArn: the RAM role the operator's token is exchanged for" }}
+{{- end }}
+{{- if and .Values.rrsa.enabled (not .Values.operator.oidcProviderArn) }}
+{{- fail "rrsa.enabled needs operator.oidcProviderArn: the cluster's RRSA OIDC provider" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail (printf "replicaCount %d needs leaderElection.enabled=true: without the leader Lease every replica would issue URLs" (int .Values.replicaCount)) }}
 {{- end }}
