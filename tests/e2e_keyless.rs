@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::sim::{
-    self, InstanceStatus, KeylessConfig, OidcProvider, SimConfig, SimHandle, SimInstance, SimRole,
+    self, Fault, FaultKind, InstanceStatus, KeylessConfig, OidcProvider, SimConfig, SimHandle,
+    SimInstance, SimRole,
 };
 use serde_json::{Value, json};
 use support::harness::{Env, LINUX, OPERATOR_NS, WINDOWS};
@@ -296,6 +297,47 @@ async fn keyless_sessions_and_the_operators_rrsa_identity() {
     );
     let after = a.wait_phase("a-linux", "Ready", WAIT).await;
     assert_eq!(after.status.unwrap().refresh_count, 10);
+    println!(
+        "renewal: {served} URLs over {elapsed} s, {exchanges} exchanges (lifetime {STS_LIFETIME_SECONDS} s)"
+    );
+
+    // ECS rejects exchanged credentials before they expire (a revoked role session, a clock that
+    // ran behind): they are dropped and exchanged again, not treated as a Secret to fix.
+    let exchanges_before = sim.stats().count("AssumeRoleWithOIDC", "Success");
+    sim.inject(Fault {
+        action: Some("DescribeInstanceVncUrl".to_owned()),
+        instance_id: Some(LINUX.to_owned()),
+        kind: FaultKind::Error {
+            status: 400,
+            code: "InvalidSecurityToken.Expired".to_owned(),
+            message: "Specified SecurityToken is expired.".to_owned(),
+        },
+        count: 1,
+    });
+    let rejected = a.refresh_and_wait("a-linux", "after-rejection", WAIT).await;
+    let (code, message) = last_error(&rejected);
+    assert_eq!(code, "InvalidSecurityToken.Expired");
+    assert!(message.contains("exchanged again"), "{message}");
+    assert!(
+        rejected.status.as_ref().unwrap().refreshable,
+        "retried, not stalled"
+    );
+    a.wait_phase("a-linux", "Ready", WAIT).await;
+    assert!(sim.stats().count("AssumeRoleWithOIDC", "Success") > exchanges_before);
+
+    // The operator's own RRSA role is not for namespaces it is not offered to, whatever the
+    // role's trust policy says.
+    service_account(&b, "borrower", Some(&operator_role));
+    b.apply_ok(&keyless_session(
+        &b,
+        "b-borrower",
+        "borrower",
+        OPERATOR_TARGET,
+    ));
+    let borrowed = b.wait_phase("b-borrower", "Failed", WAIT).await;
+    let (code, message) = last_error(&borrowed);
+    assert_eq!(code, "CredentialsNotFound");
+    assert!(message.contains("the operator's own"), "{message}");
 
     // An STS token in a Secret that has expired: its own failure, terminal until the Secret changes.
     let expired = expired_sts_secret(&a, &sim).await;

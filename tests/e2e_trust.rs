@@ -230,3 +230,21 @@ async fn the_operators_service_account_may_write_status_but_not_a_grant() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn keyless_sessions_without_their_grant_stop_the_operator_with_the_fix() {
+    let env = Env::new("nokeyless").await;
+    // deploy/rbac.yaml alone: no ServiceAccount grant (that is deploy/components/keyless).
+    let mut op = env.operator(&[
+        "--oidc-provider-arn",
+        "acs:ram::1234567890123456:oidc-provider/ack-rrsa-e2e",
+    ]);
+    let status = op.wait(Duration::from_secs(30));
+    assert!(!status.success(), "{status:?}");
+    let logs = op.logs();
+    assert!(
+        logs.contains("may not list ServiceAccounts") && logs.contains("deploy/components/keyless"),
+        "{logs}"
+    );
+}

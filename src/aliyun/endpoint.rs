@@ -91,6 +91,9 @@ pub enum EndpointError {
     UnsupportedScheme { endpoint: String, scheme: String },
     #[error("endpoint {endpoint:?} must not carry a query string or fragment")]
     HasQueryOrFragment { endpoint: String },
+    /// STS receives ServiceAccount tokens: never in clear text beyond this machine.
+    #[error("STS endpoint {endpoint:?} must use https:// (http:// only to a loopback address)")]
+    PlainHttpSts { endpoint: String },
     /// The endpoint itself is not repeated: it holds a password.
     #[error(
         "endpoint must not carry user info (user:password@); credentials come from env or a Secret"
@@ -144,7 +147,20 @@ impl Endpoint {
 
     /// The STS endpoint: an explicit one (`--sts-endpoint`) or the official global one.
     pub fn resolve_sts(override_url: Option<&str>) -> Result<Self, EndpointError> {
-        Self::parse(override_url.unwrap_or(super::sts::DEFAULT_STS_ENDPOINT))
+        let endpoint = Self::parse(override_url.unwrap_or(super::sts::DEFAULT_STS_ENDPOINT))?;
+        let host = endpoint.url.host_str().unwrap_or_default();
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if endpoint.url.scheme() == "http" && !loopback {
+            return Err(EndpointError::PlainHttpSts {
+                endpoint: endpoint.as_str().to_owned(),
+            });
+        }
+        Ok(endpoint)
     }
 
     /// The endpoint as a URL string, e.g. `https://ecs-cn-hangzhou.aliyuncs.com` (no trailing `/`
@@ -277,6 +293,27 @@ mod tests {
             "http://127.0.0.1:9"
         );
         assert!(Endpoint::resolve_sts(Some("sts.aliyuncs.com")).is_err());
+        // Tokens travel to STS: clear text only on this machine.
+        for plain in [
+            "http://sts-vpc.cn-hangzhou.aliyuncs.com",
+            "http://10.0.0.1:80",
+            "http://127.0.0.1.example",
+        ] {
+            assert!(
+                matches!(
+                    Endpoint::resolve_sts(Some(plain)),
+                    Err(EndpointError::PlainHttpSts { .. })
+                ),
+                "{plain}"
+            );
+        }
+        for local in [
+            "http://127.0.0.2:8787",
+            "http://[::1]:9",
+            "http://localhost:1",
+        ] {
+            assert!(Endpoint::resolve_sts(Some(local)).is_ok(), "{local}");
+        }
     }
 
     #[test]

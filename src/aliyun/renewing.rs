@@ -218,6 +218,18 @@ impl<E> Renewing<E> {
     pub fn failures(&self) -> u32 {
         self.lock().failures
     }
+
+    /// Forgets the held credentials (the service they were for rejected them, e.g. a revoked
+    /// role session or a clock that ran behind), so the next `get` fetches anew.
+    pub fn invalidate(&self) {
+        let mut state = self.lock();
+        state.held = None;
+        state.failures = 0;
+        state.failed_at = None;
+        state.retry_at = None;
+        state.last_error = None;
+        state.generation = state.generation.wrapping_add(1);
+    }
 }
 
 impl<E: Clone> Renewing<E> {
@@ -430,6 +442,27 @@ mod tests {
         assert_eq!(cell.renew_at(), Some(at(t0, 3420)));
         assert_eq!(get(&cell, &script, at(t0, 3420)).await.unwrap(), "b");
         assert_eq!(script.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn rejected_credentials_are_fetched_anew_even_during_a_backoff() {
+        let t0 = t(T0);
+        let script = Script::new(vec![
+            Ok(sts("a", at(t0, 3600))),
+            Err(Boom(0)),
+            Ok(sts("b", at(t0, 7200))),
+        ]);
+        let cell = Renewing::new();
+        assert_eq!(get(&cell, &script, t0).await.unwrap(), "a");
+        // A renewal failed: the old credentials are served during the backoff...
+        assert_eq!(get(&cell, &script, at(t0, 3500)).await.unwrap(), "a");
+        assert_eq!(get(&cell, &script, at(t0, 3500)).await.unwrap(), "a");
+        assert_eq!(script.calls(), 2);
+        // ...until the service they were for refuses them: then the next call fetches.
+        cell.invalidate();
+        assert_eq!(cell.expires_at(), None);
+        assert_eq!(get(&cell, &script, at(t0, 3500)).await.unwrap(), "b");
+        assert_eq!(script.calls(), 3);
     }
 
     #[tokio::test]

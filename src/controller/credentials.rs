@@ -6,13 +6,20 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 
+use std::sync::Arc;
+
+use super::service_accounts::Cell;
 use super::{Context, keyless};
-use crate::aliyun::Credentials;
+use crate::aliyun::{Credentials, OperatorCredentials};
 use crate::session::{VncSessionSpec, validate};
 
 /// Credentials for one issue, or why there are none.
 pub enum Found {
+    /// From a Secret or a fixed AccessKey: what ECS says of them is for a person to act on.
     Credentials(Credentials),
+    /// Temporary credentials the operator renews itself: if ECS rejects their token (a revoked
+    /// role session, a clock that ran behind), they are dropped and exchanged again.
+    Renewed(Credentials, Renewer),
     /// The Secret, the ServiceAccount or what they must hold is missing: the user must fix it.
     Missing(String),
     /// Getting them failed (an STS refusal, an unreachable STS): recorded like an ECS failure.
@@ -97,6 +104,9 @@ async fn operator_credentials(ctx: &Context, namespace: &str) -> Found {
         );
     };
     match source.credentials().await {
+        Ok(c) if source.renew_at().is_some() => {
+            Found::Renewed(c, Renewer::Operator(source.clone()))
+        }
         Ok(c) => Found::Credentials(c),
         Err(e) => Found::Failed {
             code: e.code().to_owned(),
@@ -107,6 +117,24 @@ async fn operator_credentials(ctx: &Context, namespace: &str) -> Found {
             ),
             retryable: e.is_retryable(),
         },
+    }
+}
+
+/// Where renewed credentials came from, to drop them when ECS rejects them.
+#[derive(Clone)]
+pub enum Renewer {
+    ServiceAccount(Arc<Cell>),
+    Operator(Arc<OperatorCredentials>),
+}
+
+impl Renewer {
+    pub fn invalidate(&self) {
+        match self {
+            Renewer::ServiceAccount(cell) => cell.invalidate(),
+            Renewer::Operator(source) => {
+                source.invalidate();
+            }
+        }
     }
 }
 

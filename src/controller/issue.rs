@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::Context;
-use super::credentials::{self, Found};
+use super::credentials::{self, Found, Renewer};
 use super::pacer::PaceKey;
 use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
 use crate::session::decide::Outcome;
@@ -39,8 +39,9 @@ pub async fn issue(
             );
         }
     };
-    let creds = match found {
-        Found::Credentials(c) => c,
+    let (creds, renewer) = match found {
+        Found::Credentials(c) => (c, None),
+        Found::Renewed(c, renewer) => (c, Some(renewer)),
         Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
         Found::Failed {
             code,
@@ -71,7 +72,7 @@ pub async fn issue(
             .await
         {
             Ok(Ok(os)) => os_type_is_windows(&os),
-            Ok(Err(e)) => return (failed(&e, None), version),
+            Ok(Err(e)) => return (failed(&e, None, renewer.as_ref()), version),
             Err(free_at) => return (paced(free_at, None), version),
         },
     };
@@ -128,7 +129,7 @@ pub async fn issue(
                 ctx.limiter
                     .give_back(&spec.region_id, &spec.instance_id, now);
             }
-            (failed(&e, Some(is_windows)), version)
+            (failed(&e, Some(is_windows), renewer.as_ref()), version)
         }
         Err(free_at) => {
             // Not sent: the slot was never used.
@@ -194,7 +195,21 @@ fn endpoint(ctx: &Context, spec: &VncSessionSpec) -> Result<Endpoint, Refused> {
 /// `lastError.code` of a session whose endpoint the operator refuses to contact.
 pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
 
-fn failed(e: &EcsError, is_windows: Option<bool>) -> Outcome {
+fn failed(e: &EcsError, is_windows: Option<bool>, renewer: Option<&Renewer>) -> Outcome {
+    if let (Some(renewer), EcsError::SecurityTokenRejected { code, .. }) = (renewer, e) {
+        // Credentials the operator exchanged itself: no Secret to fix. Drop them; the retry
+        // exchanges afresh (and a rejection that persists backs off like any retryable error).
+        renewer.invalidate();
+        return Outcome::Failed {
+            code: code.clone(),
+            message: format!(
+                "ECS rejected the temporary credentials the operator obtained through STS \
+                 ({code}); they were dropped and are exchanged again on the next attempt"
+            ),
+            retryable: true,
+            is_windows,
+        };
+    }
     Outcome::Failed {
         code: e.code().to_owned(),
         message: e.message(),

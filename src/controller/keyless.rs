@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::PostParams;
 
 use super::Context;
-use super::credentials::Found;
+use super::credentials::{Found, Renewer};
 use super::issue::kube_reason;
 use super::service_accounts::{ROLE_ARN_ANNOTATION, role_arn};
 use crate::aliyun::{AssumeRoleWithOidc, StsCredentials};
@@ -74,10 +74,27 @@ pub async fn credentials(ctx: &Context, namespace: &str, name: &str) -> (Found, 
         Some(Ok(role)) => role.to_owned(),
     };
 
+    // The operator's own RRSA role serves only the namespaces offered the operator's credentials,
+    // whatever its trust policy says.
+    let own_role = ctx
+        .settings
+        .credentials
+        .as_deref()
+        .and_then(|c| c.rrsa_role_arn());
+    if own_role == Some(role.as_str()) && !ctx.settings.operator_credentials_scope.offers(namespace)
+    {
+        return (
+            Found::Missing(format!(
+                "ServiceAccount {namespace}/{name} names role {role}, the operator's own; it \
+                 serves only the namespaces of --operator-credentials-namespaces"
+            )),
+            Some(version),
+        );
+    }
     let cell = ctx.service_accounts.cell(namespace, name, &version);
     let exchange = || exchange(ctx, namespace, name, &role, provider);
     let found = match cell.get(Timestamp::now(), exchange).await {
-        Ok(credentials) => Found::Credentials(credentials),
+        Ok(credentials) => Found::Renewed(credentials, Renewer::ServiceAccount(cell)),
         Err(e) => Found::Failed {
             code: e.code,
             message: e.message,
@@ -155,6 +172,8 @@ async fn token(client: &kube::Client, namespace: &str, name: &str) -> Result<Str
 
 /// `RoleSessionName` as STS allows it (2 to 64 of `[A-Za-z0-9.@_-]`): names the namespace and
 /// ServiceAccount, so the cloud's audit trail says whose grant opened a console.
+/// Too long for STS, the name is cut and ends in a hash of the whole, so two long names do not
+/// read the same in the audit trail.
 fn session_name(namespace: &str, name: &str) -> String {
     let full: String = format!("ecsvnc.{namespace}.{name}")
         .chars()
@@ -166,7 +185,14 @@ fn session_name(namespace: &str, name: &str) -> String {
             }
         })
         .collect();
-    full.chars().take(64).collect()
+    if full.len() <= 64 {
+        return full;
+    }
+    // FNV-1a: stable across processes and releases, unlike the std hasher.
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{}.{hash:016x}", &full[..47])
 }
 
 #[cfg(test)]
@@ -179,5 +205,11 @@ mod tests {
         let long = session_name(&"n".repeat(63), &"s".repeat(253));
         assert_eq!(long.len(), 64);
         assert!(long.starts_with("ecsvnc.nnn"));
+        let other = session_name(&"n".repeat(63), &format!("{}t", "s".repeat(252)));
+        assert_eq!(other.len(), 64);
+        assert_ne!(long, other, "cut names stay apart");
+        for n in [long, other] {
+            crate::aliyun::sts::check_role_session_name(&n).unwrap();
+        }
     }
 }

@@ -36,6 +36,12 @@ pub enum Error {
     CrdNotInstalled,
     #[error("the status write kept conflicting with other writers ({0} attempts)")]
     StatusConflict(u32),
+    #[error(
+        "keyless sessions are on (--oidc-provider-arn, ALIBABA_CLOUD_OIDC_PROVIDER_ARN) but the \
+         operator may not list ServiceAccounts: grant deploy/components/keyless (the chart does \
+         with operator.oidcProviderArn)"
+    )]
+    ServiceAccountsForbidden,
 }
 
 impl Error {
@@ -46,6 +52,7 @@ impl Error {
             Error::MissingMetadata(_) => "metadata",
             Error::CrdNotInstalled => "crd",
             Error::StatusConflict(_) => "conflict",
+            Error::ServiceAccountsForbidden => "rbac",
         }
     }
 }

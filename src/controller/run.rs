@@ -40,12 +40,22 @@ pub async fn run(
         return Err(Error::CrdNotInstalled);
     }
 
-    // Our own reflector, so readiness can be tied to the first complete list of both watches.
-    let (store, writer) = reflector::store();
-    let _ = ctx.sessions.set(store.clone());
     // ServiceAccounts are watched only when keyless sessions are on (an OIDC provider is set):
     // otherwise the operator is not granted them.
     let keyless = ctx.settings.oidc_provider_arn.is_some();
+    // Fail at once with the fix, instead of a watch refused forever and never ready.
+    if keyless
+        && let Err(kube::Error::Api(s)) = service_accounts(&ctx)
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        && s.code == 403
+    {
+        return Err(Error::ServiceAccountsForbidden);
+    }
+
+    // Our own reflector, so readiness can be tied to the first complete list of both watches.
+    let (store, writer) = reflector::store();
+    let _ = ctx.sessions.set(store.clone());
     let synced = Synced::new(probe.clone(), if keyless { 3 } else { 2 });
     let bookkeeping = ctx.clone();
     let listed = store.clone();
@@ -88,22 +98,21 @@ pub async fn run(
         })
     });
     if keyless {
-        let accounts: Api<PartialObjectMeta<ServiceAccount>> = match &ctx.settings.watch_namespace {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
-        };
         let cache = ctx.clone();
-        let account_changes = watcher(accounts, watcher::Config::default().any_semantic())
-            .default_backoff()
-            .inspect_ok(synced.watch())
-            // Versions and role annotations: which role a token is exchanged for, and when
-            // cached STS credentials are stale.
-            .inspect_ok({
-                let ctx = cache.clone();
-                move |event| ctx.service_accounts.observe(event)
-            })
-            .inspect_err(move |_| cache.service_accounts.watch_failed())
-            .touched_objects();
+        let account_changes = watcher(
+            service_accounts(&ctx),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .inspect_ok(synced.watch())
+        // Versions and role annotations: which role a token is exchanged for, and when
+        // cached STS credentials are stale.
+        .inspect_ok({
+            let ctx = cache.clone();
+            move |event| ctx.service_accounts.observe(event)
+        })
+        .inspect_err(move |_| cache.service_accounts.watch_failed())
+        .touched_objects();
         controller = controller.watches_stream(account_changes, move |account| {
             sessions_using(&store, &account, |spec| spec.service_account_ref.as_ref())
         });
@@ -118,6 +127,14 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// ServiceAccounts where sessions are watched, as metadata only.
+fn service_accounts(ctx: &Context) -> Api<PartialObjectMeta<ServiceAccount>> {
+    match &ctx.settings.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
 }
 
 /// Drops what the controller never reads before a session enters the watch cache. It reads the

@@ -51,15 +51,8 @@ impl ServiceAccountCache {
     /// The STS cell for this ServiceAccount at `version`: the cached one while the watch says the
     /// ServiceAccount is unchanged, else a fresh, empty one.
     pub fn cell(&self, namespace: &str, name: &str, version: &str) -> Arc<Cell> {
-        if let Some((cached, cell)) = self.watched.derived(namespace, name)
-            && cached == version
-        {
-            return cell;
-        }
-        let cell = Arc::new(Cell::new());
         self.watched
-            .remember(namespace, name, version, cell.clone());
-        cell
+            .derived_or_insert(namespace, name, version, || Arc::new(Cell::new()))
     }
 
     #[cfg(test)]

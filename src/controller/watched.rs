@@ -118,6 +118,30 @@ impl<M: Clone, V: Clone> Watched<M, V> {
             .cloned()
     }
 
+    /// The value derived from `version` if there is one, else `make()`'s, remembered: one value
+    /// per version even when callers race.
+    pub fn derived_or_insert(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: &str,
+        make: impl FnOnce() -> V,
+    ) -> V {
+        let mut inner = self.lock();
+        let key = key(namespace, name);
+        if let Some((cached, value)) = inner.derived.get(&key)
+            && cached == version
+        {
+            return value.clone();
+        }
+        let value = make();
+        inner
+            .derived
+            .insert(key, (version.to_owned(), value.clone()));
+        inner.drop_stale();
+        value
+    }
+
     /// Remembers what was derived from the object at `version`.
     pub fn remember(&self, namespace: &str, name: &str, version: &str, value: V) {
         let mut inner = self.lock();

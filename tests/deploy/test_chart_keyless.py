@@ -78,8 +78,16 @@ def test_rrsa_projects_an_sts_token_and_sets_the_official_environment(render):
     [
         ({"rrsa": {"enabled": True}, "operator": {"oidcProviderArn": PROVIDER}}, "rrsa.roleArn"),
         ({"rrsa": {"enabled": True, "roleArn": ROLE}}, "operator.oidcProviderArn"),
+        (
+            {
+                "rrsa": {"enabled": True, "roleArn": ROLE},
+                "operator": {"oidcProviderArn": PROVIDER},
+                "credentials": {"existingSecret": "key"},
+            },
+            "credentials.existingSecret",
+        ),
     ],
-    ids=["no-role", "no-provider"],
+    ids=["no-role", "no-provider", "and-an-accesskey"],
 )
 def test_rrsa_without_its_parts_fails_naming_the_missing_one(helm, render, values, message):
     with pytest.raises(helm.HelmError, match=message):

@@ -59,7 +59,8 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 {{- if .Values.operator.oidcProviderArn }}
 # Keyless sessions: the ServiceAccount a session names (metadata watch for its role annotation)
 # and a short-lived token of it for STS. Whoever may write a VncSession in a namespace can have
-# the operator mint tokens (audience sts.aliyuncs.com only) for that namespace's ServiceAccounts.
+# the operator use that namespace's annotated ServiceAccounts. The operator asks only for the
+# audience sts.aliyuncs.com, but RBAC cannot limit the audience of the tokens it may create.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["list", "watch"]
@@ -82,6 +83,9 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 {{- define "ecs-vnc-operator.validate" -}}
 {{- if and .Values.rrsa.enabled (not .Values.rrsa.roleArn) }}
 {{- fail "rrsa.enabled needs rrsa.roleArn: the RAM role the operator's token is exchanged for" }}
+{{- end }}
+{{- if and .Values.rrsa.enabled .Values.credentials.existingSecret }}
+{{- fail "rrsa.enabled and credentials.existingSecret both give the operator credentials; the AccessKey would win and RRSA go unused: set one" }}
 {{- end }}
 {{- if and .Values.rrsa.enabled (not .Values.operator.oidcProviderArn) }}
 {{- fail "rrsa.enabled needs operator.oidcProviderArn: the cluster's RRSA OIDC provider" }}

@@ -70,10 +70,19 @@ fn read(lookup: &impl Lookup, var: &'static str) -> Result<Option<String>, Provi
 }
 
 pub fn select(lookup: impl Lookup) -> Result<Selected, ProviderSetupError> {
-    if let Some(creds) = Credentials::from_lookup(&lookup)? {
+    let access_key = Credentials::from_lookup(&lookup)?;
+    // A partial RRSA environment is an error even when an AccessKey would win.
+    let rrsa = rrsa(&lookup)?;
+    if let Some(creds) = access_key {
+        if rrsa.is_some() {
+            tracing::warn!(
+                "both an AccessKey (ALIBABA_CLOUD_ACCESS_KEY_ID) and RRSA (ALIBABA_CLOUD_ROLE_ARN) \
+                 are set; the AccessKey is used, as the official SDKs do: remove it to go keyless"
+            );
+        }
         return Ok(Selected::AccessKey(creds));
     }
-    if let Some(rrsa) = rrsa(&lookup)? {
+    if let Some(rrsa) = rrsa {
         return Ok(Selected::Rrsa(rrsa));
     }
     if let Some(role) = instance_role(&lookup)? {

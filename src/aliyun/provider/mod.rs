@@ -154,6 +154,20 @@ impl OperatorCredentials {
         self.cell().and_then(Renewing::renew_at)
     }
 
+    /// Drops temporary credentials that ECS rejected, so the next call fetches fresh ones.
+    /// Returns false for a fixed AccessKey, which nothing can renew.
+    pub fn invalidate(&self) -> bool {
+        self.cell().map(Renewing::invalidate).is_some()
+    }
+
+    /// The RAM role of RRSA, if that is the source: keyless sessions may not borrow it.
+    pub fn rrsa_role_arn(&self) -> Option<&str> {
+        match &self.source {
+            Source::Rrsa(rrsa, _) => Some(rrsa.role_arn()),
+            _ => None,
+        }
+    }
+
     fn cell(&self) -> Option<&Renewing<StsError>> {
         match &self.source {
             Source::AccessKey(_) => None,

@@ -103,10 +103,15 @@ impl StsError {
     }
 
     /// True when the same exchange may succeed later without a change of configuration: 5xx,
-    /// `Throttling*`, timeouts, connection errors, garbled answers, and a token file that the
-    /// kubelet may be rewriting. Refusals (4xx) are not.
+    /// `Throttling*`, timeouts, connection errors, garbled answers, an expired OIDC token and a
+    /// token file that the kubelet may be rewriting. Other refusals (4xx) are not.
     pub fn is_retryable(&self) -> bool {
         match self {
+            // An expired OIDC token: the next exchange reads (or requests) a fresh one, and the
+            // kubelet rewrites a projected token file on its own.
+            Self::Call { error, .. } if error.code() == "AuthenticationFail.OIDCToken.Expired" => {
+                true
+            }
             Self::Call { error, .. } => error.is_retryable(),
             Self::TokenFile { .. } => true,
         }
@@ -159,7 +164,8 @@ mod tests {
     #[test]
     fn refusals_are_terminal_and_trouble_is_retried() {
         for (status, code, retryable) in [
-            (401, "AuthenticationFail.OIDCToken.Expired", false),
+            // A fresh token fixes it: the next exchange reads or requests one.
+            (401, "AuthenticationFail.OIDCToken.Expired", true),
             (401, "AuthenticationFail.OIDCToken.InvalidSignature", false),
             (401, "AuthenticationFail.NoPermission", false),
             (404, "EntityNotExist.Role", false),
