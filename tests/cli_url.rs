@@ -3,7 +3,9 @@
 use std::process::Output;
 
 use ecs_vnc_operator::aliyun::DEFAULT_CONSOLE_BASE;
-use ecs_vnc_operator::sim::{self, Fault, FaultKind, SimConfig, SimHandle};
+use ecs_vnc_operator::sim::{
+    self, Fault, FaultKind, KeylessConfig, MetadataRole, SimConfig, SimHandle,
+};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecs-vnc-operator");
@@ -26,6 +28,11 @@ fn url_cmd(creds: &[(&str, &str)], args: &[&str]) -> Command {
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
         .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("ALIBABA_CLOUD_OIDC_TOKEN_FILE")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env_remove("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
+        .env_remove("ALIBABA_CLOUD_ECS_METADATA")
+        .env_remove("ECS_VNC_ECS_METADATA_ENDPOINT")
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     for (k, v) in creds {
@@ -418,4 +425,72 @@ async fn unreachable_endpoint_exits_2_without_query_string() {
     );
     assert!(!stderr.contains('?'), "{stderr}");
     assert!(!stderr.contains(KEY_ID), "{stderr}");
+}
+
+/// The instance RAM role, the chain's last source: IMDSv2 against ecs-sim's metadata side, and
+/// the temporary credentials it hands out sign the ECS calls.
+#[tokio::test]
+async fn the_instance_ram_role_signs_when_nothing_else_is_set() {
+    let keyless = KeylessConfig {
+        metadata_roles: vec![MetadataRole {
+            name: "EcsVncRole".to_owned(),
+            instances: None,
+        }],
+        ..KeylessConfig::default()
+    };
+    let sim = sim::start_with_keyless(SimConfig::demo(), keyless, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let endpoint = sim.endpoint();
+    let (code, stdout, stderr) = run(
+        &[
+            ("ALIBABA_CLOUD_ECS_METADATA", "EcsVncRole"),
+            ("ECS_VNC_ECS_METADATA_ENDPOINT", &endpoint),
+        ],
+        &[
+            "--region-id",
+            "cn-hangzhou",
+            "--instance-id",
+            LINUX,
+            "--endpoint",
+            &endpoint,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with(DEFAULT_CONSOLE_BASE), "{stdout}");
+    let stats = sim.stats();
+    assert!(
+        stats.count("Metadata.Token", "Success") >= 1,
+        "IMDSv2 token first"
+    );
+    assert_eq!(stats.count("Metadata.SecurityCredentials", "Success"), 1);
+    assert_eq!(stats.count("DescribeInstanceVncUrl", "Success"), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_instance_role_fails_naming_it() {
+    let sim = demo().await;
+    let endpoint = sim.endpoint();
+    let (code, _, stderr) = run(
+        &[
+            ("ALIBABA_CLOUD_ECS_METADATA", "NoSuchRole"),
+            ("ECS_VNC_ECS_METADATA_ENDPOINT", &endpoint),
+        ],
+        &[
+            "--region-id",
+            "cn-hangzhou",
+            "--instance-id",
+            LINUX,
+            "--endpoint",
+            &endpoint,
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("NoSuchRole") || stderr.contains("instance"),
+        "{stderr}"
+    );
+    assert_eq!(sim.stats().count("DescribeInstanceVncUrl", "Success"), 0);
 }

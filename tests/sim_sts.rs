@@ -42,7 +42,10 @@ struct Keys {
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("sim-sts-keys-{}", std::process::id()));
+        // Under cargo's own scratch directory for tests, not the shared /tmp: the private keys
+        // are throwaway, but they need not outlive the target directory elsewhere.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sim-sts-keys-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Keys {
             cluster: KeyPair::generate(&dir, "sa"),
