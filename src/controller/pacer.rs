@@ -7,8 +7,16 @@
 //! same empty quota); each answer that is not throttled gives some back (additive increase), up
 //! to the configured rate. Recovery is scaled to the rate that was last throttled, the best guess
 //! of the real quota, and slows down near it: a quota far below the configured rate is then
-//! probed gently instead of being overrun every few seconds. The core takes `now` and says "go",
-//! "wait until T" or "come back at T"; [`Pacer::run`] is the async shell around one ECS call.
+//! probed gently instead of being overrun every few seconds.
+//!
+//! A throttling answer to the first call after a pause, with no call answered in between, says
+//! nothing about this pace: the quota was used up elsewhere (another client of the same account).
+//! Such a series drives the rate to its floor; once a call is answered again, the series counts as
+//! one throttling answer at the rate it began at, and the rate goes on from half of that.
+//! Callers turned away while the rate is cut are sent back no later than the queue would take at
+//! the rate expected back (or [`PROMISE_HORIZON`]), not as far as the cut rate implies: the rate
+//! is usually back long before. The core takes `now` and says "go", "wait until T" or "come back
+//! at T"; [`Pacer::run`] is the async shell around one ECS call.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,8 +35,16 @@ const FORGET_AFTER: Duration = Duration::from_secs(60);
 /// Turns a caller takes again after its turn was voided, before it gives up waiting.
 const MAX_RETAKES: u32 = 4;
 /// Share of the last throttled rate regained per second of answers: from half back to near it
-/// in about five seconds.
+/// in about four seconds.
 const RECOVERY: f64 = 0.1;
+/// Throttling answers in a row, each to the first call after a pause, from which they are taken
+/// for the quota being used up elsewhere rather than for this pace.
+const SERIES: u32 = 2;
+/// While the rate is cut, a caller turned away comes back within this long (or within the time
+/// the queue takes at the rate expected back, if longer): long enough that a throttling wave costs
+/// a waiting session one status write every few seconds, short enough that it is not asleep long
+/// after the rate came back.
+pub const PROMISE_HORIZON: Duration = Duration::from_secs(10);
 /// From this share of the last throttled rate on, recovery is [`PROBE_SLOWDOWN`] times slower.
 const PROBE_FROM: f64 = 0.9;
 const PROBE_SLOWDOWN: f64 = 10.0;
@@ -100,6 +116,10 @@ struct KeyState {
     rate: f64,
     /// The rate the last throttling answer came at (the configured one until then).
     throttled_rate: f64,
+    /// Throttling answers since a call sent in the current epoch was last answered.
+    series: u32,
+    /// The rate the current series of throttling answers began at.
+    series_from: f64,
     /// When the next turn starts at the earliest.
     next: Instant,
     /// Bumped by every slow-down; turns and answers from before it are stale.
@@ -171,6 +191,8 @@ impl Pacer {
             let fresh = KeyState {
                 rate: config.rate,
                 throttled_rate: config.rate,
+                series: 0,
+                series_from: config.rate,
                 next: now,
                 epoch: 0,
                 last_used: now,
@@ -183,9 +205,7 @@ impl Pacer {
         };
         let at = state.next.max(now);
         if at.duration_since(now) > max_wait {
-            let come_back = state
-                .promised
-                .map_or(at, |promised| at.max(promised + interval(state.rate)));
+            let come_back = come_back(state, at, now);
             state.promised = Some(come_back);
             return Turn::Later(come_back);
         }
@@ -228,6 +248,10 @@ impl Pacer {
             return;
         }
         state.epoch += 1;
+        if state.series == 0 {
+            state.series_from = state.rate;
+        }
+        state.series = state.series.saturating_add(1);
         state.throttled_rate = state.rate;
         state.rate = (state.rate / 2.0).max(config.min_rate);
         state.next = now + config.pause;
@@ -239,13 +263,23 @@ impl Pacer {
         );
     }
 
-    /// A call was answered without throttling: additive increase, a tenth of the last throttled
-    /// rate per second's worth of answers, a hundredth once within 90% of it.
-    pub fn answered(&self, key: &PaceKey) {
+    /// A call made on `ticket` was answered without throttling: additive increase, a tenth of the
+    /// last throttled rate per second's worth of answers, a hundredth once within 90% of it. An
+    /// answer to a call sent since the last throttling answer ends a series of them; a series
+    /// from elsewhere is then counted as one throttling answer at the rate it began at: the rate
+    /// goes on from half of that, not from the floor the series drove it to.
+    pub fn answered(&self, key: &PaceKey, ticket: &Ticket) {
         let Some(config) = self.config else {
             return;
         };
         if let Some(state) = self.lock().map.get_mut(key) {
+            if state.epoch == ticket.epoch {
+                if state.series >= SERIES {
+                    state.throttled_rate = state.series_from;
+                    state.rate = state.rate.max(state.series_from / 2.0);
+                }
+                state.series = 0;
+            }
             let mut per_second = RECOVERY * state.throttled_rate;
             if state.rate >= PROBE_FROM * state.throttled_rate {
                 per_second /= PROBE_SLOWDOWN;
@@ -269,7 +303,7 @@ impl Pacer {
         let result = call.await;
         match &result {
             Err(e) if e.is_throttling() => self.throttled(key, &ticket, clock()),
-            Ok(_) | Err(EcsError::Api { .. }) => self.answered(key),
+            Ok(_) | Err(EcsError::Api { .. }) => self.answered(key, &ticket),
             // No answer (timeout, connection): nothing learned about the quota.
             Err(_) => {}
         }
@@ -298,6 +332,36 @@ impl Pacer {
     fn lock(&self) -> std::sync::MutexGuard<'_, Keys> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// When a caller turned away (the next free turn being `at`) should come back: one interval
+/// after the last caller turned away, but while the rate is cut no later than the queue takes at
+/// the rate expected back, or [`PROMISE_HORIZON`] from now if that is later; never before `at`.
+fn come_back(state: &KeyState, at: Instant, now: Instant) -> Instant {
+    let chained = state
+        .promised
+        .map_or(at, |promised| at.max(promised + interval(state.rate)));
+    let expected = if state.series >= SERIES {
+        state.series_from
+    } else {
+        state.throttled_rate
+    };
+    if state.rate >= expected {
+        return chained;
+    }
+    // The queue ahead of this caller, served at the rate expected back.
+    let ahead = chained
+        .saturating_duration_since(now)
+        .mul_f64(state.rate / expected);
+    let bound = now + PROMISE_HORIZON.max(ahead);
+    if chained <= bound {
+        return chained;
+    }
+    // Beyond the bound: spread out one interval of the expected rate apart.
+    let spread = state
+        .promised
+        .map_or(bound, |promised| bound.max(promised + interval(expected)));
+    spread.min(chained).max(at)
 }
 
 fn interval(rate: f64) -> Duration {
@@ -452,6 +516,50 @@ mod tests {
         assert_eq!(pacer.rate(&k), Some(1.0));
     }
 
+    /// A ticket of the key's current epoch: an answer to a call sent since the last throttle.
+    fn current(pacer: &Pacer, k: &PaceKey) -> Ticket {
+        let epoch = pacer.lock().map.get(k).map_or(0, |s| s.epoch);
+        Ticket {
+            at: Instant::now(),
+            epoch,
+        }
+    }
+
+    fn answer(pacer: &Pacer, k: &PaceKey) {
+        pacer.answered(k, &current(pacer, k));
+    }
+
+    /// Answers until the key's rate reaches `rate`; how many it took.
+    fn answers_until(pacer: &Pacer, k: &PaceKey, rate: f64) -> usize {
+        (1..100_000)
+            .find(|_| {
+                answer(pacer, k);
+                pacer.rate(k).unwrap() >= rate
+            })
+            .expect("the rate comes back")
+    }
+
+    /// Throttles every first call after a pause, `times` in a row, nothing answered in between
+    /// (the quota used up by someone else); returns when the last pause ends.
+    /// Throttled at `t0`, one call answered, throttled again a second later: not a wave.
+    fn two_throttles_an_answer_apart(pacer: &Pacer, k: &PaceKey, t0: Instant) {
+        let t = ticket(pacer.turn(k, t0, WAIT));
+        pacer.throttled(k, &t, t0);
+        answer(pacer, k);
+        let t = ticket(pacer.turn(k, t0 + ms(1000), WAIT));
+        pacer.throttled(k, &t, t0 + ms(1000));
+    }
+
+    fn throttling_wave(pacer: &Pacer, k: &PaceKey, t0: Instant, times: usize) -> Instant {
+        let mut now = t0;
+        for _ in 0..times {
+            let t = ticket(pacer.turn(k, now, Duration::MAX));
+            now = t.at;
+            pacer.throttled(k, &t, now);
+        }
+        now + Duration::from_secs(1)
+    }
+
     #[test]
     fn answers_bring_the_rate_back_gradually_up_to_the_configured_one() {
         let pacer = at_20_per_second();
@@ -463,12 +571,12 @@ mod tests {
         // A tenth of the throttled rate, 2/s, per second of answers: 10 answers at 10/s add
         // about 2.
         for _ in 0..10 {
-            pacer.answered(&k);
+            answer(&pacer, &k);
         }
         let rate = pacer.rate(&k).unwrap();
         assert!(rate > 11.8 && rate < 12.0, "{rate}");
         for _ in 0..1000 {
-            pacer.answered(&k);
+            answer(&pacer, &k);
         }
         assert_eq!(pacer.rate(&k), Some(20.0));
     }
@@ -478,26 +586,98 @@ mod tests {
         let pacer = at_20_per_second();
         let k = key("ak", "cn-hangzhou");
         let t0 = Instant::now();
-        // Throttled at 20, then again at 10 (say the real quota is about 8/s).
-        let t = ticket(pacer.turn(&k, t0, WAIT));
-        pacer.throttled(&k, &t, t0);
-        let t = ticket(pacer.turn(&k, t0 + ms(1000), WAIT));
-        pacer.throttled(&k, &t, t0 + ms(1000));
-        assert_eq!(pacer.rate(&k), Some(5.0));
-        let answers_until = |pacer: &Pacer, rate: f64| {
-            (1..10_000)
-                .find(|_| {
-                    pacer.answered(&k);
-                    pacer.rate(&k).unwrap() >= rate
-                })
-                .unwrap()
-        };
-        // 1/s per second of answers up to 9/s: about 28 answers (r² grows by 2 each) ...
-        let quick = answers_until(&pacer, 9.0);
+        // Say the real quota is about 8/s: throttled at 20; after the pause the quota is full
+        // again and calls go through at 10/s, until it runs dry again.
+        two_throttles_an_answer_apart(&pacer, &k, t0);
+        let cut = pacer.rate(&k).unwrap();
+        assert!((5.0..5.2).contains(&cut), "{cut}");
+        // About 1/s per second of answers up to 9/s: about 27 answers (r² grows by 2 each) ...
+        let quick = answers_until(&pacer, &k, 9.0);
         assert!((25..=30).contains(&quick), "{quick}");
-        // ... then ten times slower: about 95 answers from 9/s to 10/s (r² grows by 0.2 each).
-        let probing = answers_until(&pacer, 10.0);
-        assert!((85..=100).contains(&probing), "{probing}");
+        // ... then ten times slower from 90% of the throttled rate (about 10.2/s) on: about 80
+        // answers from 9/s to 10/s (r² grows by about 0.2 each).
+        let probing = answers_until(&pacer, &k, 10.0);
+        assert!((70..=90).contains(&probing), "{probing}");
+    }
+
+    #[test]
+    fn a_throttling_wave_from_elsewhere_is_not_taken_for_the_quota() {
+        let pacer = at_20_per_second();
+        let k = key("ak", "cn-hangzhou");
+        // Every probe after a pause throttled, six times: 20, 10, 5, 2.5, 1.25, then the floor.
+        throttling_wave(&pacer, &k, Instant::now(), 6);
+        assert_eq!(pacer.rate(&k), Some(1.0));
+        // Once a call is answered again, the wave counts as one throttling answer at the 20/s it
+        // began at: the rate goes on from 10/s and gains 2/s per second's worth of answers up to
+        // 18/s (about 56 answers; r² grows by 4 each). Scaled to the floor the wave drove it to,
+        // it would take some 16,000 answers.
+        answer(&pacer, &k);
+        let rate = pacer.rate(&k).unwrap();
+        assert!((10.0..10.3).contains(&rate), "{rate}");
+        let to_near = answers_until(&pacer, &k, 18.0);
+        assert!((50..=60).contains(&to_near), "{to_near}");
+        // Probing from there, as after any throttle at 20/s.
+        assert!(answers_until(&pacer, &k, 20.0) > 50);
+    }
+
+    #[test]
+    fn only_an_answer_to_a_call_sent_after_the_wave_ends_it() {
+        let pacer = at_20_per_second();
+        let k = key("ak", "cn-hangzhou");
+        let t0 = Instant::now();
+        let early = ticket(pacer.turn(&k, t0, WAIT));
+        throttling_wave(&pacer, &k, t0, 6);
+        // A call sent before the wave and answered late says nothing about the quota now.
+        pacer.answered(&k, &early);
+        assert!(pacer.rate(&k).unwrap() < 1.1);
+        answer(&pacer, &k);
+        assert!(pacer.rate(&k).unwrap() >= 10.0);
+    }
+
+    #[test]
+    fn one_throttling_answer_between_answers_is_not_a_wave() {
+        let pacer = at_20_per_second();
+        let k = key("ak", "cn-hangzhou");
+        let t0 = Instant::now();
+        two_throttles_an_answer_apart(&pacer, &k, t0);
+        answer(&pacer, &k);
+        // Scaled to the last throttled rate (about 10/s), not to the 20/s of the first answer:
+        // probing starts near 9/s.
+        answers_until(&pacer, &k, 9.0);
+        assert!(answers_until(&pacer, &k, 10.0) > 50);
+    }
+
+    #[test]
+    fn while_the_rate_is_cut_callers_turned_away_come_back_within_the_horizon() {
+        let pacer = at_20_per_second();
+        let k = key("ak", "cn-hangzhou");
+        let t0 = Instant::now();
+        let resumes = throttling_wave(&pacer, &k, t0, 6);
+        let now = resumes - ms(500);
+        // 40 callers that may not wait: at 1/s their turns would be 40 s away, but the rate is
+        // expected back at 20/s.
+        let times: Vec<Instant> = (0..40)
+            .map(|_| match pacer.turn(&k, now, Duration::ZERO) {
+                Turn::Later(at) => at,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(
+            times.iter().all(|&at| at >= resumes),
+            "never before the pause ends"
+        );
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "in order");
+        let last = *times.last().unwrap();
+        assert!(
+            last <= now + PROMISE_HORIZON + ms(40 * 50),
+            "{:?} from now",
+            last - now
+        );
+        // Once the rate is back, the queue's own spacing applies again.
+        for _ in 0..200 {
+            answer(&pacer, &k);
+        }
+        assert!(pacer.rate(&k).unwrap() >= 18.0);
     }
 
     #[test]
