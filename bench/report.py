@@ -3,8 +3,11 @@
 
     report.py --work DIR --results bench/results.json --markdown BENCHMARKS.md
 
-Reads DIR/{env,refresh,open,oneshot,scale,sessions-a,sessions-b,burst-start}.json, the ecs-sim
-stats snapshots DIR/sim-*.json and the operator's /metrics scrapes DIR/metrics-*.txt. Writes the
+Reads DIR/{env,refresh,open,oneshot,scale,sessions-a,burst-start}.json, the scale phases'
+DIR/{scale,floor}[-large].json, op-{b,c,empty}*.json and sessions-{b,c}.json, the ecs-sim stats
+snapshots DIR/sim-*.json, the operator's /metrics scrapes DIR/metrics-*.txt, and its requests in
+the kube-apiserver's audit log with the windows they are counted in (audit-operator.json,
+windows.json; see bench/audit.py). Writes the
 results JSON, replaces the generated section of the Markdown file (between the BEGIN/END
 markers) and prints the table. Stdlib only. Never fails on a time: a missed target is reported.
 """
@@ -128,6 +131,84 @@ def urls_issued(items):
                if s.get("status", {}).get("issuedAt"))
 
 
+def scale_figures(work, tag, sfx):
+    """One scale phase: times, the API server's floor, the operator's memory and CPU."""
+    env = load(work, "env.json", {})
+    scale = load(work, f"scale{sfx}.json", {})
+    floor = load(work, f"floor{sfx}.json", {})
+    op = load(work, f"op-{tag}.json", {})
+    restart = load(work, f"op-{tag}-restart.json", {})
+    empty = load(work, "op-empty.json", {})
+    sessions = load(work, f"sessions-{tag}.json", {})
+    m1 = metrics(work, f"metrics-{tag}1.txt")
+    m2 = metrics(work, f"metrics-{tag}2.txt")
+    s0, s1 = load(work, f"sim-{tag}0.json", {}), load(work, f"sim-{tag}1.json", {})
+    created = scale.get("created") or 0
+    ready_s = scale.get("allReadySeconds")
+    floor_s = floor.get("floorSeconds")
+    idle_cpu = (op["cpuAfterIdle"] - op["cpuAfterAllExpired"]) if op else None
+    per_session = None
+    if restart and empty and created:
+        per_session = (restart["vmRssKiB"] - empty["vmRssKiB"]) * 1024 / created
+    prefix = "i-benchlarge" if tag == "c" else "i-benchscale"
+    return {
+        "sessions": scale.get("count"), "instances": scale.get("instances"),
+        "created": created, "createErrors": scale.get("createErrors", [])[:5],
+        "createSeconds": scale.get("createSeconds"), "createRequestMs": summary(scale.get("createMs", [])),
+        "ready": scale.get("ready"), "failed": scale.get("failed"),
+        "allReadySeconds": ready_s,
+        "sessionsPerSecond": created / ready_s if ready_s else None,
+        "createToReadyMs": summary(scale.get("createToReadyMs", [])),
+        "allExpiredSeconds": scale.get("allExpiredSeconds"),
+        "apiServerFloor": {**floor, "ratio": ready_s / floor_s if ready_s and floor_s else None,
+                           "target": "<= 1.5x"},
+        "operatorPeakRssMiB": op.get("vmHwmKiB", 0) / 1024 if op else None,
+        "operatorRssAtStartMiB": op.get("vmRssStartKiB", 0) / 1024 if op else None,
+        "operatorRssAtEndMiB": op.get("vmRssEndKiB", 0) / 1024 if op else None,
+        "operatorThreads": op.get("threads"),
+        "memory": {"emptyNamespaceRssMiB": empty.get("vmRssKiB", 0) / 1024 if empty else None,
+                   "freshOperatorOverSessionsAtRestRssMiB": restart.get("vmRssKiB", 0) / 1024 if restart else None,
+                   "freshOperatorOverSessionsAtRestPeakMiB": restart.get("vmHwmKiB", 0) / 1024 if restart else None,
+                   "bytesPerSessionAtRest": per_session,
+                   "sessionJsonBytesAsServed": sessions.get("meanJsonBytes"),
+                   "sessionJsonBytesTrimmed": sessions.get("meanJsonBytesTrimmed")},
+        "operatorCpuSecondsScalePhase": (op["cpuAfterAllExpired"] - op["cpuStart"]) if op else None,
+        "idleSeconds": env.get("idleSeconds"),
+        "operatorCpuSecondsIdle": idle_cpu,
+        "reconcilesDuringIdle": metric_sum(m2, "ecsvnc_reconciles_total")
+        - metric_sum(m1, "ecsvnc_reconciles_total"),
+        "ecs": {"describeInstanceVncUrl": delta(s1, s0, prefix, "DescribeInstanceVncUrl"),
+                "describeInstances": delta(s1, s0, prefix, "DescribeInstances")},
+        "sessionsAfterIdle": sessions,
+        "targets": {"peakRss": "< 64 MiB", "idleCpu": "near zero (no polling)",
+                    "floorRatio": "<= 1.5x"},
+        "met": {"peakRss": bool(op) and op.get("vmHwmKiB", 1 << 30) < 64 * 1024,
+                "idleCpu": idle_cpu is not None and idle_cpu <= 0.05 * (env.get("idleSeconds") or 60) / 60,
+                "floorRatio": bool(ready_s and floor_s) and ready_s / floor_s <= 1.5},
+    }
+
+
+def audit_figures(work):
+    """The operator's Kubernetes API requests per window (kube-apiserver audit log)."""
+    reqs = load(work, "audit-operator.json", [])
+    out = {}
+    for w in load(work, "windows.json", []):
+        # During the refreshes, phase A's other sessions live on (the open-* sessions' URLs expire,
+        # the burst-* sessions are retried a minute after their burst): only requests about the
+        # refreshed ref-* sessions (their Events are named after them), and those about no one
+        # object (lists, watches), count there.
+        only = "ref-" if w["name"] == "refreshes" else None
+        counts = {}
+        for t, kind, name in reqs:
+            if w["from"] <= t < w["to"] and not (only and name and not name.startswith(only)):
+                counts[kind] = counts.get(kind, 0) + 1
+        total = sum(counts.values())
+        out[w["name"]] = {"seconds": w["to"] - w["from"], "units": w["units"], "requests": total,
+                          "perUnit": total / w["units"] if w["units"] else None, "byKind": counts}
+    return out
+
+
+
 def build(work):
     env = load(work, "env.json", {})
     refresh = load(work, "refresh.json", {})
@@ -135,12 +216,9 @@ def build(work):
     oneshot = load(work, "oneshot.json", {})
     scale = load(work, "scale.json", {})
     sessions_a = load(work, "sessions-a.json", {})
-    sessions_b = load(work, "sessions-b.json", {})
     burst_start = load(work, "burst-start.json", {})
     sim = {k: load(work, f"sim-{k}.json", {}) for k in ("a0", "a1", "a2", "a3", "b0", "b1", "b2")}
     ma = metrics(work, "metrics-a.txt")
-    mb1 = metrics(work, "metrics-b1.txt")
-    mb2 = metrics(work, "metrics-b2.txt")
     vnc, desc = "DescribeInstanceVncUrl", "DescribeInstances"
 
     # 1. Refresh latency.
@@ -158,34 +236,20 @@ def build(work):
         "samplesMs": refresh.get("latencyMs", []),
     }
 
-    # 2. Scale.
-    op = env.get("operatorB", {})
-    created = scale.get("created") or 0
-    ready_s = scale.get("allReadySeconds")
-    idle_cpu = (op["cpuAfterIdle"] - op["cpuAfterAllExpired"]) if op else None
-    scale_out = {
-        "sessions": scale.get("count"), "instances": scale.get("instances"),
-        "created": created, "createErrors": scale.get("createErrors", [])[:5],
-        "createSeconds": scale.get("createSeconds"), "createRequestMs": summary(scale.get("createMs", [])),
-        "ready": scale.get("ready"), "failed": scale.get("failed"),
-        "allReadySeconds": ready_s,
-        "sessionsPerSecond": created / ready_s if ready_s else None,
-        "createToReadyMs": summary(scale.get("createToReadyMs", [])),
-        "allExpiredSeconds": scale.get("allExpiredSeconds"),
-        "operatorPeakRssMiB": op.get("vmHwmKiB", 0) / 1024 if op else None,
-        "operatorRssAtStartMiB": op.get("vmRssStartKiB", 0) / 1024 if op else None,
-        "operatorRssAtEndMiB": op.get("vmRssEndKiB", 0) / 1024 if op else None,
-        "operatorThreads": op.get("threads"),
-        "operatorCpuSecondsScalePhase": (op["cpuAfterAllExpired"] - op["cpuStart"]) if op else None,
-        "idleSeconds": env.get("idleSeconds"),
-        "operatorCpuSecondsIdle": idle_cpu,
-        "reconcilesDuringIdle": metric_sum(mb2, "ecsvnc_reconciles_total")
-        - metric_sum(mb1, "ecsvnc_reconciles_total"),
-        "sessionsAfterIdle": sessions_b,
-        "targets": {"peakRss": "< 64 MiB", "idleCpu": "near zero (no polling)"},
-        "met": {"peakRss": bool(op) and op.get("vmHwmKiB", 1 << 30) < 64 * 1024,
-                "idleCpu": idle_cpu is not None and idle_cpu <= 0.05 * (env.get("idleSeconds") or 60) / 60},
-    }
+    # 2. Scale, at two sizes, each against the API server's floor.
+    scale_out = scale_figures(work, "b", "")
+    large_out = scale_figures(work, "c", "-large") if os.path.exists(
+        os.path.join(work, "scale-large.json")) else None
+    if large_out and scale_out["created"] and large_out["created"] > scale_out["created"]:
+        # The slope between the two sizes: what one more session costs, without the fixed part.
+        rb = load(work, "op-b-restart.json", {})
+        rc = load(work, "op-c-restart.json", {})
+        if rb and rc:
+            large_out["memory"]["marginalBytesPerSession"] = (
+                (rc["vmRssKiB"] - rb["vmRssKiB"]) * 1024 / (large_out["created"] - scale_out["created"]))
+    mb1 = metrics(work, "metrics-b1.txt")
+    mb2 = metrics(work, "metrics-b2.txt")
+    created = scale_out["created"]
 
     # 3. API economy, counted at ecs-sim.
     a0, a1, a2, a3, b0, b1, b2 = (sim[k] for k in ("a0", "a1", "a2", "a3", "b0", "b1", "b2"))
@@ -230,6 +294,7 @@ def build(work):
                   "vncPerUrl": scale_vnc / created if created else None,
                   "describeInstancesPerSession": scale_desc / created if created else None},
         "idle": {"seconds": env.get("idleSeconds"), "ecsCalls": total_calls(b2) - total_calls(b1)},
+        "kubernetesApi": audit_figures(work),
         "limit": {
             "simThrottlingAnswers": throttling,
             "maxUrlsPerInstanceAnyMinute": {
@@ -293,7 +358,7 @@ def build(work):
         "generatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "BENCH_QUICK=1 scripts/bench.sh" if env.get("quick") else "scripts/bench.sh",
         "quick": env.get("quick"), "machine": machine,
-        "refresh": refresh_out, "scale": scale_out, "economy": economy,
+        "refresh": refresh_out, "scale": scale_out, "scaleLarge": large_out, "economy": economy,
         "oneshot": oneshot_out, "timeToConsole": console,
     }
 
@@ -304,6 +369,76 @@ def f(x, digits=1):
 
 def yes(ok):
     return "yes" if ok else "**no**"
+
+
+def scale_rows(sc):
+    n = sc.get("sessions")
+    fl = sc.get("apiServerFloor", {})
+    mem = sc.get("memory", {})
+    rows = [
+        (f"Scale: {n} sessions created at once over {sc.get('instances')} instances",
+         f"created in {f(sc.get('createSeconds'))} s; all served (Ready) after {f(sc.get('allReadySeconds'))} s "
+         f"= {f(sc.get('sessionsPerSecond'))} sessions/s; create→Ready median "
+         f"{f(sc['createToReadyMs'].get('median'), 0)} ms, p95 {f(sc['createToReadyMs'].get('p95'), 0)} ms", "", ""),
+        (f"… the API server's floor: bench_floor makes the same {fl.get('count')} creates and the "
+         f"operator's {fl.get('patches')} status writes until all were Ready, "
+         f"{fl.get('concurrency')} sessions in flight, nothing else",
+         f"{f(fl.get('floorSeconds'))} s; all Ready / floor = {f(fl.get('ratio'), 2)}×", "≤ 1.5×",
+         yes(sc["met"].get("floorRatio"))),
+        (f"Operator peak RSS (VmHWM), {n} sessions", f"{f(sc.get('operatorPeakRssMiB'))} MiB "
+         f"(at start {f(sc.get('operatorRssAtStartMiB'))} MiB, after the idle time "
+         f"{f(sc.get('operatorRssAtEndMiB'))} MiB; {sc.get('operatorThreads')} threads)", "< 64 MiB",
+         yes(sc["met"]["peakRss"])),
+        (f"Memory per session at rest: (RSS of a fresh operator over the {n} sessions − over an "
+         "empty namespace) / sessions; a session's JSON as served, and as cached (trimmed)",
+         f"{f((mem.get('bytesPerSessionAtRest') or 0) / 1024, 2)} KiB/session "
+         f"({f(mem.get('freshOperatorOverSessionsAtRestRssMiB'))} − "
+         f"{f(mem.get('emptyNamespaceRssMiB'))} MiB; its start peaked at "
+         f"{f(mem.get('freshOperatorOverSessionsAtRestPeakMiB'))} MiB)"
+         + (f"; between the two sizes {f(mem['marginalBytesPerSession'] / 1024, 2)} KiB per added session"
+            if mem.get("marginalBytesPerSession") is not None else "")
+         + "; JSON "
+         f"{f(mem.get('sessionJsonBytesAsServed'), 0)} B, trimmed {f(mem.get('sessionJsonBytesTrimmed'), 0)} B",
+         "", ""),
+        (f"Operator CPU while {n} sessions sit Expired for {sc.get('idleSeconds')} s",
+         f"{f(sc.get('operatorCpuSecondsIdle'), 2)} CPU s; {f(sc.get('reconcilesDuringIdle'), 0)} reconciles",
+         "near zero", yes(sc["met"]["idleCpu"])),
+        (f"Operator CPU for the whole scale phase (create → all {n} Expired)",
+         f"{f(sc.get('operatorCpuSecondsScalePhase'), 2)} CPU s", "", ""),
+    ]
+    return rows
+
+
+def kinds(by_kind):
+    return ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])) or "none"
+
+
+def audit_rows(api):
+    rows = []
+    ref = api.get("refreshes")
+    if ref:
+        rows.append((f"Kubernetes API requests per refresh (kube-apiserver audit log, operator's "
+                     f"ServiceAccount), {ref['units']} refreshes (requests about the refreshed sessions)",
+                     f"{f(ref['perUnit'], 2)} ({ref['requests']}: {kinds(ref['byKind'])})", "≤ 2",
+                     yes(ref["perUnit"] is not None and ref["perUnit"] <= 2)))
+    new = api.get("newSessions")
+    if new:
+        rows.append((f"… per new session (phase A, {new['units']} sessions, apply → all served)",
+                     f"{f(new['perUnit'], 2)} ({new['requests']}: {kinds(new['byKind'])})", "≤ 4",
+                     yes(new["perUnit"] is not None and new["perUnit"] <= 4)))
+    for sfx in ("", "-large"):
+        rest = api.get(f"atRest{sfx}")
+        life = api.get(f"scaleLife{sfx}")
+        if life:
+            rows.append((f"… per session over its life in the scale phase ({life['units']} sessions: "
+                         "create → Ready → UrlExpired → Expired)",
+                         f"{f(life['perUnit'], 2)} ({life['requests']}: {kinds(life['byKind'])})", "", ""))
+        if rest:
+            rows.append((f"… at rest: {f(rest['seconds'], 0)} s with {life['units'] if life else '?'} "
+                         "sessions Expired", f"{rest['requests']} ({kinds(rest['byKind'])})", "0",
+                         yes(rest["requests"] == 0)))
+    return rows
+
 
 
 def table(r):
@@ -322,17 +457,9 @@ def table(r):
          f"median {f(ecs.get('median'), 2)} ms, p95 {f(ecs.get('p95'), 2)} ms", "", ""),
         ("Refresh beyond the ECS call (median − median)", f"{f(rf['beyondEcsMedianMs'])} ms",
          "< 50 ms", yes(rf["met"])),
-        (f"Scale: {sc.get('sessions')} sessions created at once over {sc.get('instances')} instances",
-         f"created in {f(sc.get('createSeconds'))} s; all served (Ready) after {f(sc.get('allReadySeconds'))} s "
-         f"= {f(sc.get('sessionsPerSecond'))} sessions/s; create→Ready median "
-         f"{f(sc['createToReadyMs'].get('median'), 0)} ms, p95 {f(sc['createToReadyMs'].get('p95'), 0)} ms", "", ""),
-        ("Operator peak RSS (VmHWM)", f"{f(sc.get('operatorPeakRssMiB'))} MiB "
-         f"(at start {f(sc.get('operatorRssAtStartMiB'))} MiB)", "< 64 MiB", yes(sc["met"]["peakRss"])),
-        (f"Operator CPU while {sc.get('sessions')} sessions sit Expired for {sc.get('idleSeconds')} s",
-         f"{f(sc.get('operatorCpuSecondsIdle'), 2)} CPU s; {f(sc.get('reconcilesDuringIdle'), 0)} reconciles",
-         "near zero", yes(sc["met"]["idleCpu"])),
-        ("Operator CPU for the whole scale phase (create → all Expired)",
-         f"{f(sc.get('operatorCpuSecondsScalePhase'), 2)} CPU s", "", ""),
+        *scale_rows(sc),
+        *(scale_rows(r["scaleLarge"]) if r.get("scaleLarge") else []),
+        *audit_rows(ec.get("kubernetesApi", {})),
         ("DescribeInstanceVncUrl per URL issued (refresh, open, scale)",
          f"{ec['phaseA']['refresh']['describeInstanceVncUrl']}/{ec['phaseA']['refresh']['urlsServed']}, "
          f"{ec['phaseA']['open']['describeInstanceVncUrl']}/{ec['phaseA']['open']['urlsServed']}, "

@@ -21,8 +21,12 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
+#[path = "support/spread.rs"]
+mod spread;
 #[path = "support/watch.rs"]
 mod watch;
+
+use spread::Spread;
 
 #[derive(Parser)]
 #[command(about = "Scale benchmark (see scripts/bench.sh)")]
@@ -31,16 +35,8 @@ struct Args {
     namespace: String,
     #[arg(long, default_value_t = 2000)]
     count: usize,
-    /// Instance ids are PREFIX000, PREFIX001, … (sessions spread round-robin).
-    #[arg(long)]
-    instance_prefix: String,
-    #[arg(long)]
-    instances: usize,
-    #[arg(long, default_value = "cn-hangzhou")]
-    region_id: String,
-    /// Secret (in the namespace) with the AccessKey.
-    #[arg(long)]
-    credentials: String,
+    #[command(flatten)]
+    spread: Spread,
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
     /// Also wait until every session is `Expired`.
@@ -110,20 +106,6 @@ impl Progress {
     }
 }
 
-fn session(name: &str, instance_id: &str, args: &Args) -> Result<VncSession, serde_json::Error> {
-    serde_json::from_value(json!({
-        "apiVersion": "ecsvnc.dev/v1alpha1",
-        "kind": "VncSession",
-        "metadata": {"name": name, "labels": {"bench": "scale"}},
-        "spec": {
-            "regionId": args.region_id,
-            "instanceId": instance_id,
-            "credentialsRef": {"name": args.credentials},
-            "reason": "benchmark",
-        },
-    }))
-}
-
 /// Drains the channel into `progress` until `done` holds or the deadline passes.
 async fn follow(
     events: &mut mpsc::UnboundedReceiver<Msg>,
@@ -165,18 +147,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let width = args.count.saturating_sub(1).to_string().len().max(4);
     let plan: Vec<(String, String)> = (0..args.count)
-        .map(|i| {
-            let instance = format!("{}{:03}", args.instance_prefix, i % args.instances.max(1));
-            (format!("scale-{i:0width$}"), instance)
-        })
+        .map(|i| (format!("scale-{i:0width$}"), args.spread.instance(i)))
         .collect();
 
     let started = Instant::now();
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
     let pp = PostParams::default();
     let mut creates = stream::iter(plan.iter().map(|(name, instance)| {
         let api = api.clone();
         let pp = pp.clone();
-        let obj = session(name, instance, &args);
+        let obj = args.spread.session(name, instance, "scale");
         async move {
             let obj = obj?;
             let t = Instant::now();
@@ -268,7 +250,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let out = json!({
         "count": args.count,
-        "instances": args.instances,
+        "startedAtUnixS": started_unix,
+        "instances": args.spread.instances,
         "concurrency": args.concurrency,
         "created": n,
         "createErrors": create_errors,

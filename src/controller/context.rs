@@ -1,11 +1,10 @@
-//! What every reconcile shares: clients, settings, the per-instance limiter, Event recorder.
+//! What every reconcile shares: clients, settings, the per-instance limiter, the Event series.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use jiff::Timestamp;
 use kube::ResourceExt;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 
 use super::credential_scope::OperatorCredentialsScope;
@@ -14,6 +13,7 @@ use super::pacer::Pacer;
 use super::secrets::SecretCache;
 use super::service_accounts::ServiceAccountCache;
 use super::superseded::Superseded;
+use super::write::events::SeriesCache;
 use crate::aliyun::{AllowedEndpoints, EcsClient, Endpoint, OperatorCredentials, StsClient};
 use crate::session::VncSession;
 use crate::session::expiry::Limits;
@@ -51,7 +51,8 @@ pub struct Context {
     pub limiter: Limiter,
     /// ECS calls per (AccessKeyId, region); off unless `run` sets it (`--ecs-requests-per-second`).
     pub pacer: Pacer,
-    pub recorder: Recorder,
+    /// Events published lately, so a repeat becomes a series (see `write::events`).
+    pub events: SeriesCache,
     pub metrics: Arc<Metrics>,
     /// Consecutive shell errors per object, for per-object backoff in `error_policy`.
     pub failures: Mutex<HashMap<String, u32>>,
@@ -73,12 +74,8 @@ impl Context {
         settings: Settings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: super::MANAGER.to_owned(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: SeriesCache::default(),
             limiter: Limiter::new(settings.reconnect_limit_per_minute),
             pacer: Pacer::off(),
             client,

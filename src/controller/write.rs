@@ -9,6 +9,8 @@ use super::{Context, MANAGER};
 use crate::session::decide::Note;
 use crate::session::{VncSession, VncSessionStatus};
 
+pub mod events;
+
 /// How a status write ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
@@ -58,7 +60,10 @@ pub async fn event(ctx: &Context, session: &VncSession, note: &Note, action: &st
         action: action.to_owned(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &session.object_ref(&())).await {
+    // Not kube's Recorder: its cache kept every Event for six minutes (see events.rs).
+    if let Err(e) =
+        events::publish(&ctx.client, &ctx.events, &event, &session.object_ref(&())).await
+    {
         tracing::warn!(reason = note.reason.as_str(), error = %super::issue::kube_reason(&e), "could not publish Event");
     }
 }
