@@ -314,7 +314,10 @@ async fn refusals_are_terminal_sent_once_and_never_echo_the_token() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), code);
-        assert!(!err.is_retryable(), "{code}");
+        // An expired token is worth another exchange with a fresh token (the caller's next
+        // attempt reads or requests one), but never a resend of the same one.
+        let expired = code == "AuthenticationFail.OIDCToken.Expired";
+        assert_eq!(err.is_retryable(), expired, "{code}");
         assert_eq!(err.http_status(), Some(status));
         assert_eq!(err.request_id(), Some("ERR-REQUEST-ID-1"));
         assert!(!err.message().contains("ERR-REQUEST-ID-1"), "{err}");
