@@ -7,6 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use ecs_vnc_operator::aliyun::{AssumeRoleWithOidc, Endpoint, StsClient, StsOptions};
 use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::sim::{
     self, Fault, FaultKind, InstanceStatus, KeylessConfig, OidcProvider, SimConfig, SimHandle,
@@ -382,63 +383,22 @@ async fn keyless_sessions_and_the_operators_rrsa_identity() {
     }
 }
 
-/// STS credentials for `a/opener`, exchanged directly with the sim and left to expire.
+/// STS credentials for `a/opener`, exchanged with the sim through the operator's own STS client
+/// and left to expire.
 async fn expired_sts_secret(a: &Env, sim: &SimHandle) -> (String, String, String) {
     let token = mint_token(a, &a.ns, "opener", 600);
-    let form = [
-        ("Action", "AssumeRoleWithOIDC"),
-        ("Version", "2015-04-01"),
-        ("Format", "JSON"),
-        (
-            "Timestamp",
-            &jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
-        ),
-        ("RoleArn", &role("team-a")),
-        ("OIDCProviderArn", &provider()),
-        ("OIDCToken", &token),
-        ("RoleSessionName", "e2e-expired"),
-    ];
-    let body = form
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    let text = reqwest::Client::new()
-        .post(format!("{}/", sim.endpoint()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
+    let request =
+        AssumeRoleWithOidc::new(&role("team-a"), &provider(), &token, "e2e-expired").unwrap();
+    let issued = StsClient::new(StsOptions::default())
         .unwrap()
-        .text()
+        .assume_role_with_oidc(&Endpoint::parse(&sim.endpoint()).unwrap(), &request)
         .await
         .unwrap();
-    let answer: Value = serde_json::from_str(&text).unwrap();
-    let c = &answer["Credentials"];
-    let field = |k: &str| {
-        c[k].as_str()
-            .unwrap_or_else(|| panic!("{answer}"))
-            .to_owned()
-    };
     tokio::time::sleep(Duration::from_secs(STS_LIFETIME_SECONDS + 1)).await;
+    let c = issued.credentials;
     (
-        field("AccessKeyId"),
-        field("AccessKeySecret"),
-        field("SecurityToken"),
+        c.access_key_id().to_owned(),
+        c.access_key_secret().to_owned(),
+        c.security_token().unwrap().to_owned(),
     )
-}
-
-/// application/x-www-form-urlencoded, strictly.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
