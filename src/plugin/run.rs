@@ -8,6 +8,7 @@ use super::args::{Cli, Command};
 use super::browser::SystemBrowser;
 use super::connect::connect;
 use super::error::Error;
+use super::terminal::clean;
 use super::{list, open, refresh, status};
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -17,7 +18,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = out.flush();
-            let _ = writeln!(err, "error: {e}");
+            // The parts from the cluster are cleaned where they enter an error; this catches any
+            // that were not, keeping the lines a multi-line error is meant to have.
+            let text: Vec<String> = e.to_string().split('\n').map(clean).collect();
+            let _ = writeln!(err, "error: {}", text.join("\n"));
             ExitCode::from(e.exit_code())
         }
     }

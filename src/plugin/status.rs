@@ -13,6 +13,7 @@ use super::error::{Error, Op};
 use super::events::{self, EventLine, Recent};
 use super::format::{age, whole_seconds_left};
 use super::table;
+use super::terminal::clean;
 use crate::session::conditions;
 use crate::session::crd::{Phase, VncSession};
 use crate::session::expiry::rfc3339;
@@ -101,8 +102,9 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
 
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
     let mut text = String::new();
+    // Every value holds the cluster's text (spec.reason, condition messages, lastError ...).
     for (key, value) in &fields {
-        let _ = writeln!(text, "{:width$}{value}", format!("{key}:"));
+        let _ = writeln!(text, "{:width$}{}", format!("{key}:"), clean(value));
     }
     text.push_str("Events:\n");
     match recent {
@@ -115,10 +117,11 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
             }
         }
         Recent::Unavailable(why) => {
-            let _ = writeln!(text, "  not shown: {why}");
+            let _ = writeln!(text, "  not shown: {}", clean(why));
         }
     }
     if phase != Some(Phase::Ready) && phase != Some(Phase::Closed) {
+        let (name, ns) = (clean(&name), clean(&ns));
         let _ = writeln!(text, "\nA new URL: kubectl vnc open {name} -n {ns}");
     }
     text
@@ -239,6 +242,56 @@ mod tests {
         );
         assert!(text.contains("  not shown: you may not list events.events.k8s.io\n"));
         assert!(text.ends_with("\nA new URL: kubectl vnc open db-1 -n team-a\n"));
+    }
+
+    #[test]
+    fn control_characters_from_the_cluster_never_reach_the_terminal() {
+        let obj = mock::session_json(
+            "db-1",
+            "7",
+            json!({"phase": "Failed", "refreshable": true,
+                   "lastError": {"code": "InternalError\u{1b}[8m",
+                                 "message": "fine\rFAKE: all good\u{1b}]0;title\u{07}"},
+                   "conditions": [{"type": "Ready", "status": "False", "reason": "IssueFailed",
+                       "message": "line one\nStalled:      False\u{202E}txet",
+                       "lastTransitionTime": "2026-11-26T08:00:00Z"}]}),
+        );
+        let mut session: VncSession = serde_json::from_value(obj).unwrap();
+        session.spec.reason = Some("INC-7 磁盘已满\u{9b}2J\u{2066}x\u{7f}".into());
+        let events = Recent::Listed(vec![EventLine {
+            at: Some("2026-11-26T08:00:00Z".parse().unwrap()),
+            type_: "Warning\u{1b}[1m".into(),
+            reason: "IssueFailed\t".into(),
+            note: "a\nb\u{8}\u{8}c".into(),
+            count: 1,
+        }]);
+        let text = render(&session, &events, NOW.parse().unwrap());
+        let bad = |c: char| {
+            (c.is_control() && c != '\n')
+                || ('\u{202A}'..='\u{202E}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        };
+        assert!(!text.chars().any(bad), "{text:?}");
+        assert!(
+            text.contains("Reason:       INC-7 磁盘已满\u{FFFD}2J\u{FFFD}x\u{FFFD}\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Last error:   InternalError\u{FFFD}[8m: fine FAKE: all good"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line one Stalled:      False\u{FFFD}txet\n"),
+            "{text}"
+        );
+        assert!(!text.contains("\nStalled:"), "a forged line: {text}");
+        assert!(text.contains("a b\u{FFFD}\u{FFFD}c"), "{text}");
+        let unavailable = render(
+            &session,
+            &Recent::Unavailable("list failed: HTTP 500: \u{1b}[31mboom".into()),
+            NOW.parse().unwrap(),
+        );
+        assert!(unavailable.contains("  not shown: list failed: HTTP 500: \u{FFFD}[31mboom\n"));
     }
 
     #[tokio::test]
