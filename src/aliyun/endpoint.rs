@@ -5,11 +5,13 @@ use std::fmt;
 
 use reqwest::Url;
 
+use super::regions::Regions;
 use crate::session::validate;
 
 /// Regions whose ECS endpoint is not `ecs.<region>.aliyuncs.com`, as listed in the endpoint data of
-/// the official ECS SDK (aliyun-python-sdk-ecs). Sorted by region for binary search.
-const REGION_OVERRIDES: &[(&str, &str)] = &[
+/// the official ECS SDK (aliyun-python-sdk-ecs; `cn-huhehaote-nebula-1` and `cn-zhangbei` from
+/// 4.24.83). Sorted by region for binary search.
+pub const REGION_OVERRIDES: &[(&str, &str)] = &[
     ("ap-northeast-2-pop", "ecs.ap-northeast-1.aliyuncs.com"),
     ("ap-southeast-1", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-beijing", "ecs-cn-hangzhou.aliyuncs.com"),
@@ -42,6 +44,10 @@ const REGION_OVERRIDES: &[(&str, &str)] = &[
     ("cn-hangzhou-test-306", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-hongkong", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-hongkong-finance-pop", "ecs.aliyuncs.com"),
+    (
+        "cn-huhehaote-nebula-1",
+        "ecs.cn-qingdao-nebula.aliyuncs.com",
+    ),
     ("cn-north-2-gov-1", "ecs.aliyuncs.com"),
     ("cn-qingdao", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-shanghai", "ecs-cn-hangzhou.aliyuncs.com"),
@@ -60,6 +66,7 @@ const REGION_OVERRIDES: &[(&str, &str)] = &[
     ("cn-shenzhen-su18-b01", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-wuhan", "ecs.aliyuncs.com"),
     ("cn-yushanfang", "ecs.aliyuncs.com"),
+    ("cn-zhangbei", "ecs.aliyuncs.com"),
     ("cn-zhangbei-na61-b01", "ecs-cn-hangzhou.aliyuncs.com"),
     ("cn-zhangjiakou-na62-a01", "ecs.cn-zhangjiakou.aliyuncs.com"),
     (
@@ -72,8 +79,8 @@ const REGION_OVERRIDES: &[(&str, &str)] = &[
     ("us-west-1", "ecs-cn-hangzhou.aliyuncs.com"),
 ];
 
-/// A resolved ECS endpoint: an `http(s)://host[:port][/path]` URL without query, fragment or
-/// user info, so it is safe to show in messages.
+/// A resolved ECS endpoint: an `http(s)://host[:port]` URL without path, query, fragment or user
+/// info, so it is safe to show in messages.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
     url: Url,
@@ -83,6 +90,19 @@ pub struct Endpoint {
 pub enum EndpointError {
     #[error("{0}")]
     InvalidRegion(String),
+    /// A region id outside the SDK's table could make any `*.aliyuncs.com` name a host.
+    #[error(
+        "regionId {region:?} is not a known ECS region (neither in the official SDK's region table \
+         nor in the operator's --extra-regions); check it, or add it to --extra-regions if it is \
+         newer than the table"
+    )]
+    UnknownRegion { region: String },
+    /// URL parsers read `\` as `/` and decode `%`: either could smuggle in a path or a host.
+    #[error("endpoint {endpoint:?} must not contain {what}; expected scheme://host[:port]")]
+    ForbiddenCharacter { endpoint: String, what: String },
+    /// A path would let an allowed host's tenant-controlled paths receive signed requests.
+    #[error("endpoint {endpoint:?} must be scheme://host[:port] without a path")]
+    HasPath { endpoint: String },
     #[error(
         "endpoint {endpoint:?} is not a URL ({reason}); expected e.g. https://ecs-vpc.cn-hangzhou.aliyuncs.com"
     )]
@@ -102,13 +122,22 @@ pub enum EndpointError {
 }
 
 impl Endpoint {
-    /// An explicit endpoint (`override_url`) always wins; otherwise the official SDK's table, then
-    /// `https://ecs.<region>.aliyuncs.com`.
-    pub fn resolve(region_id: &str, override_url: Option<&str>) -> Result<Self, EndpointError> {
+    /// The region must be known (`regions`); then an explicit endpoint (`override_url`) wins,
+    /// else the official SDK's table, then `https://ecs.<region>.aliyuncs.com`.
+    pub fn resolve(
+        region_id: &str,
+        override_url: Option<&str>,
+        regions: &Regions,
+    ) -> Result<Self, EndpointError> {
+        validate::region_id(region_id).map_err(EndpointError::InvalidRegion)?;
+        if !regions.contains(region_id) {
+            return Err(EndpointError::UnknownRegion {
+                region: bounded(region_id),
+            });
+        }
         if let Some(raw) = override_url {
             return Self::parse(raw);
         }
-        validate::region_id(region_id).map_err(EndpointError::InvalidRegion)?;
         let host = regional_host(region_id);
         let url = Url::parse(&format!("https://{host}/")).map_err(|e| EndpointError::NotAUrl {
             endpoint: host.clone(),
@@ -119,6 +148,7 @@ impl Endpoint {
 
     /// Parses an explicit endpoint; the messages say what is wrong with it.
     pub fn parse(raw: &str) -> Result<Self, EndpointError> {
+        check_characters(raw)?;
         let endpoint = raw.trim().to_owned();
         let url = Url::parse(&endpoint).map_err(|e| EndpointError::NotAUrl {
             endpoint: endpoint.clone(),
@@ -142,6 +172,9 @@ impl Endpoint {
         if url.query().is_some() || url.fragment().is_some() {
             return Err(EndpointError::HasQueryOrFragment { endpoint });
         }
+        if url.path() != "/" {
+            return Err(EndpointError::HasPath { endpoint });
+        }
         Ok(Self { url })
     }
 
@@ -163,21 +196,42 @@ impl Endpoint {
         Ok(endpoint)
     }
 
-    /// The endpoint as a URL string, e.g. `https://ecs-cn-hangzhou.aliyuncs.com` (no trailing `/`
-    /// when the path is empty).
+    /// The endpoint as a URL string, e.g. `https://ecs-cn-hangzhou.aliyuncs.com` (no trailing `/`).
     pub fn as_str(&self) -> &str {
         let s = self.url.as_str();
-        if self.url.path() == "/" {
-            s.strip_suffix('/').unwrap_or(s)
-        } else {
-            s
-        }
+        s.strip_suffix('/').unwrap_or(s)
     }
 
     /// The URL a request is sent to, before the query string is appended.
     pub(crate) fn request_url(&self) -> &Url {
         &self.url
     }
+}
+
+/// Refuses, anywhere in the raw text and before any trimming, what a URL parser would turn into
+/// something else (see [`validate::endpoint_forbidden_character`]).
+fn check_characters(raw: &str) -> Result<(), EndpointError> {
+    match validate::endpoint_forbidden_character(raw) {
+        None => Ok(()),
+        Some(what) => Err(EndpointError::ForbiddenCharacter {
+            endpoint: bounded(raw),
+            what,
+        }),
+    }
+}
+
+/// At most 256 characters of a tenant's text, for a message.
+fn bounded(text: &str) -> String {
+    const MAX: usize = 256;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Hosts of the override table (each ECS's own), for the default allow-list.
+pub(crate) fn override_hosts() -> impl Iterator<Item = &'static str> {
+    REGION_OVERRIDES.iter().map(|(_, host)| *host)
 }
 
 /// The official SDK's rule for a region without a table entry.
@@ -204,9 +258,18 @@ impl fmt::Debug for Endpoint {
 mod tests {
     use super::*;
 
+    fn resolve(region: &str, endpoint: Option<&str>) -> Result<Endpoint, EndpointError> {
+        Endpoint::resolve(region, endpoint, &Regions::default())
+    }
+
     #[test]
     fn table_is_sorted_and_unique_so_binary_search_works() {
         assert!(REGION_OVERRIDES.windows(2).all(|w| w[0].0 < w[1].0));
+        // Every overridden region is a known one, so every override host is reachable.
+        let known = Regions::default();
+        for (region, _) in REGION_OVERRIDES {
+            assert!(known.contains(region), "{region}");
+        }
     }
 
     #[test]
@@ -222,7 +285,7 @@ mod tests {
             ),
             ("rus-west-1-pop", "https://ecs.ap-northeast-1.aliyuncs.com"),
         ] {
-            let e = Endpoint::resolve(region, None).unwrap();
+            let e = resolve(region, None).unwrap();
             assert_eq!(e.as_str(), expected, "{region}");
         }
     }
@@ -235,7 +298,7 @@ mod tests {
             "ap-northeast-1",
             "me-east-1",
         ] {
-            let e = Endpoint::resolve(region, None).unwrap();
+            let e = resolve(region, None).unwrap();
             assert_eq!(e.to_string(), format!("https://ecs.{region}.aliyuncs.com"));
         }
     }
@@ -244,24 +307,52 @@ mod tests {
     fn a_bad_region_does_not_become_a_hostname() {
         for region in ["", "cn", "evil.com/x", "cn-hangzhou.attacker"] {
             assert!(matches!(
-                Endpoint::resolve(region, None),
+                resolve(region, None),
                 Err(EndpointError::InvalidRegion(_))
             ));
         }
     }
 
     #[test]
+    fn an_unknown_region_is_refused_even_with_an_explicit_endpoint() {
+        // ecs.oss-accelerate.aliyuncs.com is the host of an OSS bucket named "ecs".
+        for endpoint in [None, Some("https://ecs-vpc.cn-hangzhou.aliyuncs.com")] {
+            let err = resolve("oss-accelerate", endpoint).unwrap_err();
+            assert_eq!(
+                err,
+                EndpointError::UnknownRegion {
+                    region: "oss-accelerate".into()
+                }
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains("\"oss-accelerate\"") && message.contains("--extra-regions"),
+                "{message}"
+            );
+        }
+        let extra = Regions::parse("cn-nanjing").unwrap();
+        let e = Endpoint::resolve("cn-nanjing", None, &extra).unwrap();
+        assert_eq!(e.as_str(), "https://ecs.cn-nanjing.aliyuncs.com");
+        assert!(matches!(
+            resolve("cn-nanjing", None),
+            Err(EndpointError::UnknownRegion { .. })
+        ));
+        assert_eq!(
+            resolve("cn-hangzhou", None).unwrap().as_str(),
+            "https://ecs-cn-hangzhou.aliyuncs.com"
+        );
+    }
+
+    #[test]
     fn explicit_endpoint_wins() {
-        let e = Endpoint::resolve("cn-hangzhou", Some("http://127.0.0.1:8080")).unwrap();
+        let e = resolve("cn-hangzhou", Some("http://127.0.0.1:8080")).unwrap();
         assert_eq!(e.as_str(), "http://127.0.0.1:8080");
-        let e = Endpoint::resolve(
-            "whatever",
+        let e = resolve(
+            "eu-central-1",
             Some("https://ecs-vpc.cn-hangzhou.aliyuncs.com/"),
         )
         .unwrap();
         assert_eq!(e.as_str(), "https://ecs-vpc.cn-hangzhou.aliyuncs.com");
-        let e = Endpoint::resolve("cn-hangzhou", Some("https://proxy.example/ecs")).unwrap();
-        assert_eq!(e.as_str(), "https://proxy.example/ecs");
     }
 
     #[test]
@@ -278,6 +369,73 @@ mod tests {
             let err = Endpoint::parse(raw).unwrap_err();
             assert!(err.to_string().contains(needle), "{raw}: {err}");
         }
+    }
+
+    #[test]
+    fn an_endpoint_has_no_path() {
+        for raw in [
+            "https://proxy.example/ecs",
+            "https://ecs.cn-hangzhou.aliyuncs.com/x",
+            "https://ecs.cn-hangzhou.aliyuncs.com//",
+            "https://x.cn-hangzhou.fc.aliyuncs.com/2016-08-15/proxy/svc/fn/",
+        ] {
+            assert!(
+                matches!(Endpoint::parse(raw), Err(EndpointError::HasPath { .. })),
+                "{raw}"
+            );
+            let err = Endpoint::parse(raw).unwrap_err().to_string();
+            assert!(err.contains("without a path"), "{err}");
+        }
+        for ok in [
+            "https://a.example",
+            "https://a.example/",
+            "http://127.0.0.1:9/",
+        ] {
+            assert_eq!(Endpoint::parse(ok).unwrap().request_url().path(), "/");
+        }
+    }
+
+    #[test]
+    fn backslashes_percent_signs_and_control_characters_are_refused_anywhere() {
+        let cases = [
+            // WHATWG parsers read \ as /: this would reach a Function Compute trigger.
+            (r"http://host\2016-08-15\proxy\svc\fn\", "backslash"),
+            (r"https://ecs.aliyuncs.com\", "backslash"),
+            (r"https://evil.example\@ecs.aliyuncs.com", "backslash"),
+            ("https://ecs.cn-hangzhou.aliyuncs.com%2Fx", "percent sign"),
+            (
+                "https://x.cn-hangzhou.fc.aliyuncs.com/%2e%2e/",
+                "percent sign",
+            ),
+            ("https://ecs%2ealiyuncs.com", "percent sign"),
+            ("https://ecs.aliyuncs.com\u{7f}", "U+007F"),
+            ("https://ecs.aliyuncs.com\u{85}", "U+0085"),
+            ("https://ecs.ali\tyuncs.com", "U+0009"),
+            ("https://ecs.aliyuncs.com\n", "U+000A"),
+            ("\rhttps://ecs.aliyuncs.com", "U+000D"),
+            ("https://ecs.aliyuncs.com\0", "U+0000"),
+            ("https://ecs\u{200b}.aliyuncs.com", "U+200B"),
+            ("https://ecs.aliyuncs.com\u{202e}", "U+202E"),
+        ];
+        for (raw, needle) in cases {
+            let err = Endpoint::parse(raw).unwrap_err();
+            assert!(
+                matches!(err, EndpointError::ForbiddenCharacter { .. }),
+                "{raw:?}: {err}"
+            );
+            assert!(err.to_string().contains(needle), "{raw:?}: {err}");
+            assert!(
+                resolve("cn-hangzhou", Some(raw)).is_err(),
+                "{raw:?} as an override"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_value_is_not_repeated_whole() {
+        let raw = format!("https://{}\\x", "a".repeat(10_000));
+        let message = Endpoint::parse(&raw).unwrap_err().to_string();
+        assert!(message.len() < 500, "{} bytes", message.len());
     }
 
     #[test]

@@ -4,14 +4,20 @@
 //! parsed URL (scheme, host, port), never on strings: the URL parser has already applied IDNA,
 //! lower-cased the host and normalised IP literals, so what is matched is where the request goes.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use reqwest::Url;
 
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, override_hosts};
+use super::regions::Regions;
 
-/// The default: Alibaba Cloud's public and VPC endpoints, over TLS only.
-pub const DEFAULT_ALLOWED_ENDPOINTS: &str = "https://*.aliyuncs.com";
+/// What messages call the default allow-list (its few hundred hosts are not listed).
+pub const DEFAULT_ALLOWED_ENDPOINTS_DESCRIPTION: &str = "the default: ECS's own hosts for known \
+     regions, https://ecs.<region>.aliyuncs.com and https://ecs-vpc.<region>.aliyuncs.com";
+
+/// An example pattern for messages.
+const EXAMPLE: &str = "https://ecs-vpc.cn-hangzhou.aliyuncs.com";
 
 /// One `scheme://host[:port]` pattern; `host` may start with `*.` to match any subdomain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,10 +35,15 @@ enum HostPattern {
     Subdomains(String),
 }
 
-/// A parsed `--allowed-endpoints` list.
+/// `(scheme, host, port)` of an exact pattern, looked up rather than scanned: the default holds
+/// two hosts per region.
+type Origin = (String, String, u16);
+
+/// A parsed `--allowed-endpoints` list, or the default built from the known regions.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AllowedEndpoints {
-    patterns: Vec<Pattern>,
+    exact: HashSet<Origin>,
+    subdomains: Vec<Pattern>,
     source: String,
 }
 
@@ -47,13 +58,45 @@ impl AllowedEndpoints {
             .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {
             return Err(format!(
-                "--allowed-endpoints is empty; give at least one pattern like {DEFAULT_ALLOWED_ENDPOINTS}"
+                "--allowed-endpoints is empty; give at least one pattern like {EXAMPLE}"
             ));
         }
-        Ok(Self {
-            patterns,
-            source: list.trim().to_owned(),
-        })
+        Ok(Self::from_patterns(patterns, list.trim().to_owned()))
+    }
+
+    /// The default: `https://ecs.<region>.aliyuncs.com` and `https://ecs-vpc.<region>.aliyuncs.com`
+    /// for every known region, and the hosts of the SDK's per-region overrides. No wildcard:
+    /// other names under `aliyuncs.com` belong to tenants (OSS buckets, Function Compute).
+    pub fn ecs_defaults(regions: &Regions) -> Self {
+        let regional = regions.iter().flat_map(|region| {
+            [
+                format!("https://ecs.{region}.aliyuncs.com"),
+                format!("https://ecs-vpc.{region}.aliyuncs.com"),
+            ]
+        });
+        let patterns = regional
+            .chain(override_hosts().map(|host| format!("https://{host}")))
+            .map(|p| Pattern::parse(&p).expect("region ids and the SDK's hosts form hosts"))
+            .collect();
+        Self::from_patterns(patterns, DEFAULT_ALLOWED_ENDPOINTS_DESCRIPTION.to_owned())
+    }
+
+    fn from_patterns(patterns: Vec<Pattern>, source: String) -> Self {
+        let mut exact = HashSet::new();
+        let mut subdomains = Vec::new();
+        for p in patterns {
+            match p.host {
+                HostPattern::Exact(host) => {
+                    exact.insert((p.scheme, host, p.port));
+                }
+                HostPattern::Subdomains(_) => subdomains.push(p),
+            }
+        }
+        Self {
+            exact,
+            subdomains,
+            source,
+        }
     }
 
     /// Whether a request to `endpoint` is allowed.
@@ -63,18 +106,28 @@ impl AllowedEndpoints {
         if !url.username().is_empty() || url.password().is_some() {
             return false;
         }
-        self.patterns.iter().any(|p| p.matches(url))
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return false;
+        };
+        // A trailing dot names the same DNS host, but certificates and this list do not expect
+        // it: refused rather than normalised.
+        if host.ends_with('.') {
+            return false;
+        }
+        let origin = (url.scheme().to_owned(), host.to_owned(), port);
+        self.exact.contains(&origin) || self.subdomains.iter().any(|p| p.matches(url))
     }
 
-    /// The list as configured, for messages.
+    /// The list as configured (or a short description of the default), for messages.
     pub fn as_str(&self) -> &str {
         &self.source
     }
 }
 
 impl Default for AllowedEndpoints {
+    /// The default for the SDK's regions alone (no `--extra-regions`).
     fn default() -> Self {
-        Self::parse(DEFAULT_ALLOWED_ENDPOINTS).expect("the default pattern parses")
+        Self::ecs_defaults(&Regions::default())
     }
 }
 
@@ -88,7 +141,7 @@ impl Pattern {
     fn parse(raw: &str) -> Result<Self, String> {
         let bad = |why: &str| {
             format!(
-                "--allowed-endpoints: {raw:?} {why}; expected scheme://host[:port], e.g. {DEFAULT_ALLOWED_ENDPOINTS}"
+                "--allowed-endpoints: {raw:?} {why}; expected scheme://host[:port], e.g. {EXAMPLE}"
             )
         };
         let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("has no scheme"))?;
@@ -97,7 +150,7 @@ impl Pattern {
             return Err(bad("must use http or https"));
         }
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#', '@']) {
+        if rest.contains(['/', '?', '#', '@', '\\', '%']) || rest.contains(char::is_control) {
             return Err(bad("must be only a scheme, a host and an optional port"));
         }
         let (wildcard, rest) = match rest.strip_prefix("*.") {
@@ -137,27 +190,18 @@ impl Pattern {
         })
     }
 
+    /// Whether a subdomain pattern matches (exact hosts are looked up in the set).
     fn matches(&self, url: &Url) -> bool {
         if url.scheme() != self.scheme || url.port_or_known_default() != Some(self.port) {
             return false;
         }
-        let Some(host) = url.host_str() else {
+        let (Some(host), HostPattern::Subdomains(suffix)) = (url.host_str(), &self.host) else {
             return false;
         };
-        // A trailing dot names the same DNS host, but certificates and this list do not expect
-        // it: refused rather than normalised.
-        if host.ends_with('.') {
-            return false;
-        }
-        match &self.host {
-            HostPattern::Exact(h) => host == h,
-            HostPattern::Subdomains(suffix) => {
-                is_domain(url)
-                    && host.len() > suffix.len() + 1
-                    && host.ends_with(suffix.as_str())
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            }
-        }
+        is_domain(url)
+            && host.len() > suffix.len() + 1
+            && host.ends_with(suffix.as_str())
+            && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
     }
 }
 
@@ -179,9 +223,76 @@ mod tests {
         }
     }
 
+    fn allowed_by_default(regions: &Regions, endpoint: &str) -> bool {
+        let policy = AllowedEndpoints::ecs_defaults(regions);
+        Endpoint::parse(endpoint).is_ok_and(|e| policy.allows(&e))
+    }
+
     #[test]
-    fn the_default_allows_alibaba_endpoints_over_tls_only() {
-        let d = DEFAULT_ALLOWED_ENDPOINTS;
+    fn the_default_allows_ecs_own_hosts_only() {
+        let sdk = Regions::default();
+        for ok in [
+            "https://ecs.cn-hangzhou.aliyuncs.com",
+            "https://ecs-vpc.cn-hangzhou.aliyuncs.com",
+            "https://ecs-cn-hangzhou.aliyuncs.com",
+            "https://ecs.aliyuncs.com",
+            "https://ecs.eu-central-1.aliyuncs.com:443/",
+            "https://ECS-VPC.AP-SOUTHEAST-1.ALIYUNCS.COM",
+            "https://ecs.cn-qingdao-nebula.aliyuncs.com",
+        ] {
+            assert!(allowed_by_default(&sdk, ok), "{ok}");
+        }
+        for bad in [
+            // Tenants' hosts under Alibaba's domain.
+            "https://bucket.oss-cn-hangzhou.aliyuncs.com",
+            "https://ecs.oss-accelerate.aliyuncs.com",
+            "https://fc.cn-hangzhou.aliyuncs.com",
+            "https://1234.cn-hangzhou.fc.aliyuncs.com",
+            // Not TLS, not 443, not a known region, not ECS.
+            "http://ecs.cn-hangzhou.aliyuncs.com",
+            "https://ecs.cn-hangzhou.aliyuncs.com:8443",
+            "https://ecs.cn-nanjing.aliyuncs.com",
+            "https://sts.aliyuncs.com",
+            "https://x.ecs.cn-hangzhou.aliyuncs.com",
+            "https://ecs.cn-hangzhou.aliyuncs.com.",
+            "https://ecs.cn-hangzhou.aliyuncs.com.evil.example",
+            "https://evil.example",
+        ] {
+            assert!(!allowed_by_default(&sdk, bad), "{bad}");
+        }
+        let extra = Regions::parse("cn-nanjing").unwrap();
+        assert!(allowed_by_default(
+            &extra,
+            "https://ecs.cn-nanjing.aliyuncs.com"
+        ));
+        assert!(allowed_by_default(
+            &extra,
+            "https://ecs-vpc.cn-nanjing.aliyuncs.com"
+        ));
+        assert!(allowed_by_default(
+            &extra,
+            "https://ecs.cn-hangzhou.aliyuncs.com"
+        ));
+        assert_eq!(
+            AllowedEndpoints::default(),
+            AllowedEndpoints::ecs_defaults(&sdk)
+        );
+    }
+
+    #[test]
+    fn the_default_is_described_in_a_few_words() {
+        let d = AllowedEndpoints::default();
+        assert_eq!(d.as_str(), DEFAULT_ALLOWED_ENDPOINTS_DESCRIPTION);
+        assert!(d.as_str().len() < 200);
+        assert!(format!("{d:?}").len() < 250);
+        // Two hosts per region and the override table's distinct hosts, all exact.
+        assert!(d.subdomains.is_empty());
+        assert!(d.exact.len() > 2 * crate::aliyun::regions::SDK_REGIONS.len());
+    }
+
+    #[test]
+    fn a_wildcard_allows_subdomains_over_tls_only() {
+        let d = "https://*.aliyuncs.com";
         for ok in [
             "https://ecs.cn-hangzhou.aliyuncs.com",
             "https://ecs-cn-hangzhou.aliyuncs.com",
@@ -219,8 +330,12 @@ mod tests {
     fn idna_equivalents_go_where_they_say_and_match_as_such() {
         // A full-width dot is the same domain after IDNA mapping; the request goes there.
         assert!(allowed(
-            DEFAULT_ALLOWED_ENDPOINTS,
+            "https://*.aliyuncs.com",
             "https://ecs\u{ff0e}aliyuncs\u{ff0e}com"
+        ));
+        assert!(allowed_by_default(
+            &Regions::default(),
+            "https://ecs\u{ff0e}cn-hangzhou\u{ff0e}aliyuncs\u{ff0e}com"
         ));
     }
 
@@ -239,7 +354,7 @@ mod tests {
     fn ports_default_by_scheme_and_must_match() {
         assert!(allowed("http://sim.local", "http://sim.local:80"));
         assert!(!allowed("http://sim.local", "http://sim.local:8080"));
-        assert!(allowed("https://a.b:9443,http://c.d:81", "http://c.d:81/x"));
+        assert!(allowed("https://a.b:9443,http://c.d:81", "http://c.d:81/"));
     }
 
     #[test]
@@ -256,6 +371,9 @@ mod tests {
             "https://a.*.com",
             "https://x.y.",
             "https://x.y?q",
+            "https://x.y\\",
+            "https://x%2ey",
+            "https://x.y\u{7f}",
         ] {
             assert!(AllowedEndpoints::parse(bad).is_err(), "{bad:?}");
         }

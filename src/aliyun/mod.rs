@@ -10,6 +10,7 @@ mod endpoint_policy;
 mod error;
 mod http;
 pub mod provider;
+mod regions;
 mod renewing;
 mod response;
 mod retry;
@@ -21,11 +22,12 @@ pub use console_url::{DEFAULT_CONSOLE_BASE, console_url};
 pub use credentials::{
     Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
 };
-pub use endpoint::{Endpoint, EndpointError};
-pub use endpoint_policy::{AllowedEndpoints, DEFAULT_ALLOWED_ENDPOINTS};
+pub use endpoint::{Endpoint, EndpointError, REGION_OVERRIDES};
+pub use endpoint_policy::{AllowedEndpoints, DEFAULT_ALLOWED_ENDPOINTS_DESCRIPTION};
 pub use error::EcsError;
 pub use http::MAX_RESPONSE_BYTES;
 pub use provider::{OperatorCredentials, ProviderOptions, ProviderSetupError};
+pub use regions::{Regions, SDK_REGIONS};
 pub use renewing::{
     CLOCK_STEP_TOLERANCE, MAX_RENEWAL_MARGIN, RenewBackoff, Renewing, renewal_due, renewal_margin,
     renewal_time,

@@ -11,7 +11,7 @@ use crate::aliyun::provider::{
 use crate::aliyun::{
     ClientOptions, DEFAULT_CONSOLE_BASE, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
     ENV_SECURITY_TOKEN, EcsClient, EcsError, Endpoint, OperatorCredentials, ProviderOptions,
-    StsError, console_url, os_type_is_windows,
+    Regions, StsError, console_url, os_type_is_windows,
 };
 use crate::session::expiry::{Expiry, Limits, rfc3339};
 use crate::session::validate;
@@ -35,6 +35,10 @@ pub struct UrlArgs {
     /// ECS endpoint (http:// or https://); default: the official SDK's endpoint for the region.
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Regions newer than the official SDK's table, comma-separated; other regions are refused.
+    #[arg(long, env = "ECS_VNC_EXTRA_REGIONS", value_name = "REGIONS", default_value = "",
+          hide_default_value = true, value_parser = Regions::parse)]
+    pub extra_regions: Regions,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// STS endpoint for RRSA credentials; default: the official global endpoint.
@@ -142,8 +146,12 @@ pub async fn run(args: UrlArgs) -> ExitCode {
 async fn issue(args: &UrlArgs) -> Result<String, Failure> {
     validate::region_id(&args.region_id).map_err(Failure::usage)?;
     validate::instance_id(&args.instance_id).map_err(Failure::usage)?;
-    let endpoint = Endpoint::resolve(&args.region_id, args.endpoint.as_deref())
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let endpoint = Endpoint::resolve(
+        &args.region_id,
+        args.endpoint.as_deref(),
+        &args.extra_regions,
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
     check_console_base(&args.console_base_url)?;
     let sts_endpoint = Endpoint::resolve_sts(args.sts_endpoint.as_deref())
         .map_err(|e| Failure::usage(format!("--sts-endpoint: {e}")))?;
@@ -236,6 +244,7 @@ mod tests {
         let f = Failure::from(EcsError::ConnectionFailed {
             endpoint: "http://127.0.0.1:1".into(),
             reason: "connection refused".into(),
+            request_sent: false,
         });
         assert_eq!(f.code, 2);
         assert_eq!(
@@ -265,9 +274,31 @@ mod tests {
             error: EcsError::ConnectionFailed {
                 endpoint: "http://100.100.100.200".into(),
                 reason: "connect timed out".into(),
+                request_sent: false,
             },
         });
         assert_eq!(f.code, 2);
+    }
+
+    #[tokio::test]
+    async fn a_region_outside_the_sdks_table_is_bad_input_before_anything_is_sent() {
+        let args = UrlArgs {
+            region_id: "oss-accelerate".into(),
+            instance_id: "i-bp1".into(),
+            windows: Windows::False,
+            endpoint: Some("http://127.0.0.1:1".into()),
+            extra_regions: Regions::parse("cn-nanjing").unwrap(),
+            output: Output::Text,
+            sts_endpoint: None,
+            console_base_url: DEFAULT_CONSOLE_BASE.into(),
+        };
+        let f = issue(&args).await.expect_err("refused");
+        assert_eq!(f.code, EXIT_USAGE);
+        assert!(
+            f.message.contains("\"oss-accelerate\"") && f.message.contains("--extra-regions"),
+            "{}",
+            f.message
+        );
     }
 
     #[test]
