@@ -160,7 +160,7 @@ start_operator() {
     shift
     local logf="$WORK/operator-$ns.log"
     env -u ALIBABA_CLOUD_ACCESS_KEY_ID -u ALIBABA_CLOUD_ACCESS_KEY_SECRET KUBECONFIG="$OP_KUBECONFIG" \
-        "$BIN/ecs-vnc-operator" run --ecs-endpoint "$EP" --metrics-addr 127.0.0.1:0 \
+        "$BIN/ecs-vnc-operator" run --ecs-endpoint "$EP" --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
         --watch-namespace "$ns" --log-format json "$@" 2>"$logf" >/dev/null &
     OP_PID=$!
     PIDS+=("$OP_PID")

@@ -51,7 +51,7 @@ endpoint=$(sed -n 's/^ecs-sim listening on //p' "$work/sim.out")
 echo "ECS endpoint: $endpoint"
 
 step "operator"
-target/debug/ecs-vnc-operator run --ecs-endpoint "$endpoint" --metrics-addr 127.0.0.1:0 \
+target/debug/ecs-vnc-operator run --ecs-endpoint "$endpoint" --metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 \
     --session-keepalive "$KEEPALIVE" 2>"$work/operator.log" &
 pids+=($!)
 

@@ -1,6 +1,8 @@
 //! The metrics server against a pod that opens connections and sends nothing (issue 11): with
 //! hundreds of idle connections and a file-descriptor limit below what they need, the operator
 //! costs near-zero CPU (no accept spin on EMFILE), and `/healthz` answers again once they close.
+//! And the probes' own listener (issue 23): while idle connections hold every slot of the
+//! metrics server, `/healthz` on `--health-addr` answers at once.
 //! Run with `scripts/test.sh` (or `cargo test --test e2e_metrics_server -- --include-ignored`).
 
 #[path = "support/mod.rs"]
@@ -10,7 +12,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::harness::{Env, cpu_time};
+use support::harness::{Env, Operator, cpu_time};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -37,6 +39,27 @@ async fn healthz(addr: &str) -> Option<u16> {
         .await
         .ok()
         .flatten()
+}
+
+/// The address the harness's `--health-addr 127.0.0.1:0` was bound to, from the start-up log.
+async fn health_addr(op: &Operator) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = op.logs();
+        let found = logs
+            .lines()
+            .filter(|l| l.contains("serving /healthz and /readyz for probes"))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v["addr"].as_str().map(str::to_owned));
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no health listener logged:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The descriptor numbers the process holds.
@@ -153,4 +176,48 @@ async fn idle_connections_and_no_descriptors_cost_no_cpu_and_healthz_recovers() 
         "/healthz answered {:?} after the connections closed",
         closed.elapsed()
     );
+}
+
+/// More idle connections than the metrics server has slots (32): those it holds keep their slot
+/// for its header-read timeout (5 s), the rest wait in the listen backlog.
+const SLOT_HOLDERS: usize = 64;
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_health_listener_answers_while_idle_clients_hold_every_metrics_slot() {
+    let env = Env::new("health-listener").await;
+    let op = env.operator(&[]);
+    let (metrics, health) = (op.metrics_addr().await, health_addr(&op).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while healthz(&metrics).await != Some(200) || healthz(&health).await != Some(200) {
+        assert!(Instant::now() < deadline, "no /healthz:\n{}", op.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut idle = Vec::with_capacity(SLOT_HOLDERS);
+    for _ in 0..SLOT_HOLDERS {
+        idle.push(TcpStream::connect(&metrics).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let filled = Instant::now();
+    // The metrics port is full: a probe there would wait for a slot (and fail at 1 s).
+    assert_eq!(
+        healthz(&metrics).await,
+        None,
+        "the metrics slots were not all taken"
+    );
+
+    let asked = Instant::now();
+    let answer = healthz(&health).await;
+    let took = asked.elapsed();
+    eprintln!("/healthz on the health listener answered {answer:?} in {took:?}");
+    assert_eq!(answer, Some(200));
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    // All of it while the idle connections still held their slots (header-read timeout: 5 s).
+    assert!(
+        filled.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        filled.elapsed()
+    );
+    drop(idle);
 }

@@ -1,4 +1,6 @@
-//! `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`.
+//! `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`; `/healthz` and `/readyz` alone on
+//! `--health-addr`, with connection slots of its own, so that clients of the metrics port (any
+//! pod the NetworkPolicy admits) cannot delay the kubelet's probes.
 //!
 //! `/readyz` turns ready once the process is either serving (its watch cache synced) or standing
 //! by for the leader Lease: readiness never waits for leadership, or a rolling update would wait
@@ -61,25 +63,62 @@ struct Limits {
     connections: usize,
 }
 
-const LIMITS: Limits = Limits {
+/// The metrics port: Prometheus, and probes for deployments made before `--health-addr`.
+const METRICS_LIMITS: Limits = Limits {
     header_read: Duration::from_secs(5),
     lifetime: Duration::from_secs(30),
     connections: 32,
 };
 
-/// Binds now (so a busy port fails at start-up) and serves in the background.
+/// The probe port: the kubelet opens a connection per probe and closes it after the answer.
+const HEALTH_LIMITS: Limits = Limits {
+    header_read: Duration::from_secs(5),
+    lifetime: Duration::from_secs(10),
+    connections: 8,
+};
+
+/// What one listener answers; `metrics: None` serves the probes only.
+#[derive(Clone)]
+struct Endpoints {
+    metrics: Option<Arc<Metrics>>,
+    probe: Arc<Probe>,
+}
+
+/// `/metrics`, `/healthz` and `/readyz`. Binds now (so a busy port fails at start-up) and serves
+/// in the background.
 pub async fn start(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     probe: Arc<Probe>,
 ) -> std::io::Result<SocketAddr> {
+    let endpoints = Endpoints {
+        metrics: Some(metrics),
+        probe,
+    };
+    bind_and_serve(addr, METRICS_LIMITS, endpoints).await
+}
+
+/// `/healthz` and `/readyz` only, like [`start`] but with slots of their own.
+pub async fn start_health(addr: SocketAddr, probe: Arc<Probe>) -> std::io::Result<SocketAddr> {
+    let endpoints = Endpoints {
+        metrics: None,
+        probe,
+    };
+    bind_and_serve(addr, HEALTH_LIMITS, endpoints).await
+}
+
+async fn bind_and_serve(
+    addr: SocketAddr,
+    limits: Limits,
+    endpoints: Endpoints,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    tokio::spawn(serve(listener, LIMITS, metrics, probe));
+    tokio::spawn(serve(listener, limits, endpoints));
     Ok(bound)
 }
 
-async fn serve(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>, probe: Arc<Probe>) {
+async fn serve(listener: TcpListener, limits: Limits, endpoints: Endpoints) {
     // With every slot taken the loop stops accepting rather than accepting and closing: waiting
     // connections stay in the kernel's listen backlog, cost no descriptor and no CPU, and are
     // served as a slot frees (an idle client holds one for `header_read` at most). Closing them
@@ -95,19 +134,19 @@ async fn serve(listener: TcpListener, limits: Limits, metrics: Arc<Metrics>, pro
         }
     };
     accept_loop(accept, |(stream, slot)| {
-        let (metrics, probe) = (metrics.clone(), probe.clone());
+        let endpoints = endpoints.clone();
         tokio::spawn(async move {
-            connection(stream, limits, metrics, probe).await;
+            connection(stream, limits, endpoints).await;
             drop(slot);
         });
     })
     .await;
 }
 
-async fn connection(stream: TcpStream, limits: Limits, metrics: Arc<Metrics>, probe: Arc<Probe>) {
+async fn connection(stream: TcpStream, limits: Limits, endpoints: Endpoints) {
     let service = service_fn(move |req| {
-        let (metrics, probe) = (metrics.clone(), probe.clone());
-        async move { Ok::<_, Infallible>(answer(&req, &metrics, &probe)) }
+        let endpoints = endpoints.clone();
+        async move { Ok::<_, Infallible>(answer(&req, &endpoints)) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -124,16 +163,17 @@ async fn connection(stream: TcpStream, limits: Limits, metrics: Arc<Metrics>, pr
     }
 }
 
-fn answer(req: &Request<Incoming>, metrics: &Metrics, probe: &Probe) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match req.uri().path() {
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        "/readyz" if probe.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
-        "/readyz" => (
+fn answer(req: &Request<Incoming>, endpoints: &Endpoints) -> Response<Full<Bytes>> {
+    let probe = &endpoints.probe;
+    let (status, content_type, body) = match (req.uri().path(), &endpoints.metrics) {
+        ("/healthz", _) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        ("/readyz", _) if probe.is_ready() => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
+        ("/readyz", _) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",
             "not ready\n".to_owned(),
         ),
-        "/metrics" => {
+        ("/metrics", Some(metrics)) => {
             if let Some(store) = probe.sessions.get() {
                 metrics.set_sessions(
                     store
@@ -200,6 +240,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_health_listener_answers_probes_only() {
+        let probe = Arc::new(Probe::default());
+        let addr = start_health("127.0.0.1:0".parse().unwrap(), probe.clone())
+            .await
+            .unwrap();
+        assert_eq!(get(addr, "/healthz").await.0, 200);
+        assert_eq!(get(addr, "/readyz").await.0, 503);
+        probe.set_ready(true);
+        assert_eq!(get(addr, "/readyz").await, (200, "ready\n".to_owned()));
+        assert_eq!(get(addr, "/metrics").await.0, 404);
+    }
+
+    #[tokio::test]
+    async fn probes_are_answered_while_idle_clients_hold_every_metrics_slot() {
+        let probe = Arc::new(Probe::default());
+        let metrics = start(
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::default(),
+            probe.clone(),
+        )
+        .await
+        .unwrap();
+        let health = start_health("127.0.0.1:0".parse().unwrap(), probe)
+            .await
+            .unwrap();
+        let mut idle = Vec::new();
+        for _ in 0..METRICS_LIMITS.connections + 4 {
+            idle.push(TcpStream::connect(metrics).await.unwrap());
+        }
+        let queued = tokio::spawn(async move {
+            let mut stream = TcpStream::connect(metrics).await.unwrap();
+            healthz(&mut stream).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !queued.is_finished(),
+            "the metrics slots were not all taken"
+        );
+
+        let mut stream = TcpStream::connect(health).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(1), healthz(&mut stream)).await;
+        let answer = answer.expect("the health listener answered at once");
+        assert!(answer.unwrap().starts_with("HTTP/1.1 200"));
+        queued.abort();
+    }
+
+    #[tokio::test]
     async fn a_busy_port_fails_at_start() {
         let first = start(
             "127.0.0.1:0".parse().unwrap(),
@@ -212,10 +299,13 @@ mod tests {
     }
 
     async fn serve_with(limits: Limits) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(serve(listener, limits, Arc::default(), Arc::default()));
-        addr
+        let endpoints = Endpoints {
+            metrics: Some(Arc::default()),
+            probe: Arc::default(),
+        };
+        bind_and_serve("127.0.0.1:0".parse().unwrap(), limits, endpoints)
+            .await
+            .unwrap()
     }
 
     /// `GET /healthz` on a kept-alive connection; `None` once the server has closed it.

@@ -4,15 +4,20 @@ the command that installs it; nothing is skipped."""
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import shutil
+import ssl
 import subprocess
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from manifests import CHART, CRD, REPO, Doc, load_all
 
@@ -92,6 +97,49 @@ class Cluster:
         self.kubectl(
             "wait", "--for=condition=Established", "--timeout=30s", "crd/vncsessions.ecsvnc.dev"
         )
+
+    def client_certificate(self, user: str, into: Path) -> tuple[Path, Path]:
+        """A client certificate and key for `user`, signed by the cluster's CA (which the API
+        server trusts for clients): requests made with it are that user's own, no impersonation."""
+        pki = self.dir / "pki"
+        crt, key, csr = (into / f"{user}.{ext}" for ext in ("crt", "key", "csr"))
+
+        def openssl(*args) -> None:
+            subprocess.run(
+                ["openssl", *map(str, args)], check=True, capture_output=True, timeout=60
+            )
+
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={user}",
+                "-keyout", key, "-out", csr)  # fmt: skip
+        # The serial file goes next to the certificate, not into the cluster's pki/.
+        openssl("x509", "-req", "-in", csr, "-days", "1", "-CA", pki / "ca.crt",
+                "-CAkey", pki / "ca.key", "-CAcreateserial", "-CAserial", into / "ca.srl",
+                "-out", crt)  # fmt: skip
+        return crt, key
+
+    def request_as(
+        self,
+        certificate: tuple[Path, Path],
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, dict]:
+        """One HTTPS request to the API server with a client certificate; (status, JSON body)."""
+        kubeconfig = yaml.safe_load((self.dir / "kubeconfig").read_text())
+        server = urllib.parse.urlsplit(kubeconfig["clusters"][0]["cluster"]["server"])
+        context = ssl.create_default_context(cafile=str(self.dir / "pki" / "ca.crt"))
+        context.load_cert_chain(*map(str, certificate))
+        conn = http.client.HTTPSConnection(
+            server.hostname, server.port, context=context, timeout=30
+        )
+        try:
+            payload = None if body is None else json.dumps(body)
+            conn.request(method, path, body=payload, headers={"Content-Type": content_type})
+            response = conn.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            conn.close()
 
     def ensure_namespace(self, name: str) -> None:
         """Created for real: a server-side dry-run cannot place objects in a dry-run namespace."""

@@ -41,18 +41,20 @@ LEASE_GRANTS = frozenset(
 )
 
 CLUSTER_WIDE = "*"
+# `run --health-addr`'s port in both installs: /healthz and /readyz for the kubelet.
+HEALTH_PORT = 8081
 
 # ClusterRoles for people, aggregated into the built-in roles: name suffix -> (the built-in
-# roles they join, what they grant). `kubectl vnc open` patches the refresh annotation.
+# roles they join, what they grant). `kubectl vnc open` patches the refresh annotation, which
+# only :edit may: a patch can rewrite the whole grant, so :open has none.
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+READ_SESSIONS = frozenset({("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch")})
 USER_ROLES = {
-    "view": (
-        frozenset({"view"}),
-        frozenset({("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch")}),
-    ),
-    "open": (
+    "view": (frozenset({"view"}), READ_SESSIONS),
+    "open": (frozenset({"edit", "admin"}), READ_SESSIONS),
+    "edit": (
         frozenset({"edit", "admin"}),
-        frozenset({("ecsvnc.dev", "vncsessions", v) for v in ("get", "list", "watch", "patch")}),
+        READ_SESSIONS | {("ecsvnc.dev", "vncsessions", "patch")},
     ),
 }
 
@@ -187,9 +189,21 @@ def env_of(container: Doc) -> dict[str, Doc]:
     return {e["name"]: e for e in container.get("env", [])}
 
 
-def assert_hardened(deployment: Doc, service_account: Doc | None) -> None:
+def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of `--flag=value` or `--flag value` in a container's args."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1:]
+    return None
+
+
+def assert_hardened(
+    deployment: Doc, service_account: Doc | None, health_port: int = HEALTH_PORT
+) -> None:
     """The pod hardening of the models: non-root, read-only root, no capabilities, seccomp,
-    limits, probes on the operator's endpoints, and a token only where it is used."""
+    limits, probes on the operator's health listener, and a token only where it is used."""
     spec = pod_spec(deployment)
     pod_sc = spec["securityContext"]
     assert pod_sc["runAsNonRoot"] is True
@@ -213,9 +227,14 @@ def assert_hardened(deployment: Doc, service_account: Doc | None) -> None:
     assert not sc.get("privileged")
     for kind in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(c["resources"][kind]), c["resources"]
-    assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["ports"] == [
+        {"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "health", "containerPort": health_port, "protocol": "TCP"},
+    ]
+    # The probes have a listener of their own, whose slots clients of the metrics port cannot take.
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+    assert flag_value(c["args"], "--health-addr") == f"0.0.0.0:{health_port}"
     env = env_of(c)
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -242,7 +261,8 @@ def selects(selector: Doc, labels: dict[str, str]) -> bool:
 
 def assert_network_policy(policy: Doc, deployment: Doc, metrics_from: list[Doc]) -> None:
     """The operator pod's NetworkPolicy: it selects the pod, admits only `metrics_from` and only
-    to the metrics port, and leaves egress alone (no Egress policy type, no egress rules)."""
+    to the metrics port, and leaves egress alone (no Egress policy type, no egress rules). No
+    pod may reach the health port: the kubelet probes from the node, which no policy blocks."""
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert ns_of(policy) == ns_of(deployment)
     assert selects(policy["spec"]["podSelector"], pod_labels), (policy["spec"], pod_labels)

@@ -283,27 +283,13 @@ def aggregated_rules(cluster, role: str) -> list[dict]:
     return json.loads(out.stdout).get("rules") or []
 
 
-def test_user_roles_join_view_edit_admin(cluster, tmp_path):
-    """deploy/'s (and the chart's, which test_deploy proves equal) ClusterRoles for people,
-    applied for real and aggregated by kube-controller-manager's clusterrole-aggregation
-    controller (started here: scripts/local-cluster.sh runs only the controllers the operator
-    needs): `view` in a namespace reads sessions there, `edit` and `admin` may also patch them
-    (kubectl vnc open), a direct binding of :open does the same; none may create, change
-    status or delete, and nothing leaks into other namespaces."""
-    roles = load_all((DEPLOY / "base" / "user-roles.yaml").read_text())
-    assert sorted(r["metadata"]["name"] for r in of_kind(roles, "ClusterRole")) == [
-        "ecs-vnc-operator:open",
-        "ecs-vnc-operator:view",
-    ]
-    team, elsewhere = "team-people", "elsewhere-people"
-    for ns in (team, elsewhere):
-        cluster.ensure_namespace(ns)
-    holders = {"alice": "view", "bob": "edit", "carol": "admin", "dave": "ecs-vnc-operator:open"}
-    bindings = [
+def role_bindings(holders: dict[str, str], namespace: str) -> list[dict]:
+    """A RoleBinding in `namespace` per user -> ClusterRole of `holders`."""
+    return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": f"{user}-{role.replace(':', '-')}", "namespace": team},
+            "metadata": {"name": f"{user}-{role.replace(':', '-')}", "namespace": namespace},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
@@ -313,7 +299,52 @@ def test_user_roles_join_view_edit_admin(cluster, tmp_path):
         }
         for user, role in holders.items()
     ]
-    manifest = yaml.safe_dump_all(roles + bindings)
+
+
+def wait_for_aggregation(cluster, aggregator: subprocess.Popen, log) -> None:
+    """Until each of our roles' rules is in the built-in roles it is aggregated into."""
+    # (built-in role, ours)
+    want_in = [("view", "view")]
+    want_in += [(role, ours) for role in ("edit", "admin") for ours in ("open", "edit")]
+    deadline = time.monotonic() + 30
+    while True:
+        missing = [
+            (role, ours)
+            for role, ours in want_in
+            if not any(
+                r.get("apiGroups") == ["ecsvnc.dev"]
+                and r.get("resources") == ["vncsessions"]
+                and set(r.get("verbs", [])) == {v for _, _, v in USER_ROLES[ours][1]}
+                for r in aggregated_rules(cluster, role)
+            )
+        ]
+        if not missing:
+            return
+        assert aggregator.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, f"not aggregated into {missing} after 30 s"
+        time.sleep(0.3)
+
+
+def test_user_roles_join_view_edit_admin(cluster, tmp_path):
+    """deploy/'s (and the chart's, which test_deploy proves equal) ClusterRoles for people,
+    applied for real and aggregated by kube-controller-manager's clusterrole-aggregation
+    controller (started here: scripts/local-cluster.sh runs only the controllers the operator
+    needs): `view` in a namespace reads sessions there, `edit` and `admin` may also patch them
+    (kubectl vnc open), a direct binding of :open only reads them (a patch could rewrite the
+    grant); none may create, change status or delete, and nothing leaks into other namespaces.
+    Then real patches, each with the user's own client certificate: :open gets 403, `edit` not."""
+    roles = load_all((DEPLOY / "base" / "user-roles.yaml").read_text())
+    assert sorted(r["metadata"]["name"] for r in of_kind(roles, "ClusterRole")) == [
+        "ecs-vnc-operator:edit",
+        "ecs-vnc-operator:open",
+        "ecs-vnc-operator:view",
+    ]
+    cluster.install_crd()
+    team, elsewhere = "team-people", "elsewhere-people"
+    for ns in (team, elsewhere):
+        cluster.ensure_namespace(ns)
+    holders = {"alice": "view", "bob": "edit", "carol": "admin", "dave": "ecs-vnc-operator:open"}
+    manifest = yaml.safe_dump_all(roles + role_bindings(holders, team))
     cluster.kubectl("apply", "-f", "-", input=manifest)
     env = dict(os.environ, KUBECONFIG=str(cluster.dir / "kubeconfig"))
     with open(tmp_path / "kube-controller-manager.log", "w") as log:
@@ -332,29 +363,11 @@ def test_user_roles_join_view_edit_admin(cluster, tmp_path):
             env=env,
         )
     try:
-        want_in = {"view": "view", "edit": "open", "admin": "open"}
-        deadline = time.monotonic() + 30
-        while True:
-            missing = [
-                role
-                for role, ours in want_in.items()
-                if not any(
-                    r.get("apiGroups") == ["ecsvnc.dev"]
-                    and r.get("resources") == ["vncsessions"]
-                    and set(r.get("verbs", [])) == {v for _, _, v in USER_ROLES[ours][1]}
-                    for r in aggregated_rules(cluster, role)
-                )
-            ]
-            if not missing:
-                break
-            assert aggregator.poll() is None, (tmp_path / "kube-controller-manager.log").read_text()
-            assert time.monotonic() < deadline, f"not aggregated into {missing} after 30 s"
-            time.sleep(0.3)
-
+        wait_for_aggregation(cluster, aggregator, tmp_path / "kube-controller-manager.log")
         want = {
             "alice": USER_ROLES["view"][1],
-            "bob": USER_ROLES["open"][1],
-            "carol": USER_ROLES["open"][1],
+            "bob": USER_ROLES["edit"][1],
+            "carol": USER_ROLES["edit"][1],
             "dave": USER_ROLES["open"][1],
         }
         deadline = time.monotonic() + 15
@@ -370,6 +383,7 @@ def test_user_roles_join_view_edit_admin(cluster, tmp_path):
                 f"meant but refused {missing}"
             )
             assert allowed_sessions(cluster, user, elsewhere) == set(), f"{user} in {elsewhere}"
+        patches_as_the_people(cluster, team, tmp_path)
     finally:
         # Deleted while the controller still runs, so it takes the rules out of view/edit/admin.
         cluster.kubectl("delete", "--ignore-not-found", "-f", "-", input=manifest)
@@ -380,3 +394,49 @@ def test_user_roles_join_view_edit_admin(cluster, tmp_path):
                 break
             time.sleep(0.3)
         stop(aggregator)
+
+
+def patches_as_the_people(cluster, namespace: str, tmp_path) -> None:
+    """A grant patched by dave (:open only) and bob (`edit`), each authenticated by a client
+    certificate of his own: dave can neither rewrite the grant nor set the refresh annotation
+    (403 Forbidden, nothing changed) but still reads it; bob sets the annotation."""
+    session = {
+        "apiVersion": "ecsvnc.dev/v1alpha1",
+        "kind": "VncSession",
+        "metadata": {"name": "web-1", "namespace": namespace},
+        "spec": {
+            "regionId": "cn-hangzhou",
+            "instanceId": "i-bp1grant",
+            "credentialsRef": {"name": "ecs-key"},
+            "ttl": "30m",
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(session))
+    path = f"/apis/ecsvnc.dev/v1alpha1/namespaces/{namespace}/vncsessions/web-1"
+    merge = "application/merge-patch+json"
+    # What a holder of :open did before issue 23: point a grant at another instance, for longer.
+    rewrite = {
+        "spec": {
+            "instanceId": "i-bp1other",
+            "ttl": "8760h",
+            "endpoint": "https://ecs.cn-hangzhou.aliyuncs.com",
+        }
+    }
+    refresh = {"metadata": {"annotations": {"ecsvnc.dev/refresh": "by-bob"}}}
+    try:
+        dave = cluster.client_certificate("dave", tmp_path)
+        for patch in (rewrite, refresh):
+            status, body = cluster.request_as(dave, "PATCH", path, patch, merge)
+            assert (status, body.get("reason")) == (403, "Forbidden"), (patch, status, body)
+            assert 'User "dave" cannot patch' in body.get("message", ""), body
+        status, body = cluster.request_as(dave, "GET", path)
+        assert status == 200, body
+        assert body["spec"] == session["spec"], "dave's patch changed the grant"
+        assert "ecsvnc.dev/refresh" not in (body["metadata"].get("annotations") or {})
+
+        bob = cluster.client_certificate("bob", tmp_path)
+        status, body = cluster.request_as(bob, "PATCH", path, refresh, merge)
+        assert status == 200, body
+        assert body["metadata"]["annotations"]["ecsvnc.dev/refresh"] == "by-bob"
+    finally:
+        cluster.kubectl("delete", "--ignore-not-found", "-f", "-", input=yaml.safe_dump(session))

@@ -28,20 +28,38 @@ def test_without_a_provider_there_is_no_service_account_grant(render):
     assert not {"ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_ROLE_ARN"} & set(env)
     assert not KEYLESS_GRANTS & grants_of(docs, NS, SA)[CLUSTER_WIDE]
     assert "volumes" not in pod_spec(one(docs, "Deployment"))
+    container = operator_container(one(docs, "Deployment"))
+    assert "--keyless-sessions" not in container["args"] and "ECS_VNC_KEYLESS_SESSIONS" not in env
 
 
 @pytest.mark.parametrize("watch", [None, "team-a"], ids=["cluster", "namespaced"])
-def test_a_provider_turns_on_keyless_sessions_where_sessions_are_watched(render, watch):
-    values = {"operator": {"oidcProviderArn": PROVIDER, "stsEndpoint": "https://sts-vpc.cn-hangzhou.aliyuncs.com"}}
+def test_the_switch_turns_on_keyless_sessions_where_sessions_are_watched(render, watch):
+    values = {
+        "operator": {
+            "oidcProviderArn": PROVIDER,
+            "keylessSessions": True,
+            "stsEndpoint": "https://sts-vpc.cn-hangzhou.aliyuncs.com",
+        }
+    }
     if watch:
         values["watchNamespace"] = watch
     docs = render(values)
     assert grants_of(docs, NS, SA) == expected_grants(watch, NS, keyless=True)
-    env = env_of(operator_container(one(docs, "Deployment")))
+    container = operator_container(one(docs, "Deployment"))
+    env = env_of(container)
     assert env["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"]["value"] == PROVIDER
     assert env["ECS_VNC_STS_ENDPOINT"]["value"] == "https://sts-vpc.cn-hangzhou.aliyuncs.com"
+    # The operator serves serviceAccountRef only with the switch as well as the provider.
+    assert container["args"].count("--keyless-sessions") == 1
     # The provider alone is not operator-level RRSA.
     assert "ALIBABA_CLOUD_ROLE_ARN" not in env and "ALIBABA_CLOUD_OIDC_TOKEN_FILE" not in env
+
+
+def test_operator_rrsa_alone_does_not_turn_on_keyless_sessions(render):
+    docs = render({"operator": {"oidcProviderArn": PROVIDER}, "rrsa": {"enabled": True, "roleArn": ROLE}})
+    container = operator_container(one(docs, "Deployment"))
+    assert "--keyless-sessions" not in container["args"]
+    assert not KEYLESS_GRANTS & grants_of(docs, NS, SA)[CLUSTER_WIDE]
 
 
 def test_rrsa_projects_an_sts_token_and_sets_the_official_environment(render):
@@ -78,6 +96,7 @@ def test_rrsa_projects_an_sts_token_and_sets_the_official_environment(render):
     [
         ({"rrsa": {"enabled": True}, "operator": {"oidcProviderArn": PROVIDER}}, "rrsa.roleArn"),
         ({"rrsa": {"enabled": True, "roleArn": ROLE}}, "operator.oidcProviderArn"),
+        ({"operator": {"keylessSessions": True}}, "operator.oidcProviderArn"),
         (
             {
                 "rrsa": {"enabled": True, "roleArn": ROLE},
@@ -87,7 +106,7 @@ def test_rrsa_projects_an_sts_token_and_sets_the_official_environment(render):
             "credentials.existingSecret",
         ),
     ],
-    ids=["no-role", "no-provider", "and-an-accesskey"],
+    ids=["no-role", "no-provider", "keyless-without-provider", "and-an-accesskey"],
 )
 def test_rrsa_without_its_parts_fails_naming_the_missing_one(helm, render, values, message):
     with pytest.raises(helm.HelmError, match=message):
@@ -102,6 +121,7 @@ def test_rrsa_without_its_parts_fails_naming_the_missing_one(helm, render, value
         ({"operator": {"stsEndpoint": "sts.aliyuncs.com"}}, "/operator/stsEndpoint"),
         ({"rrsa": {"roleArn": "acs:ram::1:oidc-provider/x"}}, "/rrsa/roleArn"),
         ({"rrsa": {"enabled": "yes"}}, "/rrsa/enabled"),
+        ({"operator": {"keylessSessions": "true"}}, "/operator/keylessSessions"),
         ({"rrsa": {"tokenExpirationSeconds": 60}}, "/rrsa/tokenExpirationSeconds"),
         ({"rrsa": {"audience": "x"}}, "audience"),
     ],

@@ -97,6 +97,7 @@ def test_deploy_lists_base_and_its_rbac():
 def test_cluster_wide_objects(cluster_wide):
     assert sorted((d["kind"], d["metadata"]["name"]) for d in cluster_wide) == [
         ("ClusterRole", "ecs-vnc-operator"),
+        ("ClusterRole", "ecs-vnc-operator:edit"),
         ("ClusterRole", "ecs-vnc-operator:open"),
         ("ClusterRole", "ecs-vnc-operator:view"),
         ("ClusterRoleBinding", "ecs-vnc-operator"),
@@ -125,8 +126,9 @@ def test_rbac_yaml_alone_grants_it(kubectl_path):
 
 @pytest.mark.parametrize("variant", ["", "namespaced"], ids=["cluster-wide", "namespaced"])
 def test_user_roles_are_aggregated_not_bound(kubectl_path, variant):
-    """People get ecs-vnc-operator:view (into `view`) and :open (into `edit` and `admin`, with
-    the patch `kubectl vnc open` needs); nothing in deploy/ binds them."""
+    """People get ecs-vnc-operator:view (into `view`), :open (into `edit` and `admin`, reads
+    only) and :edit (into `edit` and `admin`, with the patch `kubectl vnc open` needs); nothing
+    in deploy/ binds them."""
     docs = kustomize(kubectl_path, DEPLOY / variant)
     assert user_roles(docs) == expected_user_roles()
     bound = {b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")}
@@ -190,13 +192,15 @@ def test_deployment(cluster_wide):
     container = operator_container(deployment)
     assert container["image"] == "ecs-vnc-operator:0.1.0"
     assert container["imagePullPolicy"] == "Always"
-    assert container["args"] == ["run", "--leader-elect", "--log-format", "json"]
+    assert container["args"] == [
+        "run", "--leader-elect", "--log-format", "json", "--health-addr", "0.0.0.0:8081"
+    ]
     assert container["resources"] == {
         "requests": {"cpu": "50m", "memory": "64Mi"},
         "limits": {"cpu": "500m", "memory": "128Mi"},
     }
     env = env_of(container)
-    # Every namespace is watched; the operator's defaults hold for endpoints (*.aliyuncs.com)
+    # Every namespace is watched; the operator's defaults hold for endpoints (ECS's own hosts)
     # and for operator credentials (offered to no namespace).
     for var in (
         "ECS_VNC_WATCH_NAMESPACE",

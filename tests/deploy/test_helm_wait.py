@@ -141,6 +141,7 @@ def grants(cluster, helm, tmp_path_factory) -> Iterator[Grants]:
                         "--watch-namespace", NS,
                         "--ecs-endpoint", endpoint,
                         "--metrics-addr", "127.0.0.1:0",
+                        "--health-addr", "127.0.0.1:0",
                         "--url-validity", "2s",
                         "--session-keepalive", "3s",
                         "--log-format", "text",

@@ -56,7 +56,7 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-{{- if .Values.operator.oidcProviderArn }}
+{{- if .Values.operator.keylessSessions }}
 # Keyless sessions: the ServiceAccount a session names (metadata watch for its role annotation)
 # and a short-lived token of it for STS. Whoever may write a VncSession in a namespace can have
 # the operator use that namespace's annotated ServiceAccounts. The operator asks only for the
@@ -86,6 +86,9 @@ Events (kube-rs's Recorder creates an Event, then patches it as a series when it
 {{- end }}
 {{- if and .Values.rrsa.enabled .Values.credentials.existingSecret }}
 {{- fail "rrsa.enabled and credentials.existingSecret both give the operator credentials; the AccessKey would win and RRSA go unused: set one" }}
+{{- end }}
+{{- if and .Values.operator.keylessSessions (not .Values.operator.oidcProviderArn) }}
+{{- fail "operator.keylessSessions needs operator.oidcProviderArn: the cluster's RRSA OIDC provider that ServiceAccount tokens are exchanged through" }}
 {{- end }}
 {{- if and .Values.rrsa.enabled (not .Values.operator.oidcProviderArn) }}
 {{- fail "rrsa.enabled needs operator.oidcProviderArn: the cluster's RRSA OIDC provider" }}
