@@ -355,6 +355,16 @@ async fn sigterm_during_a_call(
     });
     env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
     env.wait_phase("db-1", "Pending", WAIT).await;
+    // Pending is written before the Secret is read: wait until the call itself has reached
+    // ecs-sim (its delay fault is taken), since a call not yet started at SIGTERM never starts.
+    let arrived = tokio::time::Instant::now() + WAIT;
+    while env.sim.queued_faults() > 0 {
+        assert!(
+            tokio::time::Instant::now() < arrived,
+            "the ECS call never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let status = op.terminate();
     (status, op)
 }

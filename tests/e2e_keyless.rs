@@ -178,6 +178,8 @@ async fn keyless_sessions_and_the_operators_rrsa_identity() {
             ),
             ("ALIBABA_CLOUD_ROLE_ARN", &operator_role),
             ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", &provider),
+            // Its own switch: the operator's RRSA sets the provider, which alone is not enough.
+            ("ECS_VNC_KEYLESS_SESSIONS", "true"),
         ],
     );
 

@@ -157,6 +157,71 @@ async fn a_credentials_ref_that_is_a_path_is_refused_by_kubectl_apply() {
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_backslash_or_percent_endpoint_is_refused_by_kubectl_apply_and_its_host_gets_nothing() {
+    let env = Env::new("backslash").await;
+    let (trap, seen) = attacker().await;
+    // Even with the listener allowed: the form of the value is what is refused.
+    let _op = env.operator(&["--allowed-endpoints", &trap]);
+    for (name, endpoint) in [
+        // A WHATWG URL parser reads this as {trap}/2016-08-15/proxy/svc/fn/.
+        ("backslash", format!(r"{trap}\2016-08-15\proxy\svc\fn\")),
+        (
+            "percent",
+            format!("{trap}%2F2016-08-15%2Fproxy%2Fsvc%2Ffn%2F"),
+        ),
+        ("del", format!("{trap}\u{7f}")),
+    ] {
+        let out = env.apply(&env.session(name, json!({ "endpoint": endpoint })));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(stderr.contains("spec.endpoint"), "{name}: {stderr}");
+        assert!(
+            env.api().get_opt(name).await.unwrap().is_none(),
+            "{name} was stored"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "not one connection or byte");
+    // The same host, plainly written, is created and contacted: the refusals above were the
+    // value's, not the allow-list's (the listener never answers; it only counts).
+    env.apply_ok(&env.session("plain", json!({ "endpoint": trap })));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the allowed listener was never contacted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn a_region_outside_the_sdks_table_fails_with_invalid_region_id_and_nothing_is_sent() {
+    let env = Env::new("region").await;
+    let _op = env.operator(&["--extra-regions", "cn-nanjing"]);
+    // ecs.oss-accelerate.aliyuncs.com is an OSS bucket's host, not ECS's.
+    env.apply_ok(&env.session("oss", json!({"regionId": "oss-accelerate"})));
+    let s = env.wait_phase("oss", "Failed", WAIT).await;
+    let (code, message) = last_error(&s);
+    assert_eq!(code, "InvalidRegionId");
+    assert!(
+        message.contains("oss-accelerate") && message.contains("--extra-regions"),
+        "{message}"
+    );
+    assert!(!s.status.as_ref().unwrap().refreshable);
+    assert_eq!(condition(&s, "Stalled"), "True", "a person must act");
+    assert_eq!(env.sim.stats().calls.len(), 0, "no ECS call");
+    // A region newer than the table, named by --extra-regions, is sent (the simulator knows no
+    // instance there: ECS's own answer, after the call).
+    env.apply_ok(&env.session("new", json!({"regionId": "cn-nanjing"})));
+    let s = env.wait_phase("new", "Failed", WAIT).await;
+    assert_ne!(last_error(&s).0, "InvalidRegionId");
+    assert!(!env.sim.stats().calls.is_empty(), "sent to ECS");
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn a_long_cjk_reason_reaches_its_event() {
     let env = Env::new("cjk").await;
     let _op = env.operator(&[]);
@@ -237,6 +302,7 @@ async fn keyless_sessions_without_their_grant_stop_the_operator_with_the_fix() {
     let env = Env::new("nokeyless").await;
     // deploy/rbac.yaml alone: no ServiceAccount grant (that is deploy/components/keyless).
     let mut op = env.operator(&[
+        "--keyless-sessions",
         "--oidc-provider-arn",
         "acs:ram::1234567890123456:oidc-provider/ack-rrsa-e2e",
     ]);
@@ -247,4 +313,30 @@ async fn keyless_sessions_without_their_grant_stop_the_operator_with_the_fix() {
         logs.contains("may not list ServiceAccounts") && logs.contains("deploy/components/keyless"),
         "{logs}"
     );
+}
+
+#[tokio::test]
+#[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
+async fn the_provider_alone_does_not_turn_on_keyless_sessions() {
+    let env = Env::new("noswitch").await;
+    // What the operator's own RRSA sets; without --keyless-sessions it needs no ServiceAccount
+    // grant (deploy/rbac.yaml alone) and serves no serviceAccountRef.
+    let _op = env.operator(&[
+        "--oidc-provider-arn",
+        "acs:ram::1234567890123456:oidc-provider/ack-rrsa-e2e",
+    ]);
+    let mut keyless = env.session(
+        "keyless-1",
+        json!({"serviceAccountRef": {"name": "opener"}}),
+    );
+    keyless["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentialsRef");
+    env.apply_ok(&keyless);
+    let s = env.wait_phase("keyless-1", "Failed", WAIT).await;
+    let (code, message) = last_error(&s);
+    assert_eq!(code, "CredentialsNotFound");
+    assert!(message.contains("--keyless-sessions"), "{message}");
+    assert_eq!(env.sim.stats().calls.len(), 0, "no ECS or STS call");
 }

@@ -64,8 +64,14 @@ pub enum EcsError {
     },
     #[error("no answer from {endpoint} within {after_ms} ms")]
     Timeout { endpoint: String, after_ms: u64 },
+    /// `request_sent`: the connection was made, so the request may have reached ECS (and issued
+    /// a URL); false when it failed while connecting (DNS, TCP, TLS), before anything was sent.
     #[error("could not reach {endpoint}: {reason}")]
-    ConnectionFailed { endpoint: String, reason: String },
+    ConnectionFailed {
+        endpoint: String,
+        reason: String,
+        request_sent: bool,
+    },
     #[error("malformed response from ECS (HTTP {http_status}): {reason}")]
     MalformedResponse {
         http_status: u16,
@@ -139,6 +145,16 @@ impl EcsError {
             Self::SecurityTokenRejected { .. }
             | Self::RequestFailed { .. }
             | Self::ClientSetup { .. } => false,
+        }
+    }
+
+    /// True when the request certainly never left this process or never reached a listening
+    /// endpoint: it cannot have issued anything.
+    pub fn never_sent(&self) -> bool {
+        match self {
+            Self::ConnectionFailed { request_sent, .. } => !request_sent,
+            Self::RequestFailed { .. } | Self::ClientSetup { .. } => true,
+            _ => false,
         }
     }
 
@@ -502,8 +518,10 @@ mod tests {
         let e = EcsError::ConnectionFailed {
             endpoint: "http://127.0.0.1:1".into(),
             reason: "connection refused".into(),
+            request_sent: false,
         };
         assert_eq!(e.code(), "ConnectionFailed");
+        assert!(e.never_sent());
         assert_eq!(
             e.to_string(),
             "could not reach http://127.0.0.1:1: connection refused"

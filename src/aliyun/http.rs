@@ -98,6 +98,7 @@ pub(crate) fn transport_error(endpoint: &str, err: reqwest::Error, timeout: Dura
             after_ms: millis(timeout),
         };
     }
+    let request_sent = !err.is_connect();
     let reason = match io_kind(&err) {
         Some(std::io::ErrorKind::ConnectionRefused) => "connection refused".to_owned(),
         Some(std::io::ErrorKind::ConnectionReset) => "connection reset".to_owned(),
@@ -109,7 +110,11 @@ pub(crate) fn transport_error(endpoint: &str, err: reqwest::Error, timeout: Dura
             deepest(&err)
         ),
     };
-    EcsError::ConnectionFailed { endpoint, reason }
+    EcsError::ConnectionFailed {
+        endpoint,
+        reason,
+        request_sent,
+    }
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {

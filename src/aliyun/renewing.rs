@@ -89,6 +89,8 @@ struct State<E> {
     retry_at: Option<Timestamp>,
     /// The last renewal's error while `failures > 0`.
     last_error: Option<E>,
+    /// When the held credentials were last dropped on a rejection (monotonic clock).
+    invalidated_at: Option<std::time::Instant>,
 }
 
 enum Plan<E> {
@@ -194,6 +196,7 @@ impl<E> Renewing<E> {
                 failed_at: None,
                 retry_at: None,
                 last_error: None,
+                invalidated_at: None,
             }),
             renewal: tokio::sync::Mutex::new(()),
             backoff,
@@ -229,6 +232,22 @@ impl<E> Renewing<E> {
         state.retry_at = None;
         state.last_error = None;
         state.generation = state.generation.wrapping_add(1);
+        state.invalidated_at = Some(std::time::Instant::now());
+    }
+
+    /// [`Renewing::invalidate`], unless that already happened less than `gap` ago: a rejection
+    /// repeated right after a fresh fetch is no reason to fetch again (and an endpoint that
+    /// rejects every token must not turn each answer into a token exchange). Returns whether
+    /// the credentials were dropped.
+    pub fn invalidate_at_most_every(&self, gap: Duration) -> bool {
+        let recent = self
+            .lock()
+            .invalidated_at
+            .is_some_and(|at| at.elapsed() < gap);
+        if !recent {
+            self.invalidate();
+        }
+        !recent
     }
 }
 
@@ -463,6 +482,36 @@ mod tests {
         assert_eq!(cell.expires_at(), None);
         assert_eq!(get(&cell, &script, at(t0, 3500)).await.unwrap(), "b");
         assert_eq!(script.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn rejections_in_quick_succession_drop_the_credentials_once() {
+        let t0 = t(T0);
+        let script = Script::new(vec![
+            Ok(sts("a", at(t0, 3600))),
+            Ok(sts("b", at(t0, 3600))),
+            Ok(sts("c", at(t0, 3600))),
+        ]);
+        let cell = Renewing::new();
+        get(&cell, &script, t0).await.unwrap();
+        let gap = Duration::from_secs(30);
+        assert!(
+            cell.invalidate_at_most_every(gap),
+            "the first rejection drops them"
+        );
+        assert_eq!(get(&cell, &script, t0).await.unwrap(), "b");
+        for _ in 0..25 {
+            assert!(
+                !cell.invalidate_at_most_every(gap),
+                "later ones within the gap do not"
+            );
+            assert_eq!(get(&cell, &script, t0).await.unwrap(), "b");
+        }
+        assert_eq!(script.calls(), 2, "one fetch for 26 rejections");
+        assert!(
+            cell.invalidate_at_most_every(Duration::ZERO),
+            "after the gap it drops again"
+        );
     }
 
     #[tokio::test]

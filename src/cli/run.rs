@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::aliyun::sts::check_oidc_provider_arn;
 use crate::aliyun::{
-    AllowedEndpoints, ClientOptions, DEFAULT_ALLOWED_ENDPOINTS, DEFAULT_CONSOLE_BASE, EcsClient,
-    Endpoint, OperatorCredentials, ProviderOptions, RetryPolicy, StsClient, StsOptions,
+    AllowedEndpoints, ClientOptions, DEFAULT_CONSOLE_BASE, EcsClient, Endpoint,
+    OperatorCredentials, ProviderOptions, Regions, RetryPolicy, StsClient, StsOptions,
 };
 use crate::controller::leader::{Elector, LeaseSettings};
 use crate::controller::pacer::{Pacer, PacerConfig};
@@ -25,10 +25,17 @@ pub struct RunArgs {
     pub ecs_endpoint: Option<String>,
     /// Endpoints a session's spec.endpoint (or its region) may send signed requests to:
     /// comma-separated scheme://host[:port] patterns, a leading *. matching any subdomain.
-    /// --ecs-endpoint is always allowed.
+    /// --ecs-endpoint is always allowed. Default: ECS's own hosts for known regions,
+    /// https://ecs.<region>.aliyuncs.com and https://ecs-vpc.<region>.aliyuncs.com, and the
+    /// official SDK's per-region overrides.
     #[arg(long, env = "ECS_VNC_ALLOWED_ENDPOINTS", value_name = "PATTERNS",
-          default_value = DEFAULT_ALLOWED_ENDPOINTS, value_parser = AllowedEndpoints::parse)]
-    pub allowed_endpoints: AllowedEndpoints,
+          value_parser = AllowedEndpoints::parse)]
+    pub allowed_endpoints: Option<AllowedEndpoints>,
+    /// Regions newer than the official SDK's region table (comma-separated region ids); a
+    /// session naming any other region fails with InvalidRegionId. Default none.
+    #[arg(long, env = "ECS_VNC_EXTRA_REGIONS", value_name = "REGIONS", default_value = "",
+          hide_default_value = true, value_parser = Regions::parse)]
+    pub extra_regions: Regions,
     /// Namespaces whose sessions may use the operator's own credentials (comma-separated, or *
     /// for all); default none.
     #[arg(long, env = "ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES", value_name = "NAMESPACES",
@@ -38,12 +45,19 @@ pub struct RunArgs {
     /// STS endpoint for AssumeRoleWithOIDC (RRSA and keyless sessions); default the official one.
     #[arg(long, env = "ECS_VNC_STS_ENDPOINT", value_name = "URL")]
     pub sts_endpoint: Option<String>,
-    /// The cluster's RRSA OIDC provider (acs:ram::<account id>:oidc-provider/<name>): turns on
-    /// keyless sessions (spec.serviceAccountRef), whose ServiceAccount tokens are exchanged
-    /// through STS for the role in their ecsvnc.dev/role-arn annotation.
+    /// The cluster's RRSA OIDC provider (acs:ram::<account id>:oidc-provider/<name>): with
+    /// --keyless-sessions, keyless sessions (spec.serviceAccountRef) exchange their
+    /// ServiceAccount tokens through STS for the role in their ecsvnc.dev/role-arn annotation.
     #[arg(long, env = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", value_name = "ARN",
           value_parser = oidc_provider_arn)]
     pub oidc_provider_arn: Option<String>,
+    /// Serve spec.serviceAccountRef (needs --oidc-provider-arn too; operator RRSA sets that ARN
+    /// and alone does not turn keyless sessions on).
+    /// The environment variable takes true/false, 1/0, yes/no, on/off.
+    #[arg(long, env = "ECS_VNC_KEYLESS_SESSIONS", num_args = 0..=1, default_value_t = false,
+          default_missing_value = "true", hide_default_value = true,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub keyless_sessions: bool,
     /// How long a URL opens connections after it is issued.
     #[arg(long, env = "ECS_VNC_URL_VALIDITY", default_value = "15s", value_parser = duration)]
     pub url_validity: Duration,
@@ -66,6 +80,12 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "ECS_VNC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
+    /// Address of /healthz and /readyz alone, for probes: connection slots of their own, which
+    /// clients of --metrics-addr cannot take. Empty: off.
+    #[arg(long, env = "ECS_VNC_HEALTH_ADDR", default_value = "0.0.0.0:8081",
+          value_parser = listen_addr)]
+    // Spelled out so that clap hands "" to `listen_addr` rather than making the flag optional.
+    pub health_addr: ::std::option::Option<SocketAddr>,
     /// Reconcile only while holding the Lease (run several replicas, one active).
     /// The environment variable takes true/false, 1/0, yes/no, on/off.
     #[arg(long, env = "ECS_VNC_LEADER_ELECT", num_args = 0..=1, default_value_t = false,
@@ -100,6 +120,18 @@ pub struct RunArgs {
 fn oidc_provider_arn(value: &str) -> Result<String, String> {
     let value = value.trim();
     check_oidc_provider_arn(value).map(|()| value.to_owned())
+}
+
+/// A listen address, or none for the empty value (the listener is off).
+fn listen_addr(value: &str) -> Result<Option<SocketAddr>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| format!("{value:?}: {e}"))
 }
 
 /// Durations like `15s`, `300s`, `5m`, `1h30m`; zero is refused as such.
@@ -145,16 +177,20 @@ async fn start(args: RunArgs) -> Result<(), String> {
         ),
         (Some(c), _) => tracing::info!(source = %c.describe(), "operator credentials"),
     }
-    match &args.oidc_provider_arn {
-        Some(arn) => tracing::info!(provider = %arn, sts = %sts_endpoint, "keyless sessions on"),
-        None => tracing::info!("keyless sessions off (no --oidc-provider-arn)"),
+    match (args.keyless_sessions, &args.oidc_provider_arn) {
+        (true, Some(arn)) => {
+            tracing::info!(provider = %arn, sts = %sts_endpoint, "keyless sessions on")
+        }
+        (true, None) => {
+            return Err("--keyless-sessions needs --oidc-provider-arn \
+                        (ALIBABA_CLOUD_OIDC_PROVIDER_ARN), the cluster's RRSA OIDC provider"
+                .to_owned());
+        }
+        (false, _) => tracing::info!("keyless sessions off (no --keyless-sessions)"),
     }
     let metrics = Arc::new(Metrics::new());
     let probe = Arc::new(Probe::default());
-    let bound = server::start(args.metrics_addr, metrics.clone(), probe.clone())
-        .await
-        .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
-    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    serve_telemetry(&args, &metrics, &probe).await?;
 
     let client = kube::Client::try_default()
         .await
@@ -167,6 +203,9 @@ async fn start(args: RunArgs) -> Result<(), String> {
             deadline: Duration::from_secs(10),
             ..RetryPolicy::default()
         },
+        // ECS answers a connect within milliseconds; a host that swallows SYNs (a session
+        // author's endpoint) should hold a slot for seconds, not the whole deadline.
+        connect_timeout: Duration::from_secs(3),
         observer: metrics.ecs_observer(),
         ..ClientOptions::default()
     })
@@ -180,9 +219,13 @@ async fn start(args: RunArgs) -> Result<(), String> {
         console_base_url: args.console_base_url,
         reconnect_limit_per_minute: args.reconnect_limit_per_minute,
         ecs_endpoint: args.ecs_endpoint,
-        allowed_endpoints: args.allowed_endpoints,
+        allowed_endpoints: args
+            .allowed_endpoints
+            .unwrap_or_else(|| AllowedEndpoints::ecs_defaults(&args.extra_regions)),
+        regions: args.extra_regions,
         credentials,
         oidc_provider_arn: args.oidc_provider_arn,
+        keyless_sessions: args.keyless_sessions,
         sts_endpoint,
         operator_credentials_scope: args.operator_credentials_namespaces,
         watch_namespace: args.watch_namespace,
@@ -269,6 +312,26 @@ async fn start(args: RunArgs) -> Result<(), String> {
             }
         }
     }
+}
+
+/// The metrics server and, unless `--health-addr` is empty, the probes' own listener. Both bind
+/// before anything else starts, so a busy port fails at start-up.
+async fn serve_telemetry(
+    args: &RunArgs,
+    metrics: &Arc<Metrics>,
+    probe: &Arc<Probe>,
+) -> Result<(), String> {
+    let bound = server::start(args.metrics_addr, metrics.clone(), probe.clone())
+        .await
+        .map_err(|e| format!("--metrics-addr {}: {e}", args.metrics_addr))?;
+    tracing::info!(addr = %bound, "serving /metrics, /healthz and /readyz");
+    if let Some(addr) = args.health_addr {
+        let bound = server::start_health(addr, probe.clone())
+            .await
+            .map_err(|e| format!("--health-addr {addr}: {e}"))?;
+        tracing::info!(addr = %bound, "serving /healthz and /readyz for probes");
+    }
+    Ok(())
 }
 
 /// How a term of service ended.

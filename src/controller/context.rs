@@ -8,13 +8,18 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use super::credential_scope::OperatorCredentialsScope;
+use super::fairness::NamespaceSlots;
 use super::limiter::Limiter;
 use super::pacer::Pacer;
 use super::secrets::SecretCache;
 use super::service_accounts::ServiceAccountCache;
+use super::stopping::Stopping;
 use super::superseded::Superseded;
+use super::unwritten::Unwritten;
 use super::write::events::SeriesCache;
-use crate::aliyun::{AllowedEndpoints, EcsClient, Endpoint, OperatorCredentials, StsClient};
+use crate::aliyun::{
+    AllowedEndpoints, EcsClient, Endpoint, OperatorCredentials, Regions, StsClient,
+};
 use crate::session::VncSession;
 use crate::session::expiry::Limits;
 use crate::telemetry::metrics::Metrics;
@@ -29,11 +34,16 @@ pub struct Settings {
     pub ecs_endpoint: Option<String>,
     /// Where signed requests may go (`--allowed-endpoints`); `ecs_endpoint` is always allowed.
     pub allowed_endpoints: AllowedEndpoints,
+    /// The regions a session may name: the official SDK's table and `--extra-regions`.
+    pub regions: Regions,
     /// The operator's own credentials (an AccessKey, RRSA or the instance's RAM role), for
     /// sessions that name neither a Secret nor a ServiceAccount.
     pub credentials: Option<Arc<OperatorCredentials>>,
     /// `--oidc-provider-arn`: turns on keyless sessions (`spec.serviceAccountRef`).
     pub oidc_provider_arn: Option<String>,
+    /// `--keyless-sessions`: `spec.serviceAccountRef` is served only with it and the provider
+    /// ARN (operator RRSA sets that ARN too, and alone must not turn keyless sessions on).
+    pub keyless_sessions: bool,
     /// `--sts-endpoint`, where token exchanges go.
     pub sts_endpoint: Endpoint,
     /// The namespaces offered the operator's own credentials.
@@ -49,6 +59,8 @@ pub struct Context {
     pub sts: StsClient,
     pub settings: Settings,
     pub limiter: Limiter,
+    /// ECS calls in flight per namespace, so one namespace cannot hold every reconcile slot.
+    pub namespace_slots: NamespaceSlots,
     /// ECS calls per (AccessKeyId, region); off unless `run` sets it (`--ecs-requests-per-second`).
     pub pacer: Pacer,
     /// Events published lately, so a repeat becomes a series (see `write::events`).
@@ -62,6 +74,10 @@ pub struct Context {
     pub service_accounts: ServiceAccountCache,
     /// Cached session versions this process has already written over.
     pub superseded: Superseded,
+    /// Outcomes of ECS calls whose status write failed, written by the next reconcile.
+    pub unwritten: Unwritten,
+    /// Set at shutdown: no new ECS call starts.
+    pub stopping: Stopping,
     /// The sessions' watch cache, once `run` has started it (the limiter seeds from it).
     pub sessions: OnceLock<Store<VncSession>>,
 }
@@ -77,6 +93,7 @@ impl Context {
         Self {
             events: SeriesCache::default(),
             limiter: Limiter::new(settings.reconnect_limit_per_minute),
+            namespace_slots: NamespaceSlots::new(settings.max_concurrent_reconciles),
             pacer: Pacer::off(),
             client,
             ecs,
@@ -87,6 +104,8 @@ impl Context {
             secrets: SecretCache::default(),
             service_accounts: ServiceAccountCache::default(),
             superseded: Superseded::default(),
+            unwritten: Unwritten::default(),
+            stopping: Stopping::default(),
             sessions: OnceLock::new(),
         }
     }
@@ -96,6 +115,7 @@ impl Context {
         self.clear_failures(&session_key(session));
         if let Some(uid) = &session.metadata.uid {
             self.superseded.forget(uid);
+            self.unwritten.forget(uid);
         }
     }
 

@@ -127,13 +127,16 @@ pub enum Renewer {
     Operator(Arc<OperatorCredentials>),
 }
 
+/// At most one drop of the same credentials per this long, however many rejections arrive.
+pub const INVALIDATION_GAP: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Renewer {
-    pub fn invalidate(&self) {
+    /// Drops the credentials so the next attempt fetches new ones, at most once per
+    /// [`INVALIDATION_GAP`]; returns whether they were dropped.
+    pub fn invalidate(&self) -> bool {
         match self {
-            Renewer::ServiceAccount(cell) => cell.invalidate(),
-            Renewer::Operator(source) => {
-                source.invalidate();
-            }
+            Renewer::ServiceAccount(cell) => cell.invalidate_at_most_every(INVALIDATION_GAP),
+            Renewer::Operator(source) => source.invalidate_at_most_every(INVALIDATION_GAP),
         }
     }
 }

@@ -1,48 +1,53 @@
 //! Carries out one issue: credentials, endpoint, Windows or not, the per-instance limit, then
 //! `DescribeInstanceVncUrl`. Every way it can end is an [`Outcome`] for the decision function.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use jiff::Timestamp;
 
 use super::Context;
 use super::credentials::{self, Found, Renewer};
 use super::pacer::PaceKey;
-use crate::aliyun::{EcsError, Endpoint, console_url, os_type_is_windows};
+use crate::aliyun::{
+    Credentials, EcsError, Endpoint, EndpointError, console_url, os_type_is_windows,
+};
 use crate::session::decide::Outcome;
 use crate::session::{VncSession, VncSessionSpec};
 
 /// Asks ECS for a URL for `session`. Also returns the resourceVersion of the credentials Secret
-/// that was used (or looked for), so a failure can wait for that Secret to change.
+/// that was used (or looked for), so a failure can wait for that Secret to change. `None`: the
+/// operator is stopping and sent nothing; the next process decides afresh.
 pub async fn issue(
     ctx: &Context,
     namespace: &str,
     session: &VncSession,
     known_os: Option<bool>,
-) -> (Outcome, Option<String>) {
+) -> Option<(Outcome, Option<String>)> {
     let spec = &session.spec;
     // Where the request would go is settled first: an endpoint outside the allow-list gets
     // nothing, not even a Secret read on its behalf.
     let endpoint = match endpoint(ctx, spec) {
         Ok(e) => e,
-        Err(failure) => return (failure.with_os(known_os), None),
+        Err(failure) => return Some((failure.with_os(known_os), None)),
     };
     let (found, version) = match credentials::load(ctx, namespace, spec).await {
         Ok(loaded) => loaded,
         Err(e) => {
-            return (
-                Outcome::Failed {
-                    code: "SecretReadFailed".to_owned(),
-                    message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
-                    retryable: true,
-                    is_windows: known_os,
-                },
-                None,
-            );
+            let failed = Outcome::Failed {
+                code: "SecretReadFailed".to_owned(),
+                message: format!("could not read the credentials Secret: {}", kube_reason(&e)),
+                retryable: true,
+                is_windows: known_os,
+            };
+            return Some((failed, None));
         }
     };
     let (creds, renewer) = match found {
         Found::Credentials(c) => (c, None),
         Found::Renewed(c, renewer) => (c, Some(renewer)),
-        Found::Missing(message) => return (Outcome::CredentialsNotFound { message }, version),
+        Found::Missing(message) => {
+            return Some((Outcome::CredentialsNotFound { message }, version));
+        }
         Found::Failed {
             code,
             message,
@@ -54,60 +59,98 @@ pub async fn issue(
                 retryable,
                 is_windows: known_os,
             };
-            return (failed, version);
+            return Some((failed, version));
         }
     };
-
-    // Every ECS call waits for its turn on this key and region (ECS's account flow control).
-    let pace = PaceKey::new(creds.access_key_id(), &spec.region_id);
+    // Only ECS itself (the regional endpoint or the operator's own) is believed when it says the
+    // operator's temporary credentials are bad: any other allowed endpoint could say so on every
+    // answer and turn each into a token exchange.
+    let by_ecs = judges_credentials(ctx, spec, &endpoint);
+    let renewed = renewer.map(|renewer| Judged { renewer, by_ecs });
+    // Every ECS call waits for its turn on this key and region (ECS's account flow control). An
+    // AccessKeyId is no secret: calls through another endpoint are paced on their own, so its
+    // throttling answers cannot slow the key's sessions that go to ECS itself.
+    let key_id = match by_ecs {
+        true => creds.access_key_id().to_owned(),
+        false => format!("{}@{endpoint}", creds.access_key_id()),
+    };
+    let call = Call {
+        ctx,
+        spec,
+        pace: PaceKey::new(&key_id, &spec.region_id),
+        endpoint,
+        creds,
+        renewed,
+    };
     let is_windows = match known_os {
         Some(w) => w,
-        None => match ctx
-            .pacer
-            .run(
-                &pace,
-                ctx.ecs
-                    .describe_os_type(&endpoint, &creds, &spec.region_id, &spec.instance_id),
-            )
-            .await
-        {
-            Ok(Ok(os)) => os_type_is_windows(&os),
-            Ok(Err(e)) => return (failed(&e, None, renewer.as_ref()), version),
-            Err(free_at) => return (paced(free_at, None), version),
+        None => match call.os_type().await? {
+            Ok(w) => w,
+            Err(outcome) => return Some((outcome, version)),
         },
     };
+    Some((call.vnc_url(is_windows).await?, version))
+}
 
-    let now = Timestamp::now();
-    let seed = || ctx.recent_issues(&spec.region_id, &spec.instance_id);
-    if let Err(free_at) =
-        ctx.limiter
-            .try_acquire_seeded(&spec.region_id, &spec.instance_id, now, seed)
-    {
-        return (
-            Outcome::Throttled {
+/// One session's ECS calls, once endpoint and credentials are settled. `None` from a call: the
+/// operator started stopping before its turn came, and nothing was sent.
+struct Call<'a> {
+    ctx: &'a Context,
+    spec: &'a VncSessionSpec,
+    pace: PaceKey,
+    endpoint: Endpoint,
+    creds: Credentials,
+    renewed: Option<Judged>,
+}
+
+impl Call<'_> {
+    /// `DescribeInstances`: whether the instance runs Windows, or the outcome that ends the issue.
+    async fn os_type(&self) -> Option<Result<bool, Outcome>> {
+        let spec = self.spec;
+        let asked = self.ctx.ecs.describe_os_type(
+            &self.endpoint,
+            &self.creds,
+            &spec.region_id,
+            &spec.instance_id,
+        );
+        Some(match paced_call(self.ctx, &self.pace, asked).await? {
+            Ok(Ok(os)) => Ok(os_type_is_windows(&os)),
+            Ok(Err(e)) => Err(failed(&e, None, self.renewed.as_ref())),
+            Err(free_at) => Err(paced(free_at, None)),
+        })
+    }
+
+    /// The per-instance limit, then `DescribeInstanceVncUrl`.
+    async fn vnc_url(&self, is_windows: bool) -> Option<Outcome> {
+        let (ctx, spec) = (self.ctx, self.spec);
+        let now = Timestamp::now();
+        let seed = || ctx.recent_issues(&spec.region_id, &spec.instance_id);
+        if let Err(free_at) =
+            ctx.limiter
+                .try_acquire_seeded(&spec.region_id, &spec.instance_id, now, seed)
+        {
+            return Some(Outcome::Throttled {
                 free_at,
                 limit: ctx.limiter.per_minute(),
                 is_windows: Some(is_windows),
-            },
-            version,
+            });
+        }
+        let give_back = || {
+            ctx.limiter
+                .give_back(&spec.region_id, &spec.instance_id, now)
+        };
+        let asked = ctx.ecs.describe_instance_vnc_url(
+            &self.endpoint,
+            &self.creds,
+            &spec.region_id,
+            &spec.instance_id,
         );
-    }
-
-    match ctx
-        .pacer
-        .run(
-            &pace,
-            ctx.ecs.describe_instance_vnc_url(
-                &endpoint,
-                &creds,
-                &spec.region_id,
-                &spec.instance_id,
-            ),
-        )
-        .await
-    {
-        Ok(Ok(issued)) => (
-            Outcome::Issued {
+        let Some(answer) = paced_call(ctx, &self.pace, asked).await else {
+            give_back();
+            return None;
+        };
+        Some(match answer {
+            Ok(Ok(issued)) => Outcome::Issued {
                 console_url: console_url(
                     &ctx.settings.console_base_url,
                     &issued.vnc_url,
@@ -119,23 +162,51 @@ pub async fn issue(
                 sent_at: issued.sent_at,
                 is_windows,
             },
-            version,
-        ),
-        Ok(Err(e)) => {
-            // Refused outright (a wrong key, an unknown instance): no URL exists, so the slot goes
-            // back. Otherwise anyone able to name the instance could use up its limit with junk
-            // keys and lock out the sessions that may open it.
-            if !e.is_retryable() {
-                ctx.limiter
-                    .give_back(&spec.region_id, &spec.instance_id, now);
+            Ok(Err(e)) => {
+                // The limiter counts URLs ECS may have issued. Refused outright (a wrong key, an
+                // unknown instance), or failed before anything was sent (a host that does not
+                // resolve, a refused port): no URL exists, so the slot goes back. Otherwise
+                // anyone able to name the instance could use up its limit and lock out the
+                // sessions that may open it.
+                if !e.is_retryable() || e.never_sent() {
+                    give_back();
+                }
+                failed(&e, Some(is_windows), self.renewed.as_ref())
             }
-            (failed(&e, Some(is_windows), renewer.as_ref()), version)
-        }
-        Err(free_at) => {
-            // Not sent: the slot was never used.
-            ctx.limiter
-                .give_back(&spec.region_id, &spec.instance_id, now);
-            (paced(free_at, Some(is_windows)), version)
+            Err(free_at) => {
+                // Not sent: the slot was never used.
+                give_back();
+                paced(free_at, Some(is_windows))
+            }
+        })
+    }
+}
+
+/// Runs `call` on its pacer turn, unless the operator starts stopping before the turn comes:
+/// then nothing is sent (`None`). A call already under way is finished, so its URL is recorded.
+async fn paced_call<T>(
+    ctx: &Context,
+    pace: &PaceKey,
+    call: impl Future<Output = Result<T, EcsError>>,
+) -> Option<Result<Result<T, EcsError>, Timestamp>> {
+    if ctx.stopping.is_set() {
+        return None;
+    }
+    let started = AtomicBool::new(false);
+    let call = async {
+        started.store(true, Ordering::SeqCst);
+        call.await
+    };
+    let run = ctx.pacer.run(pace, call);
+    tokio::pin!(run);
+    tokio::select! {
+        answer = &mut run => Some(answer),
+        () = ctx.stopping.wait() => {
+            if started.load(Ordering::SeqCst) {
+                Some(run.await)
+            } else {
+                None
+            }
         }
     }
 }
@@ -166,13 +237,23 @@ impl Refused {
 }
 
 /// The endpoint for this session: `spec.endpoint`, else `--ecs-endpoint`, else the regional one;
-/// refused unless it is the operator's own `--ecs-endpoint` or matches `--allowed-endpoints`.
+/// refused for a region the operator does not know, and unless it is the operator's own
+/// `--ecs-endpoint` or matches `--allowed-endpoints`.
 fn endpoint(ctx: &Context, spec: &VncSessionSpec) -> Result<Endpoint, Refused> {
     let own = ctx.settings.ecs_endpoint.as_deref();
     let chosen = spec.endpoint.as_deref().or(own);
-    let endpoint = Endpoint::resolve(&spec.region_id, chosen).map_err(|e| Refused {
-        code: "InvalidEndpoint",
-        message: e.to_string(),
+    let regions = &ctx.settings.regions;
+    let endpoint = Endpoint::resolve(&spec.region_id, chosen, regions).map_err(|e| match e {
+        // Not turned into a host, whichever endpoint was chosen: outside the SDK's table a
+        // region id can name a tenant's host (`ecs.oss-accelerate.aliyuncs.com`, a bucket).
+        EndpointError::UnknownRegion { .. } | EndpointError::InvalidRegion(_) => Refused {
+            code: "InvalidRegionId",
+            message: format!("{e}; nothing was sent"),
+        },
+        _ => Refused {
+            code: "InvalidEndpoint",
+            message: e.to_string(),
+        },
     })?;
     let is_own = own.and_then(|o| Endpoint::parse(o).ok()).as_ref() == Some(&endpoint);
     if is_own || ctx.settings.allowed_endpoints.allows(&endpoint) {
@@ -192,20 +273,51 @@ fn endpoint(ctx: &Context, spec: &VncSessionSpec) -> Result<Endpoint, Refused> {
     })
 }
 
+/// Whether `endpoint` is ECS as the operator knows it: its own `--ecs-endpoint`, the region's
+/// endpoint or its VPC endpoint, rather than another host a session author chose.
+fn judges_credentials(ctx: &Context, spec: &VncSessionSpec, endpoint: &Endpoint) -> bool {
+    let own = ctx.settings.ecs_endpoint.as_deref();
+    let own = own.and_then(|o| Endpoint::parse(o).ok());
+    let regional = Endpoint::resolve(&spec.region_id, None, &ctx.settings.regions).ok();
+    // The region's VPC endpoint is ECS too (a session in a VPC names it in spec.endpoint).
+    let vpc = Endpoint::parse(&format!("https://ecs-vpc.{}.aliyuncs.com", spec.region_id)).ok();
+    [own, regional, vpc].iter().flatten().any(|e| e == endpoint)
+}
+
+/// Renewed credentials, and whether the endpoint they were used at may have them dropped.
+struct Judged {
+    renewer: Renewer,
+    by_ecs: bool,
+}
+
 /// `lastError.code` of a session whose endpoint the operator refuses to contact.
 pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
 
-fn failed(e: &EcsError, is_windows: Option<bool>, renewer: Option<&Renewer>) -> Outcome {
-    if let (Some(renewer), EcsError::SecurityTokenRejected { code, .. }) = (renewer, e) {
-        // Credentials the operator exchanged itself: no Secret to fix. Drop them; the retry
-        // exchanges afresh (and a rejection that persists backs off like any retryable error).
-        renewer.invalidate();
-        return Outcome::Failed {
-            code: code.clone(),
-            message: format!(
+fn failed(e: &EcsError, is_windows: Option<bool>, renewed: Option<&Judged>) -> Outcome {
+    if let (Some(renewed), EcsError::SecurityTokenRejected { code, .. }) = (renewed, e) {
+        // Credentials the operator exchanged itself: no Secret to fix. Drop them (at most once
+        // per gap); the retry exchanges afresh, and a rejection that persists backs off like any
+        // retryable error.
+        let message = if !renewed.by_ecs {
+            format!(
+                "spec.endpoint rejected the temporary credentials the operator obtained through \
+                 STS ({code}); only ECS's regional endpoint or the operator's own may have them \
+                 dropped, so they are kept"
+            )
+        } else if renewed.renewer.invalidate() {
+            format!(
                 "ECS rejected the temporary credentials the operator obtained through STS \
                  ({code}); they were dropped and are exchanged again on the next attempt"
-            ),
+            )
+        } else {
+            format!(
+                "ECS rejected the temporary credentials the operator obtained through STS \
+                 ({code}) again soon after they were exchanged; retried with backoff"
+            )
+        };
+        return Outcome::Failed {
+            code: code.clone(),
+            message,
             retryable: true,
             is_windows,
         };

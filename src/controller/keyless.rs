@@ -32,6 +32,17 @@ pub async fn credentials(ctx: &Context, namespace: &str, name: &str) -> (Found, 
             None,
         );
     }
+    if !ctx.settings.keyless_sessions {
+        return (
+            Found::Missing(
+                "spec.serviceAccountRef needs keyless sessions, which are off: the operator's \
+                 owner turns them on with --keyless-sessions (ECS_VNC_KEYLESS_SESSIONS) and \
+                 --oidc-provider-arn; until then reference a Secret in credentialsRef"
+                    .to_owned(),
+            ),
+            None,
+        );
+    }
     let Some(provider) = ctx.settings.oidc_provider_arn.as_deref() else {
         return (
             Found::Missing(

@@ -4,6 +4,7 @@
 mod context;
 mod credential_scope;
 mod credentials;
+pub mod fairness;
 mod issue;
 mod keyless;
 pub mod leader;
@@ -13,7 +14,9 @@ mod reconcile;
 mod run;
 mod secrets;
 mod service_accounts;
+mod stopping;
 mod superseded;
+mod unwritten;
 mod watched;
 mod write;
 

@@ -49,90 +49,151 @@ async fn reconcile_one(
     {
         return Ok(Action::await_change());
     }
+    let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut write = Writing {
+        api: &api,
+        session,
+        uid: &uid,
+        replaced: base.iter().cloned().collect(),
+        resource_version: base,
+    };
+    // An outcome whose status write failed earlier is written now, never issued again.
+    if let Some(kept) = ctx.unwritten.take(&uid) {
+        tracing::info!("writing the outcome of an earlier ECS call");
+        return write.outcome(ctx, kept, None).await;
+    }
     let version = credentials::version(ctx, namespace, &session.spec);
     let observed = observe(session, version.as_deref())?;
-    let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
-    // Every version this reconcile writes over; recorded once its outcome is written.
-    let mut replaced: Vec<String> = base.iter().cloned().collect();
-    let mut resource_version = base;
-    let mut started = None;
     let now = Timestamp::now();
-    let decision = recheck_throttled(ctx, session, decide::decide(&observed, now), now);
-    let (update, issued) = match decision {
+    let cause = match recheck_throttled(ctx, session, decide::decide(&observed, now), now) {
         Decision::Wait(at) => return Ok(requeue(at)),
-        Decision::Write(update) => (*update, false),
-        Decision::Issue(cause) => {
-            tracing::info!(?cause, "issuing a console URL");
-            started = Some(std::time::Instant::now());
-            if cause == IssueCause::Retry {
-                ctx.metrics.retried("DescribeInstanceVncUrl");
+        Decision::Write(update) => return write.decided(ctx, *update).await,
+        Decision::Issue(cause) => cause,
+    };
+    // Held until the outcome is written; over the namespace's share, look again soon.
+    let Some(slot) = ctx.namespace_slots.try_take(namespace) else {
+        tracing::debug!(?cause, "namespace at its share of ECS calls in flight");
+        let jitter = super::fairness::RETRY_AFTER.mul_f64(fastrand::f64());
+        return Ok(Action::requeue(super::fairness::RETRY_AFTER + jitter));
+    };
+    tracing::info!(?cause, "issuing a console URL");
+    let started = std::time::Instant::now();
+    if cause == IssueCause::Retry {
+        ctx.metrics.retried("DescribeInstanceVncUrl");
+    }
+    if cause == IssueCause::First {
+        // Show Pending while the first call runs; later writes build on its version.
+        let pending = decide::pending(&observed);
+        match write::status(&api, session, write.resource_version.as_deref(), &pending).await? {
+            write::Written::Done(version) => {
+                write.replaced.extend(version.clone());
+                write.resource_version = version;
             }
-            if cause == IssueCause::First {
-                // Show Pending while the first call runs; later writes build on its version.
-                let pending = decide::pending(&observed);
-                match write::status(&api, session, resource_version.as_deref(), &pending).await? {
-                    write::Written::Done(version) => {
-                        replaced.extend(version.clone());
-                        resource_version = version;
-                    }
-                    // Someone else wrote first: decide again on the version the watch brings.
-                    write::Written::Conflict | write::Written::Gone => {
-                        return Ok(Action::await_change());
-                    }
-                }
+            // Someone else wrote first: decide again on the version the watch brings.
+            write::Written::Conflict | write::Written::Gone => {
+                return Ok(Action::await_change());
             }
-            let known_os = decide::known_os(&observed, cause);
-            let (outcome, used_version) = issue::issue(ctx, namespace, session, known_os).await;
-            let observed = Observed {
-                credentials_version: used_version.as_deref(),
-                ..observed
-            };
-            let update = decide::after_issue(
-                &observed,
-                cause,
-                outcome,
-                Timestamp::now(),
-                ctx.settings.limits,
-                fastrand::f64(),
-            );
-            (update, true)
         }
-    };
-
-    let written = if issued {
-        write_outcome(&api, session, resource_version, &update, &mut replaced).await?
-    } else {
-        // An expiry or close decided on the cache, written conditionally on its version; on a
-        // conflict the newer version's watch event decides again.
-        let result = write::status(&api, session, resource_version.as_deref(), &update.status);
-        matches!(result.await?, write::Written::Done(_))
-    };
-    if !written {
+    }
+    let known_os = decide::known_os(&observed, cause);
+    // Stopping: nothing was sent; the next process decides afresh.
+    let Some((outcome, used_version)) = issue::issue(ctx, namespace, session, known_os).await
+    else {
         return Ok(Action::await_change());
-    }
-    ctx.superseded.record(&uid, replaced);
-    tracing::info!(
-        phase = update.status.phase.map(Phase::as_str).unwrap_or_default(),
-        reason = update
-            .note
-            .as_ref()
-            .map(|n| n.reason.as_str())
-            .unwrap_or_default(),
-        "status written"
+    };
+    let observed = Observed {
+        credentials_version: used_version.as_deref(),
+        ..observed
+    };
+    let update = decide::after_issue(
+        &observed,
+        cause,
+        outcome,
+        Timestamp::now(),
+        ctx.settings.limits,
+        fastrand::f64(),
     );
-    if update.status.phase == Some(Phase::Ready)
-        && let Some(started) = started
-    {
-        ctx.metrics.url_issued(started.elapsed().as_secs_f64());
-    }
-    if let Some(note) = &update.note {
-        if note.reason == Reason::Throttled {
-            ctx.metrics.throttled.inc();
+    let action = write.outcome(ctx, update, Some(started)).await;
+    drop(slot);
+    action
+}
+
+/// One reconcile's writes onto one session: the versions it wrote over, recorded once done.
+struct Writing<'a> {
+    api: &'a Api<VncSession>,
+    session: &'a VncSession,
+    uid: &'a str,
+    resource_version: Option<String>,
+    /// Every version this reconcile writes over; recorded once its outcome is written.
+    replaced: Vec<String>,
+}
+
+impl Writing<'_> {
+    /// An expiry or close decided on the cache, written conditionally on its version; on a
+    /// conflict the newer version's watch event decides again.
+    async fn decided(self, ctx: &Context, update: decide::Update) -> Result<Action, Error> {
+        let result = write::status(
+            self.api,
+            self.session,
+            self.resource_version.as_deref(),
+            &update.status,
+        );
+        if !matches!(result.await?, write::Written::Done(_)) {
+            return Ok(Action::await_change());
         }
-        let action = if issued { "Issue" } else { "Expire" };
-        write::event(ctx, session, note, action).await;
+        Ok(self.record(ctx, &update, "Expire", None).await)
     }
-    Ok(requeue(update.wake_at))
+
+    /// The outcome of an ECS call, written whatever happens meanwhile; kept in memory when the
+    /// API server cannot take it now.
+    async fn outcome(
+        mut self,
+        ctx: &Context,
+        update: decide::Update,
+        started: Option<std::time::Instant>,
+    ) -> Result<Action, Error> {
+        let version = self.resource_version.take();
+        match write_outcome(self.api, self.session, version, &update, &mut self.replaced).await {
+            Ok(true) => Ok(self.record(ctx, &update, "Issue", started).await),
+            Ok(false) => Ok(Action::await_change()),
+            Err(e) => {
+                ctx.unwritten.keep(self.uid, update);
+                Err(e)
+            }
+        }
+    }
+
+    /// After a write: bookkeeping, the log line, metrics, the Event; when to look again.
+    async fn record(
+        self,
+        ctx: &Context,
+        update: &decide::Update,
+        action: &str,
+        started: Option<std::time::Instant>,
+    ) -> Action {
+        ctx.superseded.record(self.uid, self.replaced);
+        tracing::info!(
+            phase = update.status.phase.map(Phase::as_str).unwrap_or_default(),
+            reason = update
+                .note
+                .as_ref()
+                .map(|n| n.reason.as_str())
+                .unwrap_or_default(),
+            "status written"
+        );
+        if update.status.phase == Some(Phase::Ready)
+            && let Some(started) = started
+        {
+            ctx.metrics.url_issued(started.elapsed().as_secs_f64());
+        }
+        if let Some(note) = &update.note {
+            if note.reason == Reason::Throttled {
+                ctx.metrics.throttled.inc();
+            }
+            write::event(ctx, self.session, note, action).await;
+        }
+        requeue(update.wake_at)
+    }
 }
 
 /// A throttled session stored when its slot would free under the limiter of the time (an earlier

@@ -40,9 +40,10 @@ pub async fn run(
         return Err(Error::CrdNotInstalled);
     }
 
-    // ServiceAccounts are watched only when keyless sessions are on (an OIDC provider is set):
-    // otherwise the operator is not granted them.
-    let keyless = ctx.settings.oidc_provider_arn.is_some();
+    // ServiceAccounts are watched only when keyless sessions are on (--keyless-sessions and an
+    // OIDC provider): otherwise the operator is not granted them. The operator's own RRSA reads
+    // the same provider ARN and does not turn them on.
+    let keyless = ctx.settings.keyless_sessions && ctx.settings.oidc_provider_arn.is_some();
     // Fail at once with the fix, instead of a watch refused forever and never ready.
     if keyless
         && let Err(kube::Error::Api(s)) = service_accounts(&ctx)
@@ -59,7 +60,7 @@ pub async fn run(
     let synced = Synced::new(probe.clone(), if keyless { 3 } else { 2 });
     let bookkeeping = ctx.clone();
     let listed = store.clone();
-    let sessions_stream = watcher(sessions, watcher::Config::default().any_semantic())
+    let sessions_stream = watcher(sessions, paged())
         .default_backoff()
         .modify(trim)
         .inspect_ok(synced.watch())
@@ -81,7 +82,7 @@ pub async fn run(
     // Metadata only: kube asks the API server for PartialObjectMetadata on list and watch, so no
     // Secret's data ever reaches the operator through this watch, yet it sees every change.
     let secret_cache = ctx.clone();
-    let secret_changes = watcher(secrets, watcher::Config::default().any_semantic())
+    let secret_changes = watcher(secrets, paged())
         .default_backoff()
         .inspect_ok(synced.watch())
         // Versions for the credentials cache: an unchanged Secret is never read again.
@@ -99,24 +100,27 @@ pub async fn run(
     });
     if keyless {
         let cache = ctx.clone();
-        let account_changes = watcher(
-            service_accounts(&ctx),
-            watcher::Config::default().any_semantic(),
-        )
-        .default_backoff()
-        .inspect_ok(synced.watch())
-        // Versions and role annotations: which role a token is exchanged for, and when
-        // cached STS credentials are stale.
-        .inspect_ok({
-            let ctx = cache.clone();
-            move |event| ctx.service_accounts.observe(event)
-        })
-        .inspect_err(move |_| cache.service_accounts.watch_failed())
-        .touched_objects();
+        let account_changes = watcher(service_accounts(&ctx), paged())
+            .default_backoff()
+            .inspect_ok(synced.watch())
+            // Versions and role annotations: which role a token is exchanged for, and when
+            // cached STS credentials are stale.
+            .inspect_ok({
+                let ctx = cache.clone();
+                move |event| ctx.service_accounts.observe(event)
+            })
+            .inspect_err(move |_| cache.service_accounts.watch_failed())
+            .touched_objects();
         controller = controller.watches_stream(account_changes, move |account| {
             sessions_using(&store, &account, |spec| spec.service_account_ref.as_ref())
         });
     }
+    // From the signal on, no new ECS call starts; the reconciles in flight finish.
+    let stopping = ctx.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.stopping.set();
+    };
     controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
@@ -153,10 +157,27 @@ fn trim(session: &mut VncSession) {
     meta.generate_name = None;
     if let Some(annotations) = &mut meta.annotations {
         annotations.retain(|key, _| key == crate::session::crd::REFRESH_ANNOTATION);
+        // A tenant may write hundreds of kilobytes there: the cache keeps a bounded record.
+        for value in annotations.values_mut() {
+            if let Some(bounded) = crate::session::refresh::cache_form(value) {
+                *value = bounded;
+            }
+        }
         if annotations.is_empty() {
             meta.annotations = None;
         }
     }
+}
+
+/// Objects per page of a first list (and of every re-list). Served from etcd in pages rather
+/// than from the watch cache in one answer (`resourceVersion=0` ignores the limit): a page is
+/// what the operator holds at once, whatever a tenant put into its objects' metadata (up to
+/// 256 KiB of annotations each). 50 such objects are about 13 MiB; 10,000 small ones take 200
+/// round trips.
+pub const LIST_PAGE_SIZE: u32 = 50;
+
+fn paged() -> watcher::Config {
+    watcher::Config::default().page_size(LIST_PAGE_SIZE)
 }
 
 /// Turns the probe ready once every watch has completed its first list.
@@ -259,6 +280,15 @@ mod tests {
         assert!(meta.creation_timestamp.is_some());
         assert_eq!(session.spec.instance_id, "i-abc");
         assert_eq!(session.status, status, "the status is written back whole");
+
+        // A huge refresh value is cut down to its bounded record, which is still refused.
+        let mut huge = session.clone();
+        huge.annotations_mut()
+            .insert("ecsvnc.dev/refresh".into(), "r".repeat(200_000));
+        trim(&mut huge);
+        let kept = &huge.annotations()["ecsvnc.dev/refresh"];
+        assert!(kept.len() < 64, "{} bytes kept", kept.len());
+        assert!(crate::session::refresh::refusal(kept).is_some());
 
         // No annotation left: none at all.
         let mut bare = session.clone();

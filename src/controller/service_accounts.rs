@@ -17,6 +17,10 @@ use crate::aliyun::sts::check_role_arn;
 /// The annotation that names the RAM role a ServiceAccount's token is exchanged for.
 pub const ROLE_ARN_ANNOTATION: &str = "ecsvnc.dev/role-arn";
 
+/// Longer than any role ARN (`acs:ram::` + a 32-digit account + `:role/` + 128 characters): a
+/// longer annotation is kept as an empty value, which the role check refuses, not as written.
+pub const ROLE_ARN_MAX_BYTES: usize = 256;
+
 /// STS credentials exchanged for one version of a ServiceAccount, renewed before they expire.
 pub type Cell = Renewing<ExchangeError>;
 
@@ -30,7 +34,12 @@ impl ServiceAccountCache {
     /// Follows the metadata watch of ServiceAccounts.
     pub fn observe(&self, event: &Event<PartialObjectMeta<ServiceAccount>>) {
         self.watched.observe(event, |sa| {
-            sa.annotations().get(ROLE_ARN_ANNOTATION).cloned()
+            let role = sa.annotations().get(ROLE_ARN_ANNOTATION)?;
+            Some(if role.len() <= ROLE_ARN_MAX_BYTES {
+                role.clone()
+            } else {
+                String::new()
+            })
         });
     }
 
@@ -102,6 +111,12 @@ mod tests {
         cache.observe(&Event::Apply(meta("bare", "8", None)));
         assert_eq!(cache.get("team-a", "bare"), Some(("8".to_owned(), None)));
         assert_eq!(cache.get("team-b", "bare"), None, "namespaces are apart");
+        // A tenant's 200 KB annotation is not kept; what is kept is refused as a role.
+        let huge = format!("acs:ram::1:role/{}", "r".repeat(200_000));
+        cache.observe(&Event::Apply(meta("huge", "9", Some(&huge))));
+        let (_, kept) = cache.get("team-a", "huge").unwrap();
+        assert_eq!(kept.as_deref(), Some(""));
+        assert!(role_arn("").is_err());
     }
 
     #[test]

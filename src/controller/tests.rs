@@ -58,8 +58,10 @@ async fn fixture_with(tune: impl FnOnce(&mut Settings)) -> Fixture {
         reconnect_limit_per_minute: 30,
         ecs_endpoint: Some(sim.endpoint()),
         allowed_endpoints: crate::aliyun::AllowedEndpoints::default(),
+        regions: crate::aliyun::Regions::default(),
         credentials: None,
         oidc_provider_arn: None,
+        keyless_sessions: false,
         sts_endpoint: Endpoint::parse(&sim.endpoint()).unwrap(),
         operator_credentials_scope: super::OperatorCredentialsScope::Nowhere,
         watch_namespace: None,
@@ -611,7 +613,11 @@ async fn terminal_ecs_errors_fail_without_retry() {
         (LINUX, "cn-shanghai", "InvalidRegionInstance"),
         (LINUX, "eu-nowhere-1", "InvalidRegionId.NotFound"),
     ] {
-        let mut f = fixture().await;
+        // The operator was told the region exists (--extra-regions); ECS says it does not.
+        let mut f = fixture_with(|s| {
+            s.regions = crate::aliyun::Regions::parse("eu-nowhere-1").unwrap();
+        })
+        .await;
         let mut s = session("db-1");
         s.spec.instance_id = instance.into();
         s.spec.region_id = region.into();
@@ -1074,3 +1080,64 @@ async fn a_session_throttled_by_an_earlier_process_asks_the_limiter_of_now() {
     .await;
     assert_eq!(seen[1].1["status"]["phase"], "Ready");
 }
+
+#[tokio::test]
+async fn a_region_outside_the_sdks_table_fails_with_invalid_region_id_and_nothing_is_sent() {
+    // ecs.oss-accelerate.aliyuncs.com is an OSS bucket's host, not ECS.
+    let mut f = fixture().await;
+    let mut s = session("oss-1");
+    s.spec.region_id = "oss-accelerate".into();
+    let (_, seen) = run(&mut f, &s, failed_steps("oss-1")).await;
+    let st = &seen[1].1["status"];
+    assert_eq!(st["phase"], "Failed");
+    assert_eq!(st["refreshable"], false);
+    assert_eq!(st["lastError"]["code"], "InvalidRegionId");
+    let message = st["lastError"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"oss-accelerate\"")
+            && message.contains("--extra-regions")
+            && message.contains("nothing was sent"),
+        "{message}"
+    );
+    assert_eq!(seen[2].1["reason"], "IssueFailed");
+    assert_eq!(f.sim.stats().calls.len(), 0, "no ECS call");
+}
+
+#[tokio::test]
+async fn an_endpoint_a_url_parser_would_reinterpret_gets_nothing_even_when_its_host_is_allowed() {
+    let (trap_url, hits) = trap().await;
+    for endpoint in [
+        // WHATWG parsers read this as {trap}/2016-08-15/proxy/svc/fn/.
+        format!(r"{trap_url}\2016-08-15\proxy\svc\fn\"),
+        format!("{trap_url}%2F2016-08-15%2Fproxy"),
+        format!("{trap_url}/2016-08-15/proxy/svc/fn/"),
+    ] {
+        let mut f = fixture_with(|s| {
+            s.allowed_endpoints = crate::aliyun::AllowedEndpoints::parse(&trap_url).unwrap();
+        })
+        .await;
+        let mut s = session("fc-1");
+        s.spec.endpoint = Some(endpoint.clone());
+        // Refused by the spec rules: a status write and its Event, no Secret read, no ECS call.
+        let (_, seen) = run(&mut f, &s, vec![status_patch("fc-1"), event()]).await;
+        let st = &seen[0].1["status"];
+        assert_eq!(st["phase"], "Failed", "{endpoint}");
+        assert_eq!(st["lastError"]["code"], "InvalidSpec", "{endpoint}");
+        assert!(
+            st["lastError"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("spec.endpoint"),
+            "{st}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "not one byte"
+    );
+}
+
+#[path = "isolation_tests.rs"]
+mod isolation;

@@ -45,7 +45,7 @@ pub const REFRESH_ANNOTATION: &str = "ecsvnc.dev/refresh";
 ]))]
 pub struct VncSessionSpec {
     /// Region of the instance, e.g. `cn-hangzhou`.
-    #[schemars(regex(pattern = r"^[a-z]{2,}(-[a-z0-9]+)+$"))]
+    #[schemars(regex(pattern = r"^[a-z]{2,}(-[a-z0-9]+)+$"), length(max = 64))]
     pub region_id: String,
 
     /// ECS instance id, e.g. `i-bp1hzoinajzkh91h1234`.
@@ -67,20 +67,26 @@ pub struct VncSessionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_windows: Option<bool>,
 
-    /// Why access is needed; recorded in Events.
+    /// Why access is needed; recorded in Events. One line of text: no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 1024), regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"))]
     pub reason: Option<String>,
 
     /// How long the grant lasts from creation (`30m`, `8h`, `1h30m`); then it is `Closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"))]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h|d))+$"), length(max = 32))]
     pub ttl: Option<String>,
 
     /// ECS endpoint override (e.g. a VPC endpoint): `https://` or `http://`, a host and an optional
-    /// port, nothing more; it must match one of the operator's `--allowed-endpoints`.
+    /// port, nothing more (no path, no `\`, `%`, whitespace or control characters); it must match
+    /// one of the operator's `--allowed-endpoints`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://[^\s/?#@]+/?$"))]
+    // RE2 (the API server's regexp): `\p{C}` is every control and format character, `\p{Z}` every
+    // space; URL parsers read `\` as `/` and decode `%`, so neither may hide a path or a host.
+    #[schemars(
+        regex(pattern = r"^https?://[^\s\p{Z}\p{C}/?#@\\%]+/?$"),
+        length(max = 512)
+    )]
     pub endpoint: Option<String>,
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::crd::{LastError, Phase, VncSessionSpec, VncSessionStatus};
 use super::expiry::{self, Expiry, Limits};
 use super::message::{EVENT_NOTE_MAX_BYTES, clip, sanitize};
-use super::{conditions, validate};
+use super::{conditions, refresh, validate};
 
 /// Failed attempts in a row after which automatic retries stop; a refresh starts over.
 pub const MAX_AUTOMATIC_RETRIES: u32 = 8;
@@ -57,6 +57,7 @@ pub enum Reason {
     CredentialsNotFound,
     Throttled,
     Closed,
+    RefreshIgnored,
 }
 
 impl Reason {
@@ -70,6 +71,7 @@ impl Reason {
             Reason::CredentialsNotFound => "CredentialsNotFound",
             Reason::Throttled => "Throttled",
             Reason::Closed => "Closed",
+            Reason::RefreshIgnored => "RefreshIgnored",
         }
     }
 }
@@ -167,7 +169,16 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
     // whoever asked sees the reason instead of waiting.
     let refresh_answered = obs
         .refresh
-        .is_none_or(|v| status.observed_refresh.as_deref() == Some(v));
+        .is_none_or(|v| status.observed_refresh.as_deref() == Some(&*refresh::observed_form(v)));
+
+    // A refresh value the operator does not serve (too long, control characters) is answered
+    // once, whatever the grant's state, and changes nothing else.
+    if !refresh_answered
+        && let Some(value) = obs.refresh
+        && let Some(why) = refresh::refusal(value)
+    {
+        return Decision::Write(Box::new(refresh_refused(obs, why)));
+    }
 
     if let Some(deadline) = closes_at
         && now >= deadline
@@ -201,9 +212,7 @@ pub fn decide(obs: &Observed, now: Timestamp) -> Decision {
             IssueCause::SpecChanged
         });
     }
-    if let Some(value) = obs.refresh
-        && status.observed_refresh.as_deref() != Some(value)
-    {
+    if !refresh_answered {
         return Decision::Issue(IssueCause::RefreshRequested);
     }
 
@@ -267,7 +276,7 @@ pub fn after_issue(
     let mut status = obs.status.clone();
     status.observed_generation = Some(obs.generation);
     if let Some(value) = obs.refresh {
-        status.observed_refresh = Some(value.to_owned());
+        status.observed_refresh = Some(refresh::observed_form(value).into_owned());
     }
     let closes_at = ttl_deadline(obs);
     let target = &obs.spec.instance_id;
@@ -514,9 +523,23 @@ fn expired(obs: &Observed, now: Timestamp) -> Update {
 fn answered(obs: &Observed) -> VncSessionStatus {
     let mut status = obs.status.clone();
     if let Some(value) = obs.refresh {
-        status.observed_refresh = Some(value.to_owned());
+        status.observed_refresh = Some(refresh::observed_form(value).into_owned());
     }
     status
+}
+
+/// A refresh value that is not served: recorded (by its digest) so it is answered once, with a
+/// warning that says what a value must be. Phase, URL and conditions stay as they are.
+fn refresh_refused(obs: &Observed, why: String) -> Update {
+    let message = format!(
+        "{why}; nothing was issued. Set a short value without control characters (a \
+         timestamp, as kubectl vnc open does)"
+    );
+    Update {
+        status: answered(obs),
+        note: Some(warning(Reason::RefreshIgnored, message)),
+        wake_at: None,
+    }
 }
 
 /// Moves to a phase other than `Ready`: the URLs go with it.

@@ -5,6 +5,7 @@ pub mod crd;
 pub mod decide;
 pub mod expiry;
 pub mod message;
+pub mod refresh;
 pub mod validate;
 
 pub use crd::{VncSession, VncSessionSpec, VncSessionStatus};

@@ -7,6 +7,8 @@ pub const REGION_ID_PATTERN: &str = "^[a-z]{2,}(-[a-z0-9]+)+$";
 pub const INSTANCE_ID_PATTERN: &str = "^i-[a-z0-9]+$";
 pub const INSTANCE_ID_MAX_LEN: usize = 64;
 pub const REASON_MAX_LEN: usize = 1024;
+/// A host name is at most 253 bytes; with a scheme and a port an endpoint is well under this.
+pub const ENDPOINT_MAX_BYTES: usize = 512;
 
 /// Checks a region id; the error says what a good one looks like.
 pub fn region_id(value: &str) -> Result<(), String> {
@@ -121,6 +123,17 @@ pub fn ttl(value: &str) -> Result<std::time::Duration, String> {
 
 /// Checks an endpoint override's form (the CRD pattern); the allow-list decides where it may go.
 pub fn endpoint(value: &str) -> Result<(), String> {
+    // Checked first: the messages below quote the value.
+    if value.len() > ENDPOINT_MAX_BYTES {
+        return Err(format!(
+            "endpoint is longer than {ENDPOINT_MAX_BYTES} bytes; expected scheme://host[:port]"
+        ));
+    }
+    if let Some(what) = endpoint_forbidden_character(value) {
+        return Err(format!(
+            "endpoint {value:?} must not contain {what}; expected scheme://host[:port]"
+        ));
+    }
     let rest = value
         .strip_prefix("https://")
         .or_else(|| value.strip_prefix("http://"));
@@ -138,8 +151,8 @@ pub fn endpoint(value: &str) -> Result<(), String> {
                 .to_owned(),
         );
     }
-    // An ECS endpoint is a host: a path would let `*.aliyuncs.com` reach tenant-controlled
-    // services on Alibaba's own domains (a Function Compute trigger, an OSS bucket).
+    // An ECS endpoint is a host: a path would let an allowed host's tenant-controlled paths (a
+    // Function Compute trigger) receive signed requests.
     let path = &rest[authority.len()..];
     if !path.is_empty() && path != "/" {
         return Err(format!(
@@ -152,6 +165,40 @@ pub fn endpoint(value: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What in an endpoint a URL parser would turn into something else, described for a message:
+/// `\` (WHATWG parsers read it as `/`), `%` (decoded, it can hide a path or a host), control
+/// characters (C0, DEL, C1) and the invisible format characters (bidi controls, zero-width ones)
+/// that hide what a value says.
+pub fn endpoint_forbidden_character(value: &str) -> Option<String> {
+    value.chars().find_map(|c| match c {
+        '\\' => Some("a backslash (\\), which URL parsers read as /".to_owned()),
+        '%' => Some("a percent sign (%): percent-encoding could hide a path or a host".to_owned()),
+        c if c.is_control() => Some(format!("a control character (U+{:04X})", u32::from(c))),
+        c if is_invisible_format(c) => Some(format!(
+            "an invisible format character (U+{:04X})",
+            u32::from(c)
+        )),
+        _ => None,
+    })
+}
+
+/// Unicode's format characters (category Cf) that appear in text: soft hyphen, bidi marks and
+/// overrides, zero-width characters, the byte order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 /// Pattern of a DNS-1123 subdomain, what Kubernetes requires of Secret and ServiceAccount names.
@@ -190,12 +237,18 @@ fn object_name(field: &str, kind: &str, value: &str) -> Result<(), String> {
 pub fn spec(spec: &super::VncSessionSpec) -> Result<(), String> {
     region_id(&spec.region_id).map_err(|m| format!("spec.{m}"))?;
     instance_id(&spec.instance_id).map_err(|m| format!("spec.{m}"))?;
-    if let Some(reason) = &spec.reason
-        && reason.chars().count() > REASON_MAX_LEN
-    {
-        return Err(format!(
-            "spec.reason is longer than {REASON_MAX_LEN} characters"
-        ));
+    if let Some(reason) = &spec.reason {
+        if reason.chars().count() > REASON_MAX_LEN {
+            return Err(format!(
+                "spec.reason is longer than {REASON_MAX_LEN} characters"
+            ));
+        }
+        // It reaches terminals through Events and kubectl vnc status: no escape sequences.
+        if let Some(at) = reason.find(char::is_control) {
+            return Err(format!(
+                "spec.reason has a control character at byte {at}; write it on one line of plain text"
+            ));
+        }
     }
     if let Some(value) = &spec.ttl {
         ttl(value).map_err(|m| format!("spec.{m}"))?;
@@ -245,6 +298,9 @@ mod spec_tests {
     #[test]
     fn endpoints() {
         assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com").is_ok());
+        let long = format!("https://{}.aliyuncs.com", "a".repeat(ENDPOINT_MAX_BYTES));
+        let err = endpoint(&long).unwrap_err();
+        assert!(err.contains("longer than") && err.len() < 128, "{err}");
         assert!(endpoint("http://127.0.0.1:8080").is_ok());
         assert!(endpoint("https://ecs-vpc.cn-hangzhou.aliyuncs.com/").is_ok());
         assert!(
@@ -266,6 +322,33 @@ mod spec_tests {
             err.contains("user info") && !err.contains("hunter2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn endpoints_refuse_what_a_url_parser_would_reinterpret() {
+        for (bad, needle) in [
+            // Read as http://host/2016-08-15/proxy/svc/fn/ by WHATWG parsers.
+            (r"http://host\2016-08-15\proxy\svc\fn\", "backslash"),
+            (r"https://ecs.aliyuncs.com\", "backslash"),
+            ("https://ecs.aliyuncs.com%2F2016-08-15", "percent sign"),
+            ("https://ecs%2ealiyuncs.com", "percent sign"),
+            ("https://ecs.aliyuncs.com\u{7f}", "U+007F"),
+            ("https://ecs.aliyuncs.com\u{85}", "U+0085"),
+            ("https://ecs.aliyuncs.com\u{0}", "U+0000"),
+            ("https://ecs.aliyuncs.com\r\n", "U+000D"),
+            ("https://ecs\u{200d}.aliyuncs.com", "U+200D"),
+            ("https://ecs\u{2066}.aliyuncs.com", "U+2066"),
+        ] {
+            let err = endpoint(bad).unwrap_err();
+            assert!(err.contains(needle), "{bad:?}: {err}");
+        }
+        for bad in [
+            "https://ecs.aliyuncs.com/x",
+            "https://ecs.aliyuncs.com//",
+            "https://ecs.aliyuncs.com\u{3000}",
+        ] {
+            assert!(endpoint(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -315,5 +398,31 @@ mod spec_tests {
                 .unwrap_err()
                 .starts_with("spec.serviceAccountRef.name")
         );
+    }
+
+    #[test]
+    fn a_reason_is_one_line_of_plain_text() {
+        let mut s = crate::session::VncSessionSpec {
+            region_id: "cn-hangzhou".into(),
+            instance_id: "i-bp1".into(),
+            credentials_ref: None,
+            service_account_ref: None,
+            is_windows: None,
+            reason: Some("磁盘已满 disk full, INC-4711".into()),
+            ttl: None,
+            endpoint: None,
+        };
+        assert_eq!(spec(&s), Ok(()));
+        for bad in [
+            "\u{1b}]0;owned\u{7}",
+            "a\rb",
+            "tab\there",
+            "\u{9b}31m",
+            "\u{7f}",
+        ] {
+            s.reason = Some(bad.into());
+            let err = spec(&s).unwrap_err();
+            assert!(err.contains("control character"), "{bad:?}: {err}");
+        }
     }
 }

@@ -220,6 +220,11 @@ impl SimHandle {
         self.shared.lock().stats.clone()
     }
 
+    /// Injected faults not yet used up (a delayed request counts as used once it has arrived).
+    pub fn queued_faults(&self) -> usize {
+        self.shared.queued_faults()
+    }
+
     /// Clears stats, faults, used nonces and reconnect windows and refills the account quota;
     /// instance statuses and the quota's setting stay.
     pub fn reset(&self) {

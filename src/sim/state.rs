@@ -343,6 +343,11 @@ impl Shared {
         }
     }
 
+    /// Faults queued and not yet used up: a test knows a faulted request has arrived.
+    pub(crate) fn queued_faults(&self) -> usize {
+        self.lock().faults.len()
+    }
+
     pub(crate) fn reset(&self) {
         let mut state = self.lock();
         state.stats = SimStats::default();

@@ -160,6 +160,12 @@ impl OperatorCredentials {
         self.cell().map(Renewing::invalidate).is_some()
     }
 
+    /// [`OperatorCredentials::invalidate`] at most once per `gap`; returns whether it dropped them.
+    pub fn invalidate_at_most_every(&self, gap: std::time::Duration) -> bool {
+        self.cell()
+            .is_some_and(|cell| cell.invalidate_at_most_every(gap))
+    }
+
     /// The RAM role of RRSA, if that is the source: keyless sessions may not borrow it.
     pub fn rrsa_role_arn(&self) -> Option<&str> {
         match &self.source {
