@@ -400,6 +400,9 @@ impl Operator {
                 endpoint,
                 "--metrics-addr",
                 "127.0.0.1:0",
+                // Not the default 0.0.0.0:8081: tests run operators side by side.
+                "--health-addr",
+                "127.0.0.1:0",
                 "--log-format",
                 format,
             ])
@@ -447,6 +450,29 @@ impl Operator {
             assert!(
                 Instant::now() < deadline,
                 "operator never logged its metrics address:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (bounded) until `/readyz` on the metrics address answers 200.
+    pub async fn wait_ready(&self, timeout: Duration) {
+        let url = format!("http://{}/readyz", self.metrics_addr().await);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(answer) = http.get(&url).send().await
+                && answer.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "operator not ready within {timeout:?}:\n{}",
                 self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -506,4 +532,44 @@ pub fn cpu_time(pid: u32) -> Duration {
     let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
     let per_second: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Peak resident set size of a process (`VmHWM` in /proc/PID/status), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in /proc/{pid}/status"))
+}
+
+/// Creates `objects` through the API (no kubectl, so no last-applied copy), `parallel` at a time;
+/// panics on the first refusal. Each request is bounded (60 s).
+pub async fn create_all<K>(api: &Api<K>, objects: Vec<K>, parallel: usize)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize,
+{
+    use futures::StreamExt;
+    let params = kube::api::PostParams::default();
+    let results: Vec<_> = futures::stream::iter(objects)
+        .map(|object| {
+            let params = &params;
+            async move {
+                let name = object.meta().name.clone().unwrap_or_default();
+                let created =
+                    tokio::time::timeout(Duration::from_secs(60), api.create(params, &object));
+                (name, created.await)
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect()
+        .await;
+    for (name, result) in results {
+        match result {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("create {name}: {e}"),
+            Err(_) => panic!("create {name}: no answer within 60 s"),
+        }
+    }
 }
