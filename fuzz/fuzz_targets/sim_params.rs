@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 // The parser is private to the library, so it is compiled here from its own source, beside the
-// names it takes from its surroundings (`super::errors`, `super::HOST_ID`, `crate::aliyun`).
+// names it takes from its surroundings (`super::errors`, `crate::aliyun`).
 mod aliyun {
     pub use ecs_vnc_operator::aliyun::signature;
 }
@@ -16,8 +16,6 @@ mod errors;
 #[allow(dead_code)]
 #[path = "../../src/sim/params.rs"]
 mod params;
-#[allow(dead_code)]
-const HOST_ID: &str = ecs_vnc_operator::sim::HOST_ID;
 
 use aliyun::signature::percent_encode;
 use params::Params;

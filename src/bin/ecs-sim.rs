@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ecs_vnc_operator::sim::{
-    self, KeylessConfig, MetadataRole, OidcProvider, SimAccount, SimConfig, SimInstance, SimRole,
+    self, KeylessConfig, MetadataRole, OidcProvider, RoleInstances, SimAccount, SimConfig,
+    SimInstance, SimRole,
 };
 
 #[derive(Parser)]
@@ -161,21 +162,13 @@ fn add_keyless_flags(args: &Args, keyless: &mut KeylessConfig) -> Result<(), Str
     }
     keyless.roles.extend(args.roles.iter().cloned());
     for text in &args.role_instances {
-        let (arn, list) = text
-            .split_once('=')
-            .ok_or_else(|| format!("--role-instances {text:?} is not ARN=INSTANCE[,...]"))?;
+        let RoleInstances { arn, instances } = text.parse()?;
         let role = keyless
             .roles
             .iter_mut()
             .find(|role| role.arn == arn)
             .ok_or_else(|| format!("--role-instances names {arn}, which no --role defines"))?;
-        role.instances = Some(
-            list.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        );
+        role.instances = Some(instances);
     }
     if let Some(seconds) = args.sts_lifetime {
         keyless.sts_lifetime_seconds = seconds;

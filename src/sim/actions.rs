@@ -1,4 +1,5 @@
-//! The ECS actions the simulator serves, answered the way ECS answers them.
+//! The ECS actions the simulator serves, answered the way ECS answers them, and RAM's check of
+//! which instances limited credentials may name in them.
 
 use std::time::Instant;
 
@@ -10,7 +11,8 @@ use crate::aliyun::signature::percent_encode;
 use super::config::InstanceStatus;
 use super::errors::EcsError;
 use super::params::Params;
-use super::state::{RATE_WINDOW, Shared};
+use super::state::Shared;
+use super::windows::RATE_WINDOW;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -203,6 +205,35 @@ fn describe_instances(
     .to_string())
 }
 
+/// RAM's resource check for credentials limited to some instances: a `DescribeInstanceVncUrl` for
+/// another instance, or a `DescribeInstances` that does not name only allowed instances, is
+/// `Forbidden.RAM`. A malformed `InstanceIds` is left for the action to refuse.
+pub(crate) fn authorize(
+    allowed: Option<&[String]>,
+    action: Action,
+    params: &Params,
+) -> Result<(), EcsError> {
+    let Some(allowed) = allowed else {
+        return Ok(());
+    };
+    let permits = |id: &str| allowed.iter().any(|a| a == id);
+    let ok = match action {
+        Action::DescribeInstanceVncUrl => params.get("InstanceId").is_some_and(permits),
+        Action::DescribeInstances => match params.get("InstanceIds").filter(|t| !t.is_empty()) {
+            None => false,
+            Some(text) => match parse_instance_ids(text) {
+                Ok(ids) => ids.iter().all(|id| permits(id)),
+                Err(_) => true,
+            },
+        },
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(EcsError::forbidden_ram())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +268,22 @@ mod tests {
         }
         let too_many = serde_json::to_string(&vec!["i-x"; 101]).unwrap();
         assert!(parse_instance_ids(&too_many).is_err());
+    }
+
+    #[test]
+    fn instance_limits_apply_to_both_actions() {
+        let allowed: Vec<String> = vec!["i-a".into(), "i-b".into()];
+        let allowed = Some(allowed.as_slice());
+        let params = |q: &str| Params::parse(q, None).unwrap();
+        let vnc = Action::DescribeInstanceVncUrl;
+        let list = Action::DescribeInstances;
+        assert!(authorize(allowed, vnc, &params("InstanceId=i-a")).is_ok());
+        let err = authorize(allowed, vnc, &params("InstanceId=i-c")).unwrap_err();
+        assert_eq!((err.status, err.code.as_ref()), (403, "Forbidden.RAM"));
+        assert!(authorize(allowed, list, &params(r#"InstanceIds=["i-a","i-b"]"#)).is_ok());
+        assert!(authorize(allowed, list, &params(r#"InstanceIds=["i-a","i-c"]"#)).is_err());
+        assert!(authorize(allowed, list, &params("RegionId=cn-hangzhou")).is_err());
+        assert!(authorize(allowed, list, &params("InstanceIds=oops")).is_ok());
+        assert!(authorize(None, vnc, &params("InstanceId=i-z")).is_ok());
     }
 }

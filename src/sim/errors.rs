@@ -2,6 +2,9 @@
 
 use std::borrow::Cow;
 
+/// `HostId` in every error answer.
+pub const HOST_ID: &str = "ecs.aliyuncs.com";
+
 /// One error answer before it gets its `RequestId`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EcsError {
@@ -248,7 +251,7 @@ impl EcsError {
     pub fn to_body(&self, request_id: &str) -> String {
         serde_json::json!({
             "RequestId": request_id,
-            "HostId": super::HOST_ID,
+            "HostId": HOST_ID,
             "Code": self.code,
             "Message": self.message,
             "Recommend": format!(

@@ -32,7 +32,7 @@ fn one() -> u32 {
 /// `throttling`, `error` (+ `status`, `code`, `message`), `delay` (+ `ms`), `malformed`, `oversized`,
 /// `drop`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "FaultKindJson", into = "FaultKindJson")]
+#[serde(tag = "kind", rename_all = "camelCase")]
 pub enum FaultKind {
     /// 500 `InternalError`.
     InternalError,
@@ -47,7 +47,7 @@ pub enum FaultKind {
         message: String,
     },
     /// Sleep, then answer normally.
-    Delay(Duration),
+    Delay(#[serde(with = "delay_ms")] Duration),
     /// 200 with a body that is not JSON.
     Malformed,
     /// 200 with 4 MiB of JSON.
@@ -56,71 +56,29 @@ pub enum FaultKind {
     Drop,
 }
 
-/// The wire form of [`FaultKind`]: a delay is whole milliseconds, not serde's `{secs, nanos}`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-enum FaultKindJson {
-    InternalError,
-    ServiceUnavailable,
-    Throttling,
-    Error {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    Delay {
+/// A delay on the wire: `"ms": <whole milliseconds>` beside the tag, not serde's `{secs, nanos}`.
+mod delay_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Millis {
         ms: u64,
-    },
-    Malformed,
-    Oversized,
-    Drop,
-}
-
-impl From<FaultKindJson> for FaultKind {
-    fn from(json: FaultKindJson) -> Self {
-        match json {
-            FaultKindJson::InternalError => FaultKind::InternalError,
-            FaultKindJson::ServiceUnavailable => FaultKind::ServiceUnavailable,
-            FaultKindJson::Throttling => FaultKind::Throttling,
-            FaultKindJson::Error {
-                status,
-                code,
-                message,
-            } => FaultKind::Error {
-                status,
-                code,
-                message,
-            },
-            FaultKindJson::Delay { ms } => FaultKind::Delay(Duration::from_millis(ms)),
-            FaultKindJson::Malformed => FaultKind::Malformed,
-            FaultKindJson::Oversized => FaultKind::Oversized,
-            FaultKindJson::Drop => FaultKind::Drop,
-        }
     }
-}
 
-impl From<FaultKind> for FaultKindJson {
-    fn from(kind: FaultKind) -> Self {
-        match kind {
-            FaultKind::InternalError => FaultKindJson::InternalError,
-            FaultKind::ServiceUnavailable => FaultKindJson::ServiceUnavailable,
-            FaultKind::Throttling => FaultKindJson::Throttling,
-            FaultKind::Error {
-                status,
-                code,
-                message,
-            } => FaultKindJson::Error {
-                status,
-                code,
-                message,
-            },
-            FaultKind::Delay(d) => FaultKindJson::Delay {
-                ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-            },
-            FaultKind::Malformed => FaultKindJson::Malformed,
-            FaultKind::Oversized => FaultKindJson::Oversized,
-            FaultKind::Drop => FaultKindJson::Drop,
-        }
+    pub(super) fn serialize<S: Serializer>(
+        delay: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        Millis { ms }.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        Millis::deserialize(deserializer).map(|m| Duration::from_millis(m.ms))
     }
 }
 

@@ -12,10 +12,6 @@ use std::sync::Arc;
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 
-use super::actions::{Action, parse_instance_ids};
-use super::errors::EcsError;
-use super::params::Params;
-
 /// Most issued credentials remembered at once (live or recently expired).
 pub const MAX_GRANTS: usize = 10_000;
 /// How long an expired credential is still recognised (and answered `Expired`).
@@ -143,35 +139,6 @@ impl Grants {
     }
 }
 
-/// RAM's resource check for credentials limited to some instances: a `DescribeInstanceVncUrl` for
-/// another instance, or a `DescribeInstances` that does not name only allowed instances, is
-/// `Forbidden.RAM`. A malformed `InstanceIds` is left for the action to refuse.
-pub(crate) fn authorize(
-    allowed: Option<&[String]>,
-    action: Action,
-    params: &Params,
-) -> Result<(), EcsError> {
-    let Some(allowed) = allowed else {
-        return Ok(());
-    };
-    let permits = |id: &str| allowed.iter().any(|a| a == id);
-    let ok = match action {
-        Action::DescribeInstanceVncUrl => params.get("InstanceId").is_some_and(permits),
-        Action::DescribeInstances => match params.get("InstanceIds").filter(|t| !t.is_empty()) {
-            None => false,
-            Some(text) => match parse_instance_ids(text) {
-                Ok(ids) => ids.iter().all(|id| permits(id)),
-                Err(_) => true,
-            },
-        },
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(EcsError::forbidden_ram())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,22 +190,5 @@ mod tests {
         assert_eq!(grants.len(), MAX_GRANTS);
         assert!(grants.get(&early.access_key_id).is_none());
         assert!(grants.get(&late.access_key_id).is_some());
-    }
-
-    #[test]
-    fn instance_limits_apply_to_both_actions() {
-        let allowed: Vec<String> = vec!["i-a".into(), "i-b".into()];
-        let allowed = Some(allowed.as_slice());
-        let params = |q: &str| Params::parse(q, None).unwrap();
-        let vnc = Action::DescribeInstanceVncUrl;
-        let list = Action::DescribeInstances;
-        assert!(authorize(allowed, vnc, &params("InstanceId=i-a")).is_ok());
-        let err = authorize(allowed, vnc, &params("InstanceId=i-c")).unwrap_err();
-        assert_eq!((err.status, err.code.as_ref()), (403, "Forbidden.RAM"));
-        assert!(authorize(allowed, list, &params(r#"InstanceIds=["i-a","i-b"]"#)).is_ok());
-        assert!(authorize(allowed, list, &params(r#"InstanceIds=["i-a","i-c"]"#)).is_err());
-        assert!(authorize(allowed, list, &params("RegionId=cn-hangzhou")).is_err());
-        assert!(authorize(allowed, list, &params("InstanceIds=oops")).is_ok());
-        assert!(authorize(None, vnc, &params("InstanceId=i-z")).is_ok());
     }
 }

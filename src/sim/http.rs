@@ -53,12 +53,16 @@ pub(crate) async fn read_body(mut body: Incoming, headers: &HeaderMap) -> Result
 
 /// A status outside what hyper accepts (only possible via a library-injected fault) becomes 500.
 pub(crate) fn json_response(status: u16, body: Bytes) -> Reply {
+    response(status, body, "application/json;charset=utf-8")
+}
+
+/// An answer with this status, body and `Content-Type`; an impossible status becomes 500.
+pub(crate) fn response(status: u16, body: Bytes, content_type: &'static str) -> Reply {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json;charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }

@@ -4,18 +4,13 @@
 //! roles and `GET …/<role>` gives that role's temporary credentials, both only with a valid
 //! `X-aliyun-ecs-metadata-token`. Answers are text, the credentials JSON, as on a real instance.
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
-
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{self, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Request};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use super::grants::{Issued, format_time};
-use super::http::Reply;
+use super::http::{Reply, response};
 use super::state::Shared;
 
 pub const TOKEN_PATH: &str = "/latest/api/token";
@@ -24,49 +19,10 @@ pub const TOKEN_HEADER: &str = "x-aliyun-ecs-metadata-token";
 pub const TTL_HEADER: &str = "x-aliyun-ecs-metadata-token-ttl-seconds";
 /// The metadata service's longest token lifetime (6 h).
 pub const MAX_TOKEN_TTL_SECONDS: i64 = 21_600;
-/// Most metadata tokens remembered; the oldest goes first.
-const MAX_TOKENS: usize = 1024;
 /// Stats actions for the two endpoints (and `Metadata.Other` for any other `/latest/` path).
 pub const STATS_TOKEN: &str = "Metadata.Token";
 pub const STATS_CREDENTIALS: &str = "Metadata.SecurityCredentials";
 const STATS_OTHER: &str = "Metadata.Other";
-
-/// Tokens handed out and each role's current credentials.
-#[derive(Default)]
-pub(crate) struct MetadataState {
-    tokens: HashMap<String, Timestamp>,
-    order: VecDeque<String>,
-    /// Role name -> AccessKeyId of its current credentials.
-    current: HashMap<String, String>,
-}
-
-impl fmt::Debug for MetadataState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MetadataState")
-            .field("tokens", &self.tokens.len())
-            .field("roles", &self.current.len())
-            .finish()
-    }
-}
-
-impl MetadataState {
-    fn add_token(&mut self, token: String, expires_at: Timestamp, now: Timestamp) {
-        self.tokens.retain(|_, at| *at > now);
-        self.order.retain(|t| self.tokens.contains_key(t));
-        while self.tokens.len() >= MAX_TOKENS {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            self.tokens.remove(&oldest);
-        }
-        self.order.push_back(token.clone());
-        self.tokens.insert(token, expires_at);
-    }
-
-    fn token_valid(&self, token: &str, now: Timestamp) -> bool {
-        self.tokens.get(token).is_some_and(|at| *at > now)
-    }
-}
 
 pub(crate) fn handle(shared: &Shared, req: &Request<Incoming>) -> Reply {
     let now = Timestamp::now();
@@ -88,17 +44,12 @@ pub(crate) fn handle(shared: &Shared, req: &Request<Incoming>) -> Reply {
         _ => "Other",
     };
     shared.lock().stats.record(stats_action, code, &[]);
-    let mut response = Response::new(Full::new(Bytes::from(body.0)));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(if body.1 {
-            "application/json"
-        } else {
-            "text/plain"
-        }),
-    );
-    response
+    let content_type = if body.1 {
+        "application/json"
+    } else {
+        "text/plain"
+    };
+    response(status, Bytes::from(body.0), content_type)
 }
 
 /// (body, is JSON)
@@ -200,25 +151,4 @@ fn credentials(
         "Code": "Success",
     });
     (200, (body.to_string(), true))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_expire_and_the_table_is_bounded() {
-        let now = Timestamp::from_second(1_000).unwrap();
-        let mut state = MetadataState::default();
-        state.add_token("a".into(), Timestamp::from_second(1_010).unwrap(), now);
-        assert!(state.token_valid("a", now));
-        assert!(!state.token_valid("a", Timestamp::from_second(1_010).unwrap()));
-        assert!(!state.token_valid("b", now));
-        for i in 0..MAX_TOKENS + 10 {
-            state.add_token(i.to_string(), Timestamp::from_second(5_000).unwrap(), now);
-        }
-        assert_eq!(state.tokens.len(), MAX_TOKENS);
-        assert!(!state.token_valid("a", now), "the oldest went first");
-        assert!(state.token_valid(&(MAX_TOKENS + 9).to_string(), now));
-    }
 }

@@ -128,6 +128,7 @@
 
 mod actions;
 mod admin;
+mod answer;
 mod config;
 mod errors;
 mod faults;
@@ -135,13 +136,18 @@ mod grants;
 mod http;
 mod keys;
 mod metadata;
+mod metadata_state;
 mod oidc;
 mod params;
 mod quota;
+mod roles;
+mod rpc;
 mod server;
 mod state;
+mod stats;
 mod sts;
 mod verify;
+mod windows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -149,11 +155,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use answer::OVERSIZED_BODY;
 pub use config::{
     DEFAULT_RECONNECT_LIMIT_PER_MINUTE, DEFAULT_STS_LIFETIME_SECONDS, DEFAULT_VNC_PROXY_HOST,
     InstanceStatus, KeylessConfig, MAX_STS_LIFETIME_SECONDS, MetadataRole, OidcProvider,
-    SimAccount, SimConfig, SimError, SimInstance, SimRole, load_config_file,
+    RoleInstances, SimAccount, SimConfig, SimError, SimInstance, SimRole, load_config_file,
 };
+pub use errors::HOST_ID;
 pub use faults::{Fault, FaultKind};
 pub use grants::{KEEP_EXPIRED, MAX_GRANTS};
 pub use http::MAX_REQUEST_BODY;
@@ -162,13 +170,10 @@ pub use metadata::{
     TOKEN_PATH, TTL_HEADER,
 };
 pub use oidc::STS_AUDIENCE;
-pub use server::{NO_ACTION, OVERSIZED_BODY};
-pub use state::{AccountCount, SimStats};
+pub use rpc::NO_ACTION;
+pub use stats::{AccountCount, SimStats};
 pub use sts::{STS_ACTION, STS_HOST_ID, STS_VERSION};
 pub use verify::API_VERSION;
-
-/// `HostId` in every error answer.
-pub const HOST_ID: &str = "ecs.aliyuncs.com";
 
 /// Binds `listen` (port 0 picks a free one) and serves `config` until the handle is shut down or
 /// dropped. An invalid config is `InvalidInput`. No STS provider and no metadata roles.
@@ -185,7 +190,7 @@ pub async fn start_with_keyless(
 ) -> std::io::Result<SimHandle> {
     let invalid = |message| std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
     config.validate().map_err(invalid)?;
-    let keyless = sts::Keyless::load(&keyless).map_err(invalid)?;
+    let keyless = roles::Keyless::load(&keyless).map_err(invalid)?;
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(state::Shared::with_keyless(config, keyless));

@@ -48,9 +48,16 @@ pub(crate) struct Verifier {
     pub(crate) keys: Vec<RsaKey>,
 }
 
-impl Verifier {
-    /// `now` in Unix seconds.
-    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+/// A token's three segments, base64url as sent.
+struct Segments<'t> {
+    header: &'t str,
+    claims: &'t str,
+    signature: &'t str,
+}
+
+impl<'t> Segments<'t> {
+    /// Not empty, not too long, exactly three parts.
+    fn split(token: &'t str) -> Result<Self, TokenError> {
         if token.is_empty() {
             return Err(TokenError::Empty);
         }
@@ -58,64 +65,61 @@ impl Verifier {
             return Err(TokenError::Malformed("The OIDCToken is too long."));
         }
         let mut parts = token.split('.');
-        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+        let (Some(header), Some(claims), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed(
                 "The number of Jwt field should be divided into 3 parts with '.' .",
             ));
         };
-        let header = decode_json(header_b64)?;
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
-        if alg != "RS256" {
-            return Err(TokenError::Algorithm(alg.chars().take(32).collect()));
-        }
-        if header.get("crit").is_some() {
-            return Err(TokenError::Malformed(
-                "The Jwt header names critical extensions that are not supported.",
-            ));
-        }
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) => Some(kid.as_str()),
-            Some(_) => return Err(TokenError::Malformed(CONTENT_INVALID)),
-        };
-        let signature = decode(signature_b64)?;
-        let signed = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
-        // A key with the token's `kid`, or one without a `kid` (a PEM file carries none).
+        Ok(Segments {
+            header,
+            claims,
+            signature,
+        })
+    }
+}
+
+impl Verifier {
+    /// `now` in Unix seconds.
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        let segments = Segments::split(token)?;
+        let kid = read_header(segments.header)?;
+        self.check_signature(token, &segments, kid.as_deref())?;
+        let claims = decode_json(segments.claims)?;
+        let read = read_claims(&claims)?;
+        self.check_claims(&claims, &read, now)?;
+        Ok(read)
+    }
+
+    /// A key with the token's `kid`, or one without a `kid` (a PEM file carries none), verifies
+    /// the signature over `header.claims`.
+    fn check_signature(
+        &self,
+        token: &str,
+        segments: &Segments<'_>,
+        kid: Option<&str>,
+    ) -> Result<(), TokenError> {
+        let signature = decode(segments.signature)?;
+        let signed = &token.as_bytes()[..segments.header.len() + 1 + segments.claims.len()];
         let verified = self
             .keys
             .iter()
             .filter(|key| key.kid.is_none() || kid.is_none() || key.kid.as_deref() == kid)
             .any(|key| key.verify_rs256(signed, &signature));
-        if !verified {
-            return Err(TokenError::Signature);
+        if verified {
+            Ok(())
+        } else {
+            Err(TokenError::Signature)
         }
+    }
 
-        let claims = decode_json(claims_b64)?;
-        let text = |name: &str| match claims.get(name) {
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(TokenError::Malformed(CONTENT_INVALID)),
-        };
-        let issuer = text("iss")?;
-        let subject = text("sub")?;
-        let expires_at = numeric_date(claims.get("exp"))?.ok_or(TokenError::Malformed(
-            "The Jwt has no expiration time (exp).",
-        ))?;
-        let audiences = match claims.get("aud") {
-            Some(Value::String(aud)) => vec![aud.clone()],
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .ok_or(TokenError::Malformed(CONTENT_INVALID))?,
-            None => Vec::new(),
-            Some(_) => return Err(TokenError::Malformed(CONTENT_INVALID)),
-        };
-        if issuer != self.issuer {
+    /// Issuer, expiry, `nbf`/`iat` and audience, in STS's order.
+    fn check_claims(&self, claims: &JsonObject, read: &Claims, now: i64) -> Result<(), TokenError> {
+        if read.issuer != self.issuer {
             return Err(TokenError::Issuer);
         }
-        if now > expires_at.saturating_add(LEEWAY_SECONDS) {
+        if now > read.expires_at.saturating_add(LEEWAY_SECONDS) {
             return Err(TokenError::Expired);
         }
         for name in ["nbf", "iat"] {
@@ -125,16 +129,61 @@ impl Verifier {
                 return Err(TokenError::NotYetValid);
             }
         }
-        if !audiences.iter().any(|aud| aud == STS_AUDIENCE) {
+        if !read.audiences.iter().any(|aud| aud == STS_AUDIENCE) {
             return Err(TokenError::Audience);
         }
-        Ok(Claims {
-            issuer,
-            subject,
-            audiences,
-            expires_at,
-        })
+        Ok(())
     }
+}
+
+type JsonObject = serde_json::Map<String, Value>;
+
+/// `alg` must be `RS256` and `crit` absent; returns the `kid`, if any.
+fn read_header(segment: &str) -> Result<Option<String>, TokenError> {
+    let header = decode_json(segment)?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != "RS256" {
+        return Err(TokenError::Algorithm(alg.chars().take(32).collect()));
+    }
+    if header.get("crit").is_some() {
+        return Err(TokenError::Malformed(
+            "The Jwt header names critical extensions that are not supported.",
+        ));
+    }
+    match header.get("kid") {
+        None => Ok(None),
+        Some(Value::String(kid)) => Ok(Some(kid.clone())),
+        Some(_) => Err(TokenError::Malformed(CONTENT_INVALID)),
+    }
+}
+
+/// `iss`, `sub` and `exp` present, `aud` a string or a list of strings (or absent).
+fn read_claims(claims: &JsonObject) -> Result<Claims, TokenError> {
+    let text = |name: &str| match claims.get(name) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(TokenError::Malformed(CONTENT_INVALID)),
+    };
+    let issuer = text("iss")?;
+    let subject = text("sub")?;
+    let expires_at = numeric_date(claims.get("exp"))?.ok_or(TokenError::Malformed(
+        "The Jwt has no expiration time (exp).",
+    ))?;
+    let audiences = match claims.get("aud") {
+        Some(Value::String(aud)) => vec![aud.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(TokenError::Malformed(CONTENT_INVALID))?,
+        None => Vec::new(),
+        Some(_) => return Err(TokenError::Malformed(CONTENT_INVALID)),
+    };
+    Ok(Claims {
+        issuer,
+        subject,
+        audiences,
+        expires_at,
+    })
 }
 
 const CONTENT_INVALID: &str = "The Jwt content is invalid that cannot be recognized.";
@@ -146,7 +195,7 @@ fn decode(segment: &str) -> Result<Vec<u8>, TokenError> {
 }
 
 /// A JSON object, or the token is malformed.
-fn decode_json(segment: &str) -> Result<serde_json::Map<String, Value>, TokenError> {
+fn decode_json(segment: &str) -> Result<JsonObject, TokenError> {
     match serde_json::from_slice(&decode(segment)?) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(TokenError::Malformed(CONTENT_INVALID)),

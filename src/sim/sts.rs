@@ -1,21 +1,18 @@
 //! The STS side: `AssumeRoleWithOIDC` (version `2015-04-01`), answered as Alibaba's STS answers
 //! it. There is no AccessKey and no signature; the OIDC token is the proof. The credentials it
-//! issues become accounts of the ECS side until their `Expiration` (see [`super::grants`]).
-
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+//! issues become accounts of the ECS side until their `Expiration` (see [`super::grants`]); whom it
+//! trusts is loaded in [`super::roles`].
 
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::config::{KeylessConfig, is_ram_arn};
+use super::config::is_ram_arn;
 use super::errors::EcsError;
 use super::grants::Issued;
-use super::keys;
-use super::oidc::{Claims, TokenError, Verifier};
+use super::oidc::{Claims, TokenError};
 use super::params::Params;
-use super::state::{NONCE_WINDOW, Shared};
-use super::verify::parse_timestamp;
+use super::state::Shared;
+use super::verify::{check_json_format, check_timestamp};
 
 pub const STS_ACTION: &str = "AssumeRoleWithOIDC";
 pub const STS_VERSION: &str = "2015-04-01";
@@ -24,69 +21,14 @@ pub const STS_HOST_ID: &str = "sts.aliyuncs.com";
 /// STS's floor for `DurationSeconds`.
 const MIN_DURATION_SECONDS: i64 = 900;
 
-/// A RAM role as the simulated STS sees it.
-#[derive(Debug)]
-pub(crate) struct Role {
-    subjects: HashSet<String>,
-    pub(crate) instances: Option<Arc<[String]>>,
-}
-
-/// The keyless configuration, loaded (key file read) once at start.
-#[derive(Debug)]
-pub(crate) struct Keyless {
-    provider_arn: Option<String>,
-    verifier: Option<Verifier>,
-    roles: HashMap<String, Role>,
-    /// Seconds.
-    pub(crate) lifetime: i64,
-    /// In configuration order, as the metadata service lists them.
-    pub(crate) metadata_roles: Vec<(String, Option<Arc<[String]>>)>,
-}
-
-impl Default for Keyless {
-    fn default() -> Self {
-        Keyless::load(&KeylessConfig::default()).expect("the empty keyless config loads")
-    }
-}
-
-impl Keyless {
-    pub(crate) fn load(config: &KeylessConfig) -> Result<Self, String> {
-        config.validate()?;
-        let (provider_arn, verifier) = match &config.oidc {
-            None => (None, None),
-            Some(oidc) => {
-                let keys = keys::load(&oidc.public_key_file)?;
-                let verifier = Verifier {
-                    issuer: oidc.issuer.clone(),
-                    keys,
-                };
-                (Some(oidc.provider_arn.clone()), Some(verifier))
-            }
-        };
-        let to_arc = |list: &Option<Vec<String>>| list.as_ref().map(|l| Arc::from(l.as_slice()));
-        let roles = config
-            .roles
-            .iter()
-            .map(|role| {
-                let record = Role {
-                    subjects: role.subjects.iter().cloned().collect(),
-                    instances: to_arc(&role.instances),
-                };
-                (role.arn.clone(), record)
-            })
-            .collect();
-        Ok(Keyless {
-            provider_arn,
-            verifier,
-            roles,
-            lifetime: i64::try_from(config.sts_lifetime_seconds).unwrap_or(i64::MAX),
-            metadata_roles: config
-                .metadata_roles
-                .iter()
-                .map(|role| (role.name.clone(), to_arc(&role.instances)))
-                .collect(),
-        })
-    }
+/// The parameters of one exchange, of the right shapes.
+struct Exchange<'p> {
+    role_arn: &'p str,
+    provider_arn: &'p str,
+    session_name: &'p str,
+    token: &'p str,
+    /// `DurationSeconds`, when given.
+    requested: Option<i64>,
 }
 
 /// Checks in this order, the first failure answering: common parameters, action parameters,
@@ -97,26 +39,51 @@ pub(crate) fn assume_role_with_oidc(
     request_id: &str,
     now: Timestamp,
 ) -> Result<String, EcsError> {
+    check_common(params, now)?;
+    let exchange = read_exchange(params)?;
+    let keyless = &shared.keyless;
+    let verifier = match (&keyless.provider_arn, &keyless.verifier) {
+        (Some(arn), Some(verifier)) if arn == exchange.provider_arn => verifier,
+        _ => return Err(no_such_provider()),
+    };
+    let role = keyless
+        .roles
+        .get(exchange.role_arn)
+        .ok_or_else(|| role_not_found(exchange.role_arn))?;
+    let claims = verifier
+        .verify(exchange.token, now.as_second())
+        .map_err(token_error)?;
+    if !role.subjects.contains(&claims.subject) {
+        return Err(no_permission());
+    }
+
+    let lifetime = exchange
+        .requested
+        .map_or(keyless.lifetime, |n| n.min(keyless.lifetime));
+    let issued = Issued::new(now, lifetime, role.instances.clone());
+    shared.lock().grants.insert(&issued, now);
+    Ok(success_body(
+        request_id,
+        exchange.role_arn,
+        exchange.session_name,
+        &claims,
+        &issued,
+    ))
+}
+
+/// `Version`, `Format` and `Timestamp`, as STS checks them before anything else.
+fn check_common(params: &Params, now: Timestamp) -> Result<(), EcsError> {
     for name in ["Version", "Format", "Timestamp"] {
         params.required(name)?;
     }
     if params.get("Version") != Some(STS_VERSION) {
         return Err(EcsError::invalid_version());
     }
-    if !params
-        .get("Format")
-        .unwrap_or_default()
-        .eq_ignore_ascii_case("JSON")
-    {
-        return Err(EcsError::invalid_parameter(
-            "Specified parameter Format is not valid; this endpoint answers JSON only.",
-        ));
-    }
-    let timestamp = parse_timestamp(params.get("Timestamp").unwrap_or_default())
-        .ok_or_else(EcsError::timestamp_format)?;
-    if now.as_second().abs_diff(timestamp.as_second()) > NONCE_WINDOW.as_secs() {
-        return Err(EcsError::timestamp_expired());
-    }
+    check_json_format(params.get("Format").unwrap_or_default())?;
+    check_timestamp(params.get("Timestamp").unwrap_or_default(), now)
+}
+
+fn read_exchange(params: &Params) -> Result<Exchange<'_>, EcsError> {
     let role_arn = params.required("RoleArn")?;
     let provider_arn = params.required("OIDCProviderArn")?;
     let session_name = params.required("RoleSessionName")?;
@@ -137,33 +104,13 @@ pub(crate) fn assume_role_with_oidc(
     if !is_ram_arn(role_arn, "role") {
         return Err(invalid_role_arn());
     }
-
-    let keyless = &shared.keyless;
-    let verifier = match (&keyless.provider_arn, &keyless.verifier) {
-        (Some(arn), Some(verifier)) if arn == provider_arn => verifier,
-        _ => return Err(no_such_provider()),
-    };
-    let role = keyless
-        .roles
-        .get(role_arn)
-        .ok_or_else(|| role_not_found(role_arn))?;
-    let claims = verifier
-        .verify(token, now.as_second())
-        .map_err(token_error)?;
-    if !role.subjects.contains(&claims.subject) {
-        return Err(no_permission());
-    }
-
-    let lifetime = requested.map_or(keyless.lifetime, |n| n.min(keyless.lifetime));
-    let issued = Issued::new(now, lifetime, role.instances.clone());
-    shared.lock().grants.insert(&issued, now);
-    Ok(success_body(
-        request_id,
+    Ok(Exchange {
         role_arn,
+        provider_arn,
         session_name,
-        &claims,
-        &issued,
-    ))
+        token,
+        requested,
+    })
 }
 
 fn success_body(

@@ -1,6 +1,6 @@
 //! The checks ECS makes before it looks at an action, in ECS's order: parameters present, AccessKey
 //! known, signature, STS token (and, for credentials the sim issued, their expiry), timestamp,
-//! nonce, action known.
+//! nonce, action known. The `Format` and `Timestamp` checks are STS's too.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,10 +8,12 @@ use std::time::Instant;
 use crate::aliyun::signature::{sign, string_to_sign};
 
 use super::actions::Action;
+use super::config::SimAccount;
 use super::errors::EcsError;
 use super::grants::Grant;
 use super::params::Params;
-use super::state::{NONCE_WINDOW, Shared};
+use super::state::Shared;
+use super::windows::NONCE_WINDOW;
 
 pub const API_VERSION: &str = "2014-05-26";
 
@@ -35,6 +37,29 @@ pub(crate) struct Verified {
     pub(crate) allowed_instances: Option<Arc<[String]>>,
 }
 
+/// Who an AccessKeyId belongs to: a configured account, or credentials the sim issued (copied out
+/// of the lock).
+enum Signer<'a> {
+    Account(&'a SimAccount),
+    Issued(Grant),
+}
+
+impl Signer<'_> {
+    fn secret(&self) -> &str {
+        match self {
+            Signer::Account(account) => &account.access_key_secret,
+            Signer::Issued(grant) => &grant.secret,
+        }
+    }
+
+    fn token(&self) -> Option<&str> {
+        match self {
+            Signer::Account(account) => account.security_token.as_deref(),
+            Signer::Issued(grant) => Some(&grant.token),
+        }
+    }
+}
+
 /// Verifies a request signed for `method` (`GET` or `POST`) and consumes its nonce.
 pub(crate) fn verify(
     shared: &Shared,
@@ -43,6 +68,39 @@ pub(crate) fn verify(
     server_time: jiff::Timestamp,
     now: Instant,
 ) -> Result<Verified, EcsError> {
+    let action = check_parameters(params)?;
+    let get = |name| params.get(name).unwrap_or_default();
+    let key_id = get("AccessKeyId");
+    let signer = find_signer(shared, key_id)?;
+    check_signature(signer.secret(), method, params)?;
+    check_security_token(signer.token(), params.get("SecurityToken"))?;
+    let issued = match signer {
+        Signer::Account(_) => None,
+        Signer::Issued(grant) => Some(grant),
+    };
+    if issued
+        .as_ref()
+        .is_some_and(|grant| server_time >= grant.expires_at)
+    {
+        return Err(EcsError::security_token_expired());
+    }
+    check_timestamp(get("Timestamp"), server_time)?;
+    if !shared
+        .lock()
+        .nonces
+        .check_and_insert(key_id, get("SignatureNonce"), now)
+    {
+        return Err(EcsError::nonce_used());
+    }
+    Ok(Verified {
+        action: action.ok_or_else(EcsError::action_not_found)?,
+        allowed_instances: issued.and_then(|grant| grant.instances),
+    })
+}
+
+/// The common parameters and a known action's own are present, `Version`, `Format` and the
+/// signature method are the ones ECS speaks. Returns the action when it is a known one.
+fn check_parameters(params: &Params) -> Result<Option<Action>, EcsError> {
     for name in COMMON {
         params.required(name)?;
     }
@@ -53,79 +111,74 @@ pub(crate) fn verify(
         }
     }
     let get = |name| params.get(name).unwrap_or_default();
-
     if get("Version") != API_VERSION {
         return Err(EcsError::invalid_version());
     }
-    // Without Format=JSON real ECS answers XML, which a JSON client cannot read; so refuse it.
-    if !get("Format").eq_ignore_ascii_case("JSON") {
-        return Err(EcsError::invalid_parameter(
-            "Specified parameter Format is not valid; this endpoint answers JSON only.",
-        ));
-    }
+    check_json_format(get("Format"))?;
     if get("SignatureMethod") != "HMAC-SHA1" || get("SignatureVersion") != "1.0" {
         return Err(EcsError::incomplete_signature());
     }
+    Ok(action)
+}
 
-    let key_id = get("AccessKeyId");
-    // A configured account, else credentials the sim issued (copied out of the lock).
-    let issued: Option<Grant>;
-    let (secret, token) = match shared.accounts.get(key_id) {
-        Some(account) => {
-            issued = None;
-            (
-                account.access_key_secret.as_str(),
-                account.security_token.as_deref(),
-            )
-        }
-        None => {
-            issued = shared.lock().grants.get(key_id).cloned();
-            let grant = issued.as_ref().ok_or_else(EcsError::access_key_not_found)?;
-            (grant.secret.as_str(), Some(grant.token.as_str()))
-        }
-    };
+fn find_signer<'s>(shared: &'s Shared, key_id: &str) -> Result<Signer<'s>, EcsError> {
+    match shared.accounts.get(key_id) {
+        Some(account) => Ok(Signer::Account(account)),
+        None => shared
+            .lock()
+            .grants
+            .get(key_id)
+            .cloned()
+            .map(Signer::Issued)
+            .ok_or_else(EcsError::access_key_not_found),
+    }
+}
 
+fn check_signature(secret: &str, method: &str, params: &Params) -> Result<(), EcsError> {
     let server_string_to_sign = string_to_sign(method, params.iter());
     let expected = sign(secret, &server_string_to_sign);
-    if !constant_time_eq(expected.as_bytes(), get("Signature").as_bytes()) {
+    let sent = params.get("Signature").unwrap_or_default();
+    if !constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
         return Err(EcsError::signature_does_not_match(&server_string_to_sign));
     }
+    Ok(())
+}
 
-    match (token, params.get("SecurityToken")) {
-        (None, None) => {}
-        (None, Some(_)) => return Err(EcsError::security_token_malformed()),
-        (Some(expected), Some(sent)) if constant_time_eq(expected.as_bytes(), sent.as_bytes()) => {}
-        (Some(_), _) => return Err(EcsError::security_token_mismatch()),
+/// An STS account's token must be sent, and match; a permanent key must send none.
+fn check_security_token(expected: Option<&str>, sent: Option<&str>) -> Result<(), EcsError> {
+    match (expected, sent) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(EcsError::security_token_malformed()),
+        (Some(expected), Some(sent)) if constant_time_eq(expected.as_bytes(), sent.as_bytes()) => {
+            Ok(())
+        }
+        (Some(_), _) => Err(EcsError::security_token_mismatch()),
     }
-    if issued
-        .as_ref()
-        .is_some_and(|grant| server_time >= grant.expires_at)
-    {
-        return Err(EcsError::security_token_expired());
-    }
+}
 
-    let timestamp = parse_timestamp(get("Timestamp")).ok_or_else(EcsError::timestamp_format)?;
+/// Without `Format=JSON` real ECS and STS answer XML, which a JSON client cannot read; so refuse it.
+pub(crate) fn check_json_format(format: &str) -> Result<(), EcsError> {
+    if format.eq_ignore_ascii_case("JSON") {
+        Ok(())
+    } else {
+        Err(EcsError::invalid_parameter(
+            "Specified parameter Format is not valid; this endpoint answers JSON only.",
+        ))
+    }
+}
+
+/// A `Timestamp` of the exact shape, at most [`NONCE_WINDOW`] from the server clock.
+pub(crate) fn check_timestamp(text: &str, server_time: jiff::Timestamp) -> Result<(), EcsError> {
+    let timestamp = parse_timestamp(text).ok_or_else(EcsError::timestamp_format)?;
     let skew = server_time.as_second().abs_diff(timestamp.as_second());
     if skew > NONCE_WINDOW.as_secs() {
         return Err(EcsError::timestamp_expired());
     }
-
-    if !shared
-        .lock()
-        .nonces
-        .check_and_insert(key_id, get("SignatureNonce"), now)
-    {
-        return Err(EcsError::nonce_used());
-    }
-
-    Ok(Verified {
-        action: action.ok_or_else(EcsError::action_not_found)?,
-        allowed_instances: issued.and_then(|grant| grant.instances),
-    })
+    Ok(())
 }
 
 /// Exactly `yyyy-MM-ddTHH:mm:ssZ` in UTC, and a real date and time.
-pub(crate) fn parse_timestamp(text: &str) -> Option<jiff::Timestamp> {
+fn parse_timestamp(text: &str) -> Option<jiff::Timestamp> {
     let bytes = text.as_bytes();
     if bytes.len() != 20 {
         return None;
