@@ -9,8 +9,8 @@ use jiff::Timestamp;
 use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::error::EcsError;
-use super::http::{MAX_RESPONSE_BYTES, Reply, build_client, send};
-use super::response::{IssuedVncUrl, decode_error, decode_os_type, decode_vnc_url};
+use super::http::{DEFAULT_USER_AGENT, Reply, build_client, post_form};
+use super::response::{IssuedVncUrl, decode_os_type, decode_reply, decode_vnc_url};
 use super::retry::{RetryPolicy, run_with_retries};
 use super::signature::{canonical_query, percent_encode, sign, string_to_sign};
 use crate::session::expiry::rfc3339;
@@ -64,7 +64,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
-            user_agent: concat!("ecs-vnc-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
             observer: Observer::default(),
         }
     }
@@ -159,11 +159,7 @@ impl EcsClient {
             action,
             || async {
                 let reply = self.attempt(endpoint, creds, action, params).await?;
-                if reply.is_success() {
-                    decode(&reply.body, reply.status, reply.sent_at)
-                } else {
-                    Err(decode_error(reply.status, &reply.body, &secrets))
-                }
+                decode_reply(&reply, &secrets, &decode)
             },
             |code, attempt| self.options.observer.observe(action, code, attempt),
         )
@@ -183,21 +179,12 @@ impl EcsClient {
         let query = signed_query(creds, action, params, &nonce, &timestamp);
         let mut url = endpoint.request_url().clone();
         url.set_query(Some(&query));
-
-        let request = self
-            .http
-            .post(url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(Vec::new());
-        send(
-            request,
+        post_form(
+            &self.http,
+            url,
+            Vec::new(),
             endpoint.as_str(),
             self.options.request_timeout,
-            MAX_RESPONSE_BYTES,
         )
         .await
     }
@@ -351,6 +338,19 @@ mod tests {
         .unwrap()
     }
 
+    /// The error `client` ends with when asking `endpoint` for the console of `i-a`.
+    async fn vnc_url_error(client: &EcsClient, endpoint: &str) -> EcsError {
+        client
+            .describe_instance_vnc_url(
+                &Endpoint::parse(endpoint).unwrap(),
+                &creds(),
+                "cn-hangzhou",
+                "i-a",
+            )
+            .await
+            .unwrap_err()
+    }
+
     #[tokio::test]
     async fn posts_signed_query_and_retries_with_a_new_nonce() {
         let (url, server) = canned(vec![
@@ -407,15 +407,7 @@ mod tests {
         })
         .unwrap();
         let (url, _server) = canned(vec![response]).await;
-        let err = client
-            .describe_instance_vnc_url(
-                &Endpoint::parse(&url).unwrap(),
-                &creds(),
-                "cn-hangzhou",
-                "i-a",
-            )
-            .await
-            .unwrap_err();
+        let err = vnc_url_error(&client, &url).await;
         assert_eq!(err.code(), "ResponseTooLarge");
         assert!(err.is_retryable());
     }
@@ -429,11 +421,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        let err = fast_client()
-            .describe_instance_vnc_url(&endpoint, &creds(), "cn-hangzhou", "i-a")
-            .await
-            .unwrap_err();
+        let err = vnc_url_error(&fast_client(), &format!("http://127.0.0.1:{port}")).await;
         assert_eq!(err.code(), "ConnectionFailed");
         assert_eq!(
             err.to_string(),
@@ -449,15 +437,7 @@ mod tests {
             r#"{"Code":"InvalidInstanceId.NotFound","Message":"The specified InstanceId does not exist.","RequestId":"r"}"#,
         )])
         .await;
-        let err = fast_client()
-            .describe_instance_vnc_url(
-                &Endpoint::parse(&url).unwrap(),
-                &creds(),
-                "cn-hangzhou",
-                "i-a",
-            )
-            .await
-            .unwrap_err();
+        let err = vnc_url_error(&fast_client(), &url).await;
         assert_eq!(err.code(), "InvalidInstanceId.NotFound");
         assert_eq!(err.http_status(), Some(404));
         assert_eq!(server.await.unwrap().len(), 1);

@@ -8,6 +8,9 @@ use reqwest::Url;
 use super::regions::Regions;
 use crate::session::validate;
 
+/// The official global STS endpoint, where RRSA exchanges go unless `--sts-endpoint` says otherwise.
+pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.aliyuncs.com";
+
 /// Regions whose ECS endpoint is not `ecs.<region>.aliyuncs.com`, as listed in the endpoint data of
 /// the official ECS SDK (aliyun-python-sdk-ecs; `cn-huhehaote-nebula-1` and `cn-zhangbei` from
 /// 4.24.83). Sorted by region for binary search.
@@ -180,7 +183,7 @@ impl Endpoint {
 
     /// The STS endpoint: an explicit one (`--sts-endpoint`) or the official global one.
     pub fn resolve_sts(override_url: Option<&str>) -> Result<Self, EndpointError> {
-        let endpoint = Self::parse(override_url.unwrap_or(super::sts::DEFAULT_STS_ENDPOINT))?;
+        let endpoint = Self::parse(override_url.unwrap_or(DEFAULT_STS_ENDPOINT))?;
         let host = endpoint.url.host_str().unwrap_or_default();
         let loopback = host.eq_ignore_ascii_case("localhost")
             || host

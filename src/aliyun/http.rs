@@ -6,10 +6,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::error::{EcsError, sanitize};
+use super::error::EcsError;
+use super::error::decode::sanitize;
 
 /// The most of a response body the client reads; ECS and STS answers are a few kilobytes at most.
 pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
+/// The `User-Agent` of the ECS and STS clients unless their options say otherwise.
+pub(crate) const DEFAULT_USER_AGENT: &str = concat!("ecs-vnc-operator/", env!("CARGO_PKG_VERSION"));
 
 /// One answered request: status, body (bounded) and when it was sent.
 pub(crate) struct Reply {
@@ -80,6 +84,26 @@ pub(crate) async fn send(
         body,
         sent_at,
     })
+}
+
+/// POSTs a form-encoded `body` to `url` (an RPC call to ECS or STS), asking for JSON, and reads
+/// at most [`MAX_RESPONSE_BYTES`] of the answer. `endpoint` and `timeout` are as for [`send`].
+pub(crate) async fn post_form(
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    body: impl Into<reqwest::Body>,
+    endpoint: &str,
+    timeout: Duration,
+) -> Result<Reply, EcsError> {
+    let request = http
+        .post(url)
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body);
+    send(request, endpoint, timeout, MAX_RESPONSE_BYTES).await
 }
 
 /// Maps a transport failure to an error whose text has no URL.

@@ -22,7 +22,7 @@ pub use console_url::{DEFAULT_CONSOLE_BASE, console_url};
 pub use credentials::{
     Credentials, CredentialsError, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN,
 };
-pub use endpoint::{Endpoint, EndpointError, REGION_OVERRIDES};
+pub use endpoint::{DEFAULT_STS_ENDPOINT, Endpoint, EndpointError, REGION_OVERRIDES};
 pub use endpoint_policy::{AllowedEndpoints, DEFAULT_ALLOWED_ENDPOINTS_DESCRIPTION};
 pub use error::EcsError;
 pub use http::MAX_RESPONSE_BYTES;
@@ -38,6 +38,5 @@ pub use response::{
 };
 pub use retry::RetryPolicy;
 pub use sts::{
-    AssumeRoleWithOidc, CredentialService, DEFAULT_STS_ENDPOINT, StsClient, StsCredentials,
-    StsError, StsOptions,
+    AssumeRoleWithOidc, CredentialService, StsClient, StsCredentials, StsError, StsOptions,
 };

@@ -10,7 +10,9 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::error::Category;
 
-use super::error::{EcsError, decode_error_body, sanitize};
+use super::error::EcsError;
+use super::error::decode::{decode_error_body, sanitize};
+use super::http::Reply;
 
 /// The longest `RequestId` kept (ECS sends a 36-character UUID); it is written to the status.
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
@@ -47,6 +49,20 @@ pub fn os_type_is_windows(os_type: &str) -> bool {
 /// STS token included, in `SignatureDoesNotMatch`).
 pub fn decode_error(http_status: u16, body: &[u8], secrets: &[&str]) -> EcsError {
     bounded(decode_error_body(http_status, body, secrets), secrets)
+}
+
+/// What a reply stands for: a 2xx body through `decode`, any other as an error body (see
+/// [`decode_error`]).
+pub(crate) fn decode_reply<T>(
+    reply: &Reply,
+    secrets: &[&str],
+    decode: impl FnOnce(&[u8], u16, Timestamp) -> Result<T, EcsError>,
+) -> Result<T, EcsError> {
+    if reply.is_success() {
+        decode(&reply.body, reply.status, reply.sent_at)
+    } else {
+        Err(decode_error(reply.status, &reply.body, secrets))
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,12 +1,12 @@
 //! Which operator-level credentials the environment selects, in the official SDK's order and with
 //! its variable names: an AccessKey (and STS token), then RRSA, then the ECS instance's RAM role.
-//! Pure: the environment comes in through a lookup, so tests never touch the process's own.
+//! Pure: the environment comes in through a lookup, so tests never touch the process's own. Also
+//! what is wrong with an environment the provider cannot start from ([`ProviderSetupError`]).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use super::ProviderSetupError;
-use crate::aliyun::credentials::Credentials;
+use crate::aliyun::credentials::{Credentials, CredentialsError};
 use crate::aliyun::sts::{check_oidc_provider_arn, check_role_arn, check_role_session_name};
 
 pub const ENV_OIDC_TOKEN_FILE: &str = "ALIBABA_CLOUD_OIDC_TOKEN_FILE";
@@ -21,6 +21,33 @@ pub const ENV_IMDSV1_DISABLED: &str = "ALIBABA_CLOUD_IMDSV1_DISABLED";
 pub const ENV_METADATA_ENDPOINT: &str = "ECS_VNC_ECS_METADATA_ENDPOINT";
 /// The STS endpoint override (`--sts-endpoint`).
 pub const ENV_STS_ENDPOINT: &str = "ECS_VNC_STS_ENDPOINT";
+
+/// A start-up error: the environment is incomplete or wrong. Each names its variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderSetupError {
+    #[error(transparent)]
+    AccessKey(#[from] CredentialsError),
+    #[error(
+        "RRSA is on because {present} is set, but {missing} is not set; RRSA needs all of \
+         {ENV_OIDC_TOKEN_FILE}, {ENV_ROLE_ARN} and {ENV_OIDC_PROVIDER_ARN}"
+    )]
+    IncompleteRrsa {
+        present: &'static str,
+        missing: &'static str,
+    },
+    #[error("{var} is not valid UTF-8")]
+    EnvNotUtf8 { var: &'static str },
+    #[error("{var} {reason}")]
+    InvalidEnv { var: &'static str, reason: String },
+    #[error("{var} names {path}, which cannot be read: {reason}")]
+    TokenFile {
+        var: &'static str,
+        path: String,
+        reason: String,
+    },
+    #[error("could not set up the HTTP client: {0}")]
+    Client(String),
+}
 
 /// An environment lookup: `None` when unset, `Some(Err(_))` when not UTF-8.
 pub trait Lookup: Fn(&str) -> Option<Result<String, OsString>> {}
@@ -149,6 +176,21 @@ fn instance_role(lookup: &impl Lookup) -> Result<Option<InstanceRoleEnv>, Provid
     }))
 }
 
+/// A lookup that knows exactly `pairs`, for tests.
+#[cfg(test)]
+pub(super) fn fixed_env(pairs: &[(&str, &str)]) -> impl Lookup + use<> {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |var: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| Ok(v.clone()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,17 +199,11 @@ mod tests {
     const ROLE: &str = "acs:ram::1234567890123456:role/vnc";
     const PROVIDER: &str = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c1";
 
-    fn env(pairs: &[(&str, &str)]) -> impl Lookup {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |var: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == var)
-                .map(|(_, v)| Ok(v.clone()))
-        }
+    fn selected_rrsa(pairs: &[(&str, &str)]) -> RrsaEnv {
+        let Ok(Selected::Rrsa(rrsa)) = select(fixed_env(pairs)) else {
+            panic!("RRSA expected");
+        };
+        rrsa
     }
 
     const RRSA: &[(&str, &str)] = &[
@@ -178,7 +214,7 @@ mod tests {
 
     #[test]
     fn nothing_set_selects_nothing() {
-        assert_eq!(select(env(&[])), Ok(Selected::Nothing));
+        assert_eq!(select(fixed_env(&[])), Ok(Selected::Nothing));
     }
 
     #[test]
@@ -189,16 +225,17 @@ mod tests {
             (ENV_ACCESS_KEY_SECRET, "secret"),
             (ENV_ECS_METADATA, "role"),
         ]);
-        assert!(matches!(select(env(&all)), Ok(Selected::AccessKey(_))));
+        assert!(matches!(
+            select(fixed_env(&all)),
+            Ok(Selected::AccessKey(_))
+        ));
     }
 
     #[test]
     fn rrsa_wins_over_the_instance_role() {
         let mut all = RRSA.to_vec();
         all.push((ENV_ECS_METADATA, "role"));
-        let Ok(Selected::Rrsa(rrsa)) = select(env(&all)) else {
-            panic!("RRSA expected");
-        };
+        let rrsa = selected_rrsa(&all);
         assert_eq!(rrsa.role_arn, ROLE);
         assert_eq!(rrsa.oidc_provider_arn, PROVIDER);
         assert_eq!(
@@ -218,7 +255,7 @@ mod tests {
             (&[1, 2], ENV_OIDC_TOKEN_FILE),
         ] {
             let pairs: Vec<_> = set.iter().map(|&i| RRSA[i]).collect();
-            let err = select(env(&pairs)).unwrap_err();
+            let err = select(fixed_env(&pairs)).unwrap_err();
             assert!(
                 matches!(err, ProviderSetupError::IncompleteRrsa { missing: m, .. } if m == missing),
                 "{pairs:?}: {err}"
@@ -231,10 +268,10 @@ mod tests {
     #[test]
     fn the_provider_arn_alone_is_not_rrsa() {
         let lone = [(ENV_OIDC_PROVIDER_ARN, PROVIDER)];
-        assert_eq!(select(env(&lone)), Ok(Selected::Nothing));
+        assert_eq!(select(fixed_env(&lone)), Ok(Selected::Nothing));
         let with_role = [(ENV_OIDC_PROVIDER_ARN, PROVIDER), (ENV_ECS_METADATA, "r")];
         assert!(matches!(
-            select(env(&with_role)),
+            select(fixed_env(&with_role)),
             Ok(Selected::InstanceRole(_))
         ));
     }
@@ -246,7 +283,7 @@ mod tests {
             (ENV_ROLE_ARN, ""),
             (ENV_ECS_METADATA, ""),
         ];
-        assert_eq!(select(env(&pairs)), Ok(Selected::Nothing));
+        assert_eq!(select(fixed_env(&pairs)), Ok(Selected::Nothing));
     }
 
     #[test]
@@ -259,11 +296,11 @@ mod tests {
             let mut pairs = RRSA.to_vec();
             pairs.retain(|(k, _)| *k != var);
             pairs.push((var, value));
-            let err = select(env(&pairs)).unwrap_err();
+            let err = select(fixed_env(&pairs)).unwrap_err();
             assert!(err.to_string().starts_with(var), "{err}");
         }
         for bad in ["..", "a/b", "r?x", &"r".repeat(65)] {
-            let err = select(env(&[(ENV_ECS_METADATA, bad)])).unwrap_err();
+            let err = select(fixed_env(&[(ENV_ECS_METADATA, bad)])).unwrap_err();
             assert!(err.to_string().starts_with(ENV_ECS_METADATA), "{err}");
         }
     }
@@ -272,15 +309,13 @@ mod tests {
     fn a_session_name_from_the_environment_is_kept() {
         let mut pairs = RRSA.to_vec();
         pairs.push((ENV_ROLE_SESSION_NAME, "vnc-op@cluster-1"));
-        let Ok(Selected::Rrsa(rrsa)) = select(env(&pairs)) else {
-            panic!("RRSA expected");
-        };
+        let rrsa = selected_rrsa(&pairs);
         assert_eq!(rrsa.role_session_name.as_deref(), Some("vnc-op@cluster-1"));
     }
 
     #[test]
     fn instance_role_settings() {
-        let Ok(Selected::InstanceRole(role)) = select(env(&[
+        let Ok(Selected::InstanceRole(role)) = select(fixed_env(&[
             (ENV_ECS_METADATA, "EcsVncRole"),
             (ENV_METADATA_ENDPOINT, "http://127.0.0.1:8787"),
             (ENV_IMDSV1_DISABLED, "TRUE"),
@@ -297,7 +332,7 @@ mod tests {
 
     #[test]
     fn access_key_errors_are_kept() {
-        let err = select(env(&[(ENV_ACCESS_KEY_ID, "id")])).unwrap_err();
+        let err = select(fixed_env(&[(ENV_ACCESS_KEY_ID, "id")])).unwrap_err();
         assert_eq!(
             err,
             ProviderSetupError::AccessKey(CredentialsError::IncompleteEnv {

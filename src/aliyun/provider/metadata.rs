@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::ProviderSetupError;
-use super::env::{ENV_METADATA_ENDPOINT, InstanceRoleEnv};
+use super::env::{ENV_METADATA_ENDPOINT, InstanceRoleEnv, ProviderSetupError};
 use crate::aliyun::endpoint::Endpoint;
 use crate::aliyun::error::EcsError;
 use crate::aliyun::http::{Reply, build_client, send};

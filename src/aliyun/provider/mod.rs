@@ -14,44 +14,17 @@ use jiff::Timestamp;
 pub use env::{
     ENV_ECS_METADATA, ENV_IMDSV1_DISABLED, ENV_METADATA_ENDPOINT, ENV_OIDC_PROVIDER_ARN,
     ENV_OIDC_TOKEN_FILE, ENV_ROLE_ARN, ENV_ROLE_SESSION_NAME, ENV_STS_ENDPOINT, InstanceRoleEnv,
-    Lookup, RrsaEnv, Selected, process_env, select,
+    Lookup, ProviderSetupError, RrsaEnv, Selected, process_env, select,
 };
 pub use metadata::{DEFAULT_METADATA_ENDPOINT, METADATA_TOKEN_TTL_SECONDS, MetadataTimeouts};
 pub use rrsa::default_role_session_name;
 
-use super::credentials::{Credentials, CredentialsError};
+use super::credentials::Credentials;
 use super::endpoint::Endpoint;
 use super::renewing::{RenewBackoff, Renewing};
 use super::sts::{StsClient, StsError, StsOptions};
 use metadata::InstanceRole;
 use rrsa::Rrsa;
-
-/// A start-up error: the environment is incomplete or wrong. Each names its variable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProviderSetupError {
-    #[error(transparent)]
-    AccessKey(#[from] CredentialsError),
-    #[error(
-        "RRSA is on because {present} is set, but {missing} is not set; RRSA needs all of \
-         {ENV_OIDC_TOKEN_FILE}, {ENV_ROLE_ARN} and {ENV_OIDC_PROVIDER_ARN}"
-    )]
-    IncompleteRrsa {
-        present: &'static str,
-        missing: &'static str,
-    },
-    #[error("{var} is not valid UTF-8")]
-    EnvNotUtf8 { var: &'static str },
-    #[error("{var} {reason}")]
-    InvalidEnv { var: &'static str, reason: String },
-    #[error("{var} names {path}, which cannot be read: {reason}")]
-    TokenFile {
-        var: &'static str,
-        path: String,
-        reason: String,
-    },
-    #[error("could not set up the HTTP client: {0}")]
-    Client(String),
-}
 
 /// How temporary credentials are fetched.
 #[derive(Debug, Clone)]
@@ -211,15 +184,14 @@ mod tests {
 
     #[test]
     fn an_unreadable_token_file_is_a_start_up_error_naming_the_variable() {
-        let lookup = |var: &str| {
-            let v = match var {
-                ENV_OIDC_TOKEN_FILE => "/nonexistent/ecs-vnc-operator/token",
-                ENV_ROLE_ARN => "acs:ram::1234567890123456:role/vnc",
-                ENV_OIDC_PROVIDER_ARN => "acs:ram::1234567890123456:oidc-provider/p",
-                _ => return None,
-            };
-            Some(Ok(v.to_owned()))
-        };
+        let lookup = env::fixed_env(&[
+            (ENV_OIDC_TOKEN_FILE, "/nonexistent/ecs-vnc-operator/token"),
+            (ENV_ROLE_ARN, "acs:ram::1234567890123456:role/vnc"),
+            (
+                ENV_OIDC_PROVIDER_ARN,
+                "acs:ram::1234567890123456:oidc-provider/p",
+            ),
+        ]);
         let options = ProviderOptions::new(Endpoint::resolve_sts(None).unwrap());
         let err = OperatorCredentials::from_lookup(lookup, options).unwrap_err();
         let text = err.to_string();
@@ -233,14 +205,10 @@ mod tests {
 
     #[test]
     fn a_bad_metadata_address_is_a_start_up_error() {
-        let lookup = |var: &str| {
-            let v = match var {
-                ENV_ECS_METADATA => "Role",
-                ENV_METADATA_ENDPOINT => "100.100.100.200",
-                _ => return None,
-            };
-            Some(Ok(v.to_owned()))
-        };
+        let lookup = env::fixed_env(&[
+            (ENV_ECS_METADATA, "Role"),
+            (ENV_METADATA_ENDPOINT, "100.100.100.200"),
+        ]);
         let options = ProviderOptions::new(Endpoint::resolve_sts(None).unwrap());
         let err = OperatorCredentials::from_lookup(lookup, options).unwrap_err();
         assert!(err.to_string().starts_with(ENV_METADATA_ENDPOINT), "{err}");

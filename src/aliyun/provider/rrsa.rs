@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncReadExt;
 
-use super::ProviderSetupError;
-use super::env::{ENV_OIDC_TOKEN_FILE, RrsaEnv};
+use super::env::{ENV_OIDC_TOKEN_FILE, ProviderSetupError, RrsaEnv};
 use crate::aliyun::endpoint::Endpoint;
 use crate::aliyun::sts::{AssumeRoleWithOidc, StsClient, StsCredentials, StsError};
 

@@ -19,14 +19,12 @@ pub use request::{
 pub(crate) use response::decode_instance_credentials;
 pub use response::{MAX_LIFETIME, StsCredentials};
 
+pub use super::endpoint::DEFAULT_STS_ENDPOINT;
 use super::endpoint::Endpoint;
-use super::http::{MAX_RESPONSE_BYTES, build_client, send};
-use super::response::decode_error;
+use super::http::{DEFAULT_USER_AGENT, build_client, post_form};
+use super::response::decode_reply;
 use super::retry::{RetryPolicy, run_with_retries};
 use crate::session::expiry::rfc3339;
-
-/// The official global STS endpoint.
-pub const DEFAULT_STS_ENDPOINT: &str = "https://sts.aliyuncs.com";
 
 #[derive(Debug, Clone)]
 pub struct StsOptions {
@@ -49,7 +47,7 @@ impl Default for StsOptions {
                 max_delay: Duration::from_secs(2),
                 deadline: Duration::from_secs(20),
             },
-            user_agent: concat!("ecs-vnc-operator/", env!("CARGO_PKG_VERSION")).to_owned(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
         }
     }
 }
@@ -97,27 +95,15 @@ impl StsClient {
             "AssumeRoleWithOIDC",
             || async {
                 let body = request.form_body(&rfc3339(Timestamp::now()));
-                let http = self
-                    .http
-                    .post(endpoint.request_url().clone())
-                    .header(
-                        reqwest::header::CONTENT_TYPE,
-                        "application/x-www-form-urlencoded",
-                    )
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .body(body);
-                let reply = send(
-                    http,
+                let reply = post_form(
+                    &self.http,
+                    endpoint.request_url().clone(),
+                    body,
                     endpoint.as_str(),
                     self.options.request_timeout,
-                    MAX_RESPONSE_BYTES,
                 )
                 .await?;
-                if reply.is_success() {
-                    response::decode_assumed_role(&reply.body, reply.status, reply.sent_at)
-                } else {
-                    Err(decode_error(reply.status, &reply.body, &secrets))
-                }
+                decode_reply(&reply, &secrets, response::decode_assumed_role)
             },
             |_, _| {},
         )
