@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::terms::Terms;
 use crate::aliyun::sts::check_oidc_provider_arn;
 use crate::aliyun::{
     AllowedEndpoints, ClientOptions, DEFAULT_CONSOLE_BASE, EcsClient, Endpoint,
@@ -155,12 +156,67 @@ pub async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
+/// From flags to a serving controller: each step fails with the flag or the service it names.
 async fn start(args: RunArgs) -> Result<(), String> {
+    let sts_endpoint = endpoints(&args)?;
+    let credentials = operator_credentials(&args, &sts_endpoint)?;
+    keyless_sessions(&args, &sts_endpoint)?;
+    let metrics = Arc::new(Metrics::new());
+    let probe = Arc::new(Probe::default());
+    serve_telemetry(&args, &metrics, &probe).await?;
+
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("cannot reach Kubernetes (kubeconfig or in-cluster config): {e}"))?;
+    let ecs = ecs_client(&metrics)?;
+    let sts = StsClient::new(StsOptions::default()).map_err(|e| e.to_string())?;
+    let pacing = PacerConfig::per_second(args.ecs_requests_per_second);
+    let lease = args.leader_elect.then(|| LeaseSettings {
+        name: args.lease_name.clone(),
+        namespace: args.lease_namespace.clone(),
+        identity: identity(),
+        duration: args.lease_duration,
+    });
+    let grace = args.shutdown_grace;
+    let settings = settings(args, credentials, sts_endpoint);
+    // A fresh context for each term of service: the limiter seeds itself from the watch cache
+    // (what another leader issued), and nothing is carried over from a term that was lost.
+    let new_context = || {
+        let mut ctx = Context::new(
+            client.clone(),
+            ecs.clone(),
+            sts.clone(),
+            settings.clone(),
+            metrics.clone(),
+        );
+        ctx.pacer = Pacer::new(pacing);
+        Arc::new(ctx)
+    };
+    let stop =
+        super::shutdown::Signal::install().map_err(|e| format!("cannot watch for signals: {e}"))?;
+    let terms = Terms {
+        elector: lease.map(|lease| Elector::new(client.clone(), lease)),
+        stop,
+        probe,
+        metrics: metrics.clone(),
+        grace,
+    };
+    terms.serve(new_context).await
+}
+
+/// Checks `--ecs-endpoint` and resolves the STS endpoint (`--sts-endpoint` or the official one).
+fn endpoints(args: &RunArgs) -> Result<Endpoint, String> {
     if let Some(url) = &args.ecs_endpoint {
         Endpoint::parse(url).map_err(|e| format!("--ecs-endpoint: {e}"))?;
     }
-    let sts_endpoint = Endpoint::resolve_sts(args.sts_endpoint.as_deref())
-        .map_err(|e| format!("--sts-endpoint: {e}"))?;
+    Endpoint::resolve_sts(args.sts_endpoint.as_deref()).map_err(|e| format!("--sts-endpoint: {e}"))
+}
+
+/// The operator's own credentials from the environment, if any, and whom they are offered to.
+fn operator_credentials(
+    args: &RunArgs,
+    sts_endpoint: &Endpoint,
+) -> Result<Option<Arc<OperatorCredentials>>, String> {
     let credentials = OperatorCredentials::from_env(ProviderOptions::new(sts_endpoint.clone()))
         .map_err(|e| e.to_string())?
         .map(Arc::new);
@@ -177,6 +233,11 @@ async fn start(args: RunArgs) -> Result<(), String> {
         ),
         (Some(c), _) => tracing::info!(source = %c.describe(), "operator credentials"),
     }
+    Ok(credentials)
+}
+
+/// `--keyless-sessions` needs the cluster's OIDC provider to exchange tokens with.
+fn keyless_sessions(args: &RunArgs, sts_endpoint: &Endpoint) -> Result<(), String> {
     match (args.keyless_sessions, &args.oidc_provider_arn) {
         (true, Some(arn)) => {
             tracing::info!(provider = %arn, sts = %sts_endpoint, "keyless sessions on")
@@ -188,14 +249,11 @@ async fn start(args: RunArgs) -> Result<(), String> {
         }
         (false, _) => tracing::info!("keyless sessions off (no --keyless-sessions)"),
     }
-    let metrics = Arc::new(Metrics::new());
-    let probe = Arc::new(Probe::default());
-    serve_telemetry(&args, &metrics, &probe).await?;
+    Ok(())
+}
 
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("cannot reach Kubernetes (kubeconfig or in-cluster config): {e}"))?;
-    let ecs = EcsClient::new(ClientOptions {
+fn ecs_client(metrics: &Arc<Metrics>) -> Result<EcsClient, String> {
+    EcsClient::new(ClientOptions {
         // One attempt per call: every attempt may issue a URL, so each must pass the
         // per-instance limiter; the controller's own backoff does the retrying.
         retry: RetryPolicy {
@@ -209,9 +267,16 @@ async fn start(args: RunArgs) -> Result<(), String> {
         observer: metrics.ecs_observer(),
         ..ClientOptions::default()
     })
-    .map_err(|e| e.to_string())?;
-    let sts = StsClient::new(StsOptions::default()).map_err(|e| e.to_string())?;
-    let settings = Settings {
+    .map_err(|e| e.to_string())
+}
+
+/// What every reconcile reads, from the flags.
+fn settings(
+    args: RunArgs,
+    credentials: Option<Arc<OperatorCredentials>>,
+    sts_endpoint: Endpoint,
+) -> Settings {
+    Settings {
         limits: Limits {
             url_validity: args.url_validity,
             session_keepalive: args.session_keepalive,
@@ -230,87 +295,6 @@ async fn start(args: RunArgs) -> Result<(), String> {
         operator_credentials_scope: args.operator_credentials_namespaces,
         watch_namespace: args.watch_namespace,
         max_concurrent_reconciles: args.max_concurrent_reconciles,
-    };
-    let pacing = PacerConfig::per_second(args.ecs_requests_per_second);
-    // A fresh context for each term of service: the limiter seeds itself from the watch cache
-    // (what another leader issued), and nothing is carried over from a term that was lost.
-    let new_context = || {
-        let mut ctx = Context::new(
-            client.clone(),
-            ecs.clone(),
-            sts.clone(),
-            settings.clone(),
-            metrics.clone(),
-        );
-        ctx.pacer = Pacer::new(pacing);
-        Arc::new(ctx)
-    };
-    let stop =
-        super::shutdown::Signal::install().map_err(|e| format!("cannot watch for signals: {e}"))?;
-    let elector = args.leader_elect.then(|| {
-        Elector::new(
-            client.clone(),
-            LeaseSettings {
-                name: args.lease_name.clone(),
-                namespace: args.lease_namespace.clone(),
-                identity: identity(),
-                duration: args.lease_duration,
-            },
-        )
-    });
-    if elector.is_some() {
-        // A standby is ready: readiness must not wait for leadership.
-        probe.set_ready(true);
-    }
-    let grace = args.shutdown_grace;
-
-    // Standby, serve, and back to standby when leadership is lost: the process never exits for
-    // it, so an API server outage of any length costs a term, not the pod.
-    loop {
-        let renewed = match &elector {
-            None => None,
-            Some(elector) => {
-                tracing::info!(
-                    identity = elector.identity(),
-                    "waiting for the leader Lease"
-                );
-                let held_since = tokio::select! {
-                    at = elector.acquire() => at,
-                    () = stop.wait() => return Ok(()),
-                };
-                tracing::info!(identity = elector.identity(), "became the leader");
-                Some(held_since)
-            }
-        };
-        metrics.leader.set(1);
-        tracing::info!("ecs-vnc-operator serving");
-        let controller = controller::run(new_context(), probe.clone(), stop.wait_owned());
-        let term = tokio::select! {
-            result = controller => Term::Stopped(result.map_err(|e| e.to_string())),
-            () = async { stop.wait().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight work abandoned at the shutdown deadline");
-                Term::Stopped(Ok(()))
-            }
-            () = async {
-                match (&elector, renewed) {
-                    (Some(e), Some(at)) => e.keep(at).await,
-                    _ => std::future::pending().await,
-                }
-            } => Term::Lost,
-        };
-        metrics.leader.set(0);
-        match term {
-            // The controller of the lost term was dropped above: its reconciles are abandoned at
-            // their next await, before any standby may take over.
-            Term::Lost => tracing::warn!("lost the leader Lease; back to standby"),
-            Term::Stopped(outcome) => {
-                if let Some(elector) = &elector {
-                    elector.release().await;
-                }
-                tracing::info!("ecs-vnc-operator stopped");
-                return outcome;
-            }
-        }
     }
 }
 
@@ -332,14 +316,6 @@ async fn serve_telemetry(
         tracing::info!(addr = %bound, "serving /healthz and /readyz for probes");
     }
     Ok(())
-}
-
-/// How a term of service ended.
-enum Term {
-    /// SIGTERM (or the controller ended by itself): the process exits with this outcome.
-    Stopped(Result<(), String>),
-    /// Leadership lost: back to standby.
-    Lost,
 }
 
 /// The Lease holder's name: the pod name in a cluster, else host and a random suffix.

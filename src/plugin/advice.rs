@@ -3,9 +3,9 @@
 
 use jiff::Timestamp;
 
-use super::outcome::{INVALID_SPEC, Refusal, RefusalKind};
+use super::refusal::{Refusal, RefusalKind};
 use crate::session::crd::{Phase, VncSessionStatus};
-use crate::session::decide::Reason;
+use crate::session::decide::{INVALID_SPEC, Reason};
 
 /// The kind of refusal and the fix, from the phase, reason and error code.
 pub fn advice(r: &Refusal, status: &VncSessionStatus, now: Timestamp) -> (RefusalKind, String) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::console_base::OffBase;
-use super::outcome::Refusal;
+use super::refusal::{Refusal, RefusalKind};
 use super::terminal::clean;
 
 pub const EXIT_ERROR: u8 = 1;
@@ -40,7 +40,10 @@ pub enum Error {
     )]
     Deleted { name: String, namespace: String },
 
-    #[error("the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml")]
+    #[error(
+        "the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml \
+         (with --validate=false on Kubernetes older than 1.23)"
+    )]
     CrdMissing,
 
     #[error(
@@ -154,6 +157,17 @@ impl Error {
             Error::Refused(refusal) => refusal.kind.exit_code(),
             Error::OffBase { .. } => EXIT_OFF_BASE,
             Error::Unreachable { .. } | Error::Api { .. } | Error::Io(_) => EXIT_ERROR,
+        }
+    }
+}
+
+impl RefusalKind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            RefusalKind::Failed => EXIT_FAILED,
+            RefusalKind::Closed => EXIT_CLOSED,
+            RefusalKind::Throttled => EXIT_THROTTLED,
+            RefusalKind::NotReady => EXIT_NOT_READY,
         }
     }
 }
@@ -297,7 +311,8 @@ mod tests {
         assert!(matches!(err, Error::CrdMissing));
         assert_eq!(
             err.to_string(),
-            "the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml"
+            "the VncSession CRD is not installed: kubectl apply -f crds/vncsession.yaml \
+             (with --validate=false on Kubernetes older than 1.23)"
         );
         assert_eq!(err.exit_code(), EXIT_CRD_MISSING);
         let list = Op::sessions("list", "team-a", None);
@@ -361,7 +376,6 @@ mod tests {
 
     #[test]
     fn a_refusal_shows_the_clusters_text_cleaned_on_its_own_lines() {
-        use crate::plugin::outcome::RefusalKind;
         let err = Error::Refused(Refusal {
             kind: RefusalKind::Failed,
             name: "db-1".into(),

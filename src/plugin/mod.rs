@@ -1,10 +1,10 @@
 //! `kubectl vnc`: from a `VncSession` grant to a live console in one command.
 //!
 //! The binary (`src/bin/kubectl-vnc.rs`) only parses the command line and calls [`run`]. Each
-//! file here does one job: the pure parts (outcome of a served request and the advice for a
-//! refusal, durations, tables, error wording, the console-base check, terminal cleaning) know
-//! nothing of Kubernetes; the Kubernetes calls live in `refresh`, `wait`, `list`, `status` and
-//! `events`.
+//! file here does one job: the pure parts (outcome of a served request, the refusal and the
+//! advice for it, durations, tables, error wording, the console-base check, terminal cleaning)
+//! know nothing of Kubernetes; the Kubernetes calls live in `refresh`, `wait`, `list`, `status`
+//! and `events`.
 //!
 //! Exit codes (also in `kubectl vnc --help`):
 //!
@@ -40,6 +40,7 @@ pub mod list;
 pub mod open;
 pub mod outcome;
 pub mod refresh;
+pub mod refusal;
 pub mod run;
 pub mod status;
 pub mod table;

@@ -1,69 +1,18 @@
 //! Whether the operator has served a refresh request, and what its answer means for the user:
 //! a URL to open, or the reason there is none and what fixes it. Pure: no I/O, `now` is given.
 
-use std::fmt;
-
 use jiff::Timestamp;
 
 use super::advice::advice;
-use super::error::{EXIT_CLOSED, EXIT_FAILED, EXIT_NOT_READY, EXIT_THROTTLED};
-use super::terminal::clean;
+use super::refusal::{Refusal, RefusalKind};
 use crate::session::crd::{Phase, REFRESH_ANNOTATION, VncSession, VncSessionStatus};
-use crate::session::decide::Reason;
+use crate::session::decide::{INVALID_SPEC, Reason};
 
 /// A URL that can open a connection until `url_expires_at`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ready {
     pub console_url: String,
     pub url_expires_at: Option<Timestamp>,
-}
-
-/// Why there is no URL, worded for the terminal.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Refusal {
-    pub kind: RefusalKind,
-    pub name: String,
-    pub namespace: String,
-    pub phase: String,
-    /// The `Ready` condition's reason (`IssueFailed`, `Throttled`, …).
-    pub reason: String,
-    pub message: String,
-    pub fix: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RefusalKind {
-    Failed,
-    Closed,
-    Throttled,
-    /// Served, but in a phase without a URL (it expired on the way, or is still pending).
-    NotReady,
-}
-
-impl RefusalKind {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RefusalKind::Failed => EXIT_FAILED,
-            RefusalKind::Closed => EXIT_CLOSED,
-            RefusalKind::Throttled => EXIT_THROTTLED,
-            RefusalKind::NotReady => EXIT_NOT_READY,
-        }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "vncsession {:?} in namespace {:?} is {}\n  reason:  {}\n  message: {}\n  fix:     {}",
-            clean(&self.name),
-            clean(&self.namespace),
-            self.phase,
-            clean(&self.reason),
-            clean(&self.message),
-            clean(&self.fix)
-        )
-    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -122,9 +71,6 @@ pub fn settled(session: &VncSession) -> bool {
     current && (status.phase == Some(Phase::Closed) || invalid_spec)
 }
 
-/// The operator's code for a spec it cannot use (see `session::decide`).
-pub(super) const INVALID_SPEC: &str = "InvalidSpec";
-
 fn answer(session: &VncSession, now: Timestamp) -> Verdict {
     let status = session.status.as_ref();
     if let Some(status) = status
@@ -173,6 +119,7 @@ fn message(status: &VncSessionStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::error::{EXIT_CLOSED, EXIT_NOT_READY, EXIT_THROTTLED};
     use crate::session::crd::{Condition, LastError};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;

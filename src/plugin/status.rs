@@ -15,7 +15,7 @@ use super::format::{age, whole_seconds_left};
 use super::table;
 use super::terminal::clean;
 use crate::session::conditions;
-use crate::session::crd::{Phase, VncSession};
+use crate::session::crd::{Phase, VncSession, VncSessionSpec, VncSessionStatus};
 use crate::session::expiry::rfc3339;
 
 /// How many Events the view shows.
@@ -32,25 +32,53 @@ pub async fn execute(target: &Target, name: &str, out: &mut dyn Write) -> Result
     Ok(())
 }
 
-/// The summary as text.
+/// The summary as text: the fields, the recent Events, and how to get a new URL when there is
+/// none.
 pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
     let status = session.status.clone().unwrap_or_default();
-    let spec = &session.spec;
     let name = session.metadata.name.clone().unwrap_or_default();
     let ns = session.metadata.namespace.clone().unwrap_or_default();
     let mut fields: Vec<(&str, String)> = vec![("Name", name.clone()), ("Namespace", ns.clone())];
+    fields.extend(state_fields(&session.spec, &status));
+    fields.extend(timing_fields(&status, now));
+    fields.extend(attempt_fields(&session.spec, &status, now));
 
+    let mut text = field_lines(&fields);
+    text.push_str(&events_section(recent, now));
+    let phase = status.phase;
+    let (name, ns) = (clean(&name), clean(&ns));
+    match phase {
+        Some(Phase::Ready | Phase::Closed) => {}
+        // Nothing a refresh can do: `open` would only repeat the failure.
+        Some(Phase::Failed) if !status.refreshable => {
+            text.push_str(
+                "\nNot refreshable: change the spec or its credentials (see Last error).\n",
+            );
+        }
+        _ => {
+            let _ = writeln!(text, "\nA new URL: kubectl vnc open {name} -n {ns}");
+        }
+    }
+    text
+}
+
+/// The instance, the phase and the conditions.
+fn state_fields(spec: &VncSessionSpec, status: &VncSessionStatus) -> Vec<(&'static str, String)> {
     let os = match spec.is_windows.or(status.is_windows) {
         Some(true) => " (Windows)",
         Some(false) => " (Linux)",
         None => "",
     };
-    fields.push((
-        "Instance",
-        format!("{} in {}{os}", spec.instance_id, spec.region_id),
-    ));
-    let phase = status.phase;
-    fields.push(("Phase", phase.map_or("Pending", Phase::as_str).to_owned()));
+    let mut fields = vec![
+        (
+            "Instance",
+            format!("{} in {}{os}", spec.instance_id, spec.region_id),
+        ),
+        (
+            "Phase",
+            status.phase.map_or("Pending", Phase::as_str).to_owned(),
+        ),
+    ];
     // The three conditions Git tooling reads; Ready stays True at rest, UrlValid says whether
     // the URL opens connections now, Stalled whether a person must act.
     for type_ in [
@@ -62,14 +90,21 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
             fields.push((type_, format!("{} ({}): {}", c.status, c.reason, c.message)));
         }
     }
+    fields
+}
+
+/// How long the URL opens connections and how long a connection opened in time lasts.
+fn timing_fields(status: &VncSessionStatus, now: Timestamp) -> Vec<(&'static str, String)> {
     let url = match status.url_expires_at.as_ref().map(|t| t.0) {
         None => "none issued yet".to_owned(),
-        Some(at) => match whole_seconds_left(at, now).filter(|_| phase == Some(Phase::Ready)) {
-            Some(secs) => format!("{secs} s left to open a connection (until {})", rfc3339(at)),
-            None => format!("no longer opens connections (since {})", rfc3339(at)),
-        },
+        Some(at) => {
+            match whole_seconds_left(at, now).filter(|_| status.phase == Some(Phase::Ready)) {
+                Some(secs) => format!("{secs} s left to open a connection (until {})", rfc3339(at)),
+                None => format!("no longer opens connections (since {})", rfc3339(at)),
+            }
+        }
     };
-    fields.push(("URL", url));
+    let mut fields = vec![("URL", url)];
     if let Some(at) = status.session_expires_at.as_ref().map(|t| t.0) {
         let keepalive = match whole_seconds_left(at, now) {
             Some(secs) => format!(
@@ -80,33 +115,53 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
         };
         fields.push(("Session", keepalive));
     }
-    fields.push(("Refreshable", status.refreshable.to_string()));
-    fields.push((
-        "Last error",
-        status.last_error.as_ref().map_or_else(
-            || "none".to_owned(),
-            |e| format!("{}: {}", e.code, e.message),
+    fields
+}
+
+/// Whether a refresh helps, what went wrong last and when it is retried, and the grant's terms.
+fn attempt_fields(
+    spec: &VncSessionSpec,
+    status: &VncSessionStatus,
+    now: Timestamp,
+) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("Refreshable", status.refreshable.to_string()),
+        (
+            "Last error",
+            status.last_error.as_ref().map_or_else(
+                || "none".to_owned(),
+                |e| format!("{}: {}", e.code, e.message),
+            ),
         ),
-    ));
+    ];
     if let Some(at) = status.retry_at.as_ref().map(|t| t.0) {
         let secs = at.duration_since(now).as_secs().max(0);
         fields.push(("Retry at", format!("{} (in {secs} s)", rfc3339(at))));
     }
-    fields.push(("URLs issued", issued_count(&status).to_string()));
+    fields.push(("URLs issued", issued_count(status).to_string()));
     if let Some(why) = &spec.reason {
         fields.push(("Reason", why.clone()));
     }
     if let Some(ttl) = &spec.ttl {
         fields.push(("TTL", ttl.clone()));
     }
+    fields
+}
 
+/// `key:` and value, the values lined up in one column.
+fn field_lines(fields: &[(&str, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 3;
     let mut text = String::new();
     // Every value holds the cluster's text (spec.reason, condition messages, lastError ...).
-    for (key, value) in &fields {
+    for (key, value) in fields {
         let _ = writeln!(text, "{:width$}{}", format!("{key}:"), clean(value));
     }
-    text.push_str("Events:\n");
+    text
+}
+
+/// The recent Events as an indented table, or why they are not shown.
+fn events_section(recent: &Recent, now: Timestamp) -> String {
+    let mut text = "Events:\n".to_owned();
     match recent {
         Recent::Listed(lines) if lines.is_empty() => text.push_str("  none\n"),
         Recent::Listed(lines) => {
@@ -120,14 +175,10 @@ pub fn render(session: &VncSession, recent: &Recent, now: Timestamp) -> String {
             let _ = writeln!(text, "  not shown: {}", clean(why));
         }
     }
-    if phase != Some(Phase::Ready) && phase != Some(Phase::Closed) {
-        let (name, ns) = (clean(&name), clean(&ns));
-        let _ = writeln!(text, "\nA new URL: kubectl vnc open {name} -n {ns}");
-    }
     text
 }
 
-fn issued_count(status: &crate::session::VncSessionStatus) -> u32 {
+fn issued_count(status: &VncSessionStatus) -> u32 {
     if status.issued_at.is_some() {
         status.refresh_count.saturating_add(1)
     } else {
@@ -242,6 +293,25 @@ mod tests {
         );
         assert!(text.contains("  not shown: you may not list events.events.k8s.io\n"));
         assert!(text.ends_with("\nA new URL: kubectl vnc open db-1 -n team-a\n"));
+    }
+
+    #[test]
+    fn a_grant_no_refresh_can_help_is_not_sent_to_open() {
+        let obj = mock::session_json(
+            "db-1",
+            "7",
+            json!({"phase": "Failed", "refreshable": false,
+                   "lastError": {"code": "InvalidAccessKeyId.NotFound", "message": "no such key"}}),
+        );
+        let session: VncSession = serde_json::from_value(obj).unwrap();
+        let text = render(&session, &Recent::Listed(Vec::new()), NOW.parse().unwrap());
+        assert!(!text.contains("kubectl vnc open"), "{text}");
+        assert!(
+            text.ends_with(
+                "\nNot refreshable: change the spec or its credentials (see Last error).\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -105,14 +105,22 @@ mod tests {
         .unwrap()
     }
 
+    /// Waits for "mine" from version 10 against an API server that answers `steps`.
+    async fn wait_through(steps: Vec<Step>) -> (Result<VncSession, Error>, Vec<mock::Seen>) {
+        let (target, mut handle) = mock::target("team-a");
+        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
+        tokio::join!(
+            until_answered(&api, "team-a", "db-1", "mine", start("10")),
+            mock::serve(&mut handle, steps)
+        )
+    }
+
     fn modified(obj: Value) -> Value {
         json!({"type": "MODIFIED", "object": obj})
     }
 
     #[tokio::test]
     async fn watches_the_one_object_from_the_patch_version_until_served() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let not_yet = with_refresh(
             mock::session_json("db-1", "11", json!({"observedRefresh": "earlier"})),
             "mine",
@@ -125,16 +133,11 @@ mod tests {
             ),
             "mine",
         );
-        let (result, seen) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a"))
-                        .events(vec![modified(not_yet), modified(done)])
-                ]
-            )
-        );
+        let (result, seen) = wait_through(vec![
+            Step::new("GET", &mock::sessions_path("team-a"))
+                .events(vec![modified(not_yet), modified(done)]),
+        ])
+        .await;
         let obj = result.ok().unwrap();
         assert_eq!(obj.resource_version().as_deref(), Some("12"));
         assert_eq!(seen[0].param("watch").as_deref(), Some("true"));
@@ -147,8 +150,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_watch_is_reopened_from_the_last_version_seen() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let bookmark = json!({"type": "BOOKMARK", "object": {
             "apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
             "metadata": {"resourceVersion": "15"}}});
@@ -156,40 +157,28 @@ mod tests {
             mock::session_json("db-1", "16", json!({"observedRefresh": "mine"})),
             "mine",
         );
-        let (result, seen) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![bookmark]),
-                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(done)]),
-                ]
-            )
-        );
+        let (result, seen) = wait_through(vec![
+            Step::new("GET", &mock::sessions_path("team-a")).events(vec![bookmark]),
+            Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(done)]),
+        ])
+        .await;
         assert!(result.is_ok());
         assert_eq!(seen[1].param("resourceVersion").as_deref(), Some("15"));
     }
 
     #[tokio::test]
     async fn a_gone_version_reads_the_object_and_goes_on_from_there() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
             "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}});
         let current = with_refresh(
             mock::session_json("db-1", "40", json!({"observedRefresh": "mine"})),
             "mine",
         );
-        let (result, _) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![gone]),
-                    Step::new("GET", &mock::session_path("team-a", "db-1")).json(200, current),
-                ]
-            )
-        );
+        let (result, _) = wait_through(vec![
+            Step::new("GET", &mock::sessions_path("team-a")).events(vec![gone]),
+            Step::new("GET", &mock::session_path("team-a", "db-1")).json(200, current),
+        ])
+        .await;
         assert_eq!(
             result.ok().unwrap().resource_version().as_deref(),
             Some("40")
@@ -198,8 +187,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_grant_that_closes_while_waiting_is_the_answer() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         // The operator answers no refresh once the ttl has passed; it only writes Closed.
         let closed = with_refresh(
             mock::session_json(
@@ -209,15 +196,10 @@ mod tests {
             ),
             "mine",
         );
-        let (result, _) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(closed)])
-                ]
-            )
-        );
+        let (result, _) = wait_through(vec![
+            Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(closed)]),
+        ])
+        .await;
         assert_eq!(
             result.ok().unwrap().resource_version().as_deref(),
             Some("13")
@@ -226,36 +208,23 @@ mod tests {
 
     #[tokio::test]
     async fn deletion_while_waiting_ends_the_wait() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
         let obj = mock::session_json("db-1", "11", Value::Null);
-        let (result, _) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a"))
-                        .events(vec![json!({"type": "DELETED", "object": obj})])
-                ]
-            )
-        );
+        let (result, _) = wait_through(vec![
+            Step::new("GET", &mock::sessions_path("team-a"))
+                .events(vec![json!({"type": "DELETED", "object": obj})]),
+        ])
+        .await;
         assert!(matches!(result, Err(Error::Deleted { .. })));
     }
 
     #[tokio::test]
     async fn no_right_to_watch_is_named() {
-        let (target, mut handle) = mock::target("team-a");
-        let api: Api<VncSession> = Api::namespaced(target.client, "team-a");
-        let (result, _) = tokio::join!(
-            until_answered(&api, "team-a", "db-1", "mine", start("10")),
-            mock::serve(
-                &mut handle,
-                vec![Step::new("GET", &mock::sessions_path("team-a")).json(
-                    403,
-                    json!({"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403})
-                )]
-            )
-        );
+        let (result, _) =
+            wait_through(vec![Step::new("GET", &mock::sessions_path("team-a")).json(
+                403,
+                json!({"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403}),
+            )])
+            .await;
         assert!(
             result
                 .err()

@@ -1,6 +1,10 @@
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use super::*;
-use crate::session::crd::Condition;
-use crate::session::crd::CredentialsRef;
+use crate::session::crd::{Condition, CredentialsRef, VncSessionSpec};
+use crate::session::expiry::Limits;
 
 const T0: &str = "2026-11-26T08:00:00Z";
 
@@ -51,6 +55,7 @@ impl Session {
             refresh: self.refresh.as_deref(),
             created_at: at(0),
             credentials_version: self.credentials_version.as_deref(),
+            url_validity: Limits::default().url_validity,
         }
     }
 
@@ -309,6 +314,37 @@ fn a_closed_grant_issues_nothing_even_when_asked() {
     assert!(
         matches!(fresh.decide(60), Decision::Write(u) if u.status.phase == Some(Phase::Closed))
     );
+}
+
+#[test]
+fn no_url_is_issued_whose_window_would_outlive_the_grant() {
+    // ttl 30m, URLs open connections for 15 s: a refresh at 1785 s is the last one served.
+    let mut s = Session::issued_at(0);
+    s.spec.ttl = Some("30m".into());
+    s.write(s.decide(15));
+    s.write(s.decide(315));
+    s.refresh = Some("last".into());
+    assert_eq!(
+        s.decide(1785),
+        Decision::Issue(IssueCause::RefreshRequested)
+    );
+    s.refresh = Some("too-late".into());
+    let update = s.write(s.decide(1786));
+    assert_eq!(update.status.phase, Some(Phase::Closed), "nothing issued");
+    assert_eq!(update.status.observed_refresh.as_deref(), Some("too-late"));
+    let note = update.note.unwrap();
+    assert_eq!((note.reason, note.warning), (Reason::Closed, true));
+    assert!(
+        note.message.contains("before a URL issued now would stop"),
+        "{}",
+        note.message
+    );
+    assert_eq!(s.decide(1787), Decision::Wait(Some(at(1800))));
+    assert_eq!(s.decide(1800), Decision::Wait(None), "closed once, quietly");
+    // A grant shorter than one URL's window never issues one.
+    let mut short = Session::new();
+    short.spec.ttl = Some("10s".into());
+    assert!(matches!(short.decide(0), Decision::Write(u) if u.status.phase == Some(Phase::Closed)));
 }
 
 #[test]
