@@ -7,12 +7,12 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
-use super::credential_scope::OperatorCredentialsScope;
+use super::credentials::{
+    Keyless, Operator, OperatorCredentialsScope, SecretCache, ServiceAccountCache, Sources,
+};
 use super::fairness::NamespaceSlots;
 use super::limiter::Limiter;
 use super::pacer::Pacer;
-use super::secrets::SecretCache;
-use super::service_accounts::ServiceAccountCache;
 use super::stopping::Stopping;
 use super::superseded::Superseded;
 use super::unwritten::Unwritten;
@@ -107,6 +107,28 @@ impl Context {
             unwritten: Unwritten::default(),
             stopping: Stopping::default(),
             sessions: OnceLock::new(),
+        }
+    }
+
+    /// What the credentials room looks a session's credentials up with.
+    pub fn credential_sources(&self) -> Sources<'_> {
+        let settings = &self.settings;
+        Sources {
+            client: &self.client,
+            secrets: &self.secrets,
+            operator: Operator {
+                own: settings.credentials.as_ref(),
+                scope: &settings.operator_credentials_scope,
+            },
+            keyless: Keyless {
+                on: settings.keyless_sessions,
+                provider: settings.oidc_provider_arn.as_deref(),
+                client: &self.client,
+                service_accounts: &self.service_accounts,
+                sts: &self.sts,
+                sts_endpoint: &settings.sts_endpoint,
+                metrics: &self.metrics,
+            },
         }
     }
 

@@ -15,6 +15,11 @@ const SHARE_DIVISOR: usize = 8;
 /// so waiting sessions do not come back in lockstep).
 pub const RETRY_AFTER: Duration = Duration::from_millis(500);
 
+/// How long a session over its namespace's share waits: [`RETRY_AFTER`] and its jitter.
+pub fn retry_after() -> Duration {
+    RETRY_AFTER + RETRY_AFTER.mul_f64(fastrand::f64())
+}
+
 #[derive(Debug)]
 pub struct NamespaceSlots {
     per_namespace: usize,

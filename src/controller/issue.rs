@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use jiff::Timestamp;
 
 use super::Context;
-use super::credentials::{self, Found, Renewer};
+use super::credentials::{self, Failure, Found, Renewer};
+use super::error::kube_reason;
 use super::pacer::PaceKey;
 use crate::aliyun::{
     Credentials, EcsError, Endpoint, EndpointError, console_url, os_type_is_windows,
 };
 use crate::session::decide::Outcome;
 use crate::session::{VncSession, VncSessionSpec};
+use crate::telemetry::metrics::Stage;
 
 /// Asks ECS for a URL for `session`. Also returns the resourceVersion of the credentials Secret
 /// that was used (or looked for), so a failure can wait for that Secret to change. `None`: the
@@ -28,9 +30,10 @@ pub async fn issue(
     // nothing, not even a Secret read on its behalf.
     let endpoint = match endpoint(ctx, spec) {
         Ok(e) => e,
-        Err(failure) => return Some((failure.with_os(known_os), None)),
+        Err(failure) => return Some((counted(ctx, Stage::Spec, failure.with_os(known_os)), None)),
     };
-    let (found, version) = match credentials::load(ctx, namespace, spec).await {
+    let sources = ctx.credential_sources();
+    let (found, version) = match credentials::load(&sources, namespace, spec).await {
         Ok(loaded) => loaded,
         Err(e) => {
             let failed = Outcome::Failed {
@@ -39,27 +42,28 @@ pub async fn issue(
                 retryable: true,
                 is_windows: known_os,
             };
-            return Some((failed, None));
+            return Some((counted(ctx, Stage::Credentials, failed), None));
         }
     };
     let (creds, renewer) = match found {
         Found::Credentials(c) => (c, None),
         Found::Renewed(c, renewer) => (c, Some(renewer)),
         Found::Missing(message) => {
-            return Some((Outcome::CredentialsNotFound { message }, version));
+            let missing = Outcome::CredentialsNotFound { message };
+            return Some((counted(ctx, Stage::Credentials, missing), version));
         }
-        Found::Failed {
+        Found::Failed(Failure {
             code,
             message,
             retryable,
-        } => {
+        }) => {
             let failed = Outcome::Failed {
                 code,
                 message,
                 retryable,
                 is_windows: known_os,
             };
-            return Some((failed, version));
+            return Some((counted(ctx, Stage::Credentials, failed), version));
         }
     };
     // Only ECS itself (the regional endpoint or the operator's own) is believed when it says the
@@ -86,10 +90,17 @@ pub async fn issue(
         Some(w) => w,
         None => match call.os_type().await? {
             Ok(w) => w,
-            Err(outcome) => return Some((outcome, version)),
+            Err(outcome) => return Some((counted(ctx, Stage::Ecs, outcome), version)),
         },
     };
-    Some((call.vnc_url(is_windows).await?, version))
+    let outcome = call.vnc_url(is_windows).await?;
+    Some((counted(ctx, Stage::Ecs, outcome), version))
+}
+
+/// Counts `outcome` if it is a failure at `stage` (`ecsvnc_issue_failures_total`), and hands it on.
+fn counted(ctx: &Context, stage: Stage, outcome: Outcome) -> Outcome {
+    ctx.metrics.issue_outcome(stage, &outcome);
+    outcome
 }
 
 /// One session's ECS calls, once endpoint and credentials are settled. `None` from a call: the
@@ -327,13 +338,5 @@ fn failed(e: &EcsError, is_windows: Option<bool>, renewed: Option<&Judged>) -> O
         message: e.message(),
         retryable: e.is_retryable(),
         is_windows,
-    }
-}
-
-/// A Kubernetes error as one short line, e.g. `secrets "x" is forbidden: …` (code and reason).
-pub fn kube_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => format!("{} ({})", status.message, status.code),
-        other => other.to_string(),
     }
 }

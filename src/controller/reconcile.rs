@@ -8,7 +8,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use tracing::Instrument;
 
-use super::{Context, Error, credentials, issue, write};
+use super::{Context, Error, credentials, fairness, issue, write};
 use crate::session::crd::{Phase, REFRESH_ANNOTATION};
 use crate::session::decide::{self, Decision, IssueCause, Observed, Reason};
 use crate::session::{VncSession, VncSessionStatus};
@@ -50,20 +50,18 @@ async fn reconcile_one(
         return Ok(Action::await_change());
     }
     let api: Api<VncSession> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut write = Writing {
-        api: &api,
-        session,
-        uid: &uid,
-        replaced: base.iter().cloned().collect(),
-        resource_version: base,
-    };
+    let mut write = Writing::new(&api, session, &uid, base);
     // An outcome whose status write failed earlier is written now, never issued again.
     if let Some(kept) = ctx.unwritten.take(&uid) {
         tracing::info!("writing the outcome of an earlier ECS call");
         return write.outcome(ctx, kept, None).await;
     }
-    let version = credentials::version(ctx, namespace, &session.spec);
-    let observed = observe(session, version.as_deref())?;
+    let version = credentials::version(&ctx.credential_sources(), namespace, &session.spec);
+    let observed = observe(
+        session,
+        version.as_deref(),
+        ctx.settings.limits.url_validity,
+    )?;
     let now = Timestamp::now();
     let cause = match recheck_throttled(ctx, session, decide::decide(&observed, now), now) {
         Decision::Wait(at) => return Ok(requeue(at)),
@@ -73,8 +71,7 @@ async fn reconcile_one(
     // Held until the outcome is written; over the namespace's share, look again soon.
     let Some(slot) = ctx.namespace_slots.try_take(namespace) else {
         tracing::debug!(?cause, "namespace at its share of ECS calls in flight");
-        let jitter = super::fairness::RETRY_AFTER.mul_f64(fastrand::f64());
-        return Ok(Action::requeue(super::fairness::RETRY_AFTER + jitter));
+        return Ok(Action::requeue(fairness::retry_after()));
     };
     tracing::info!(?cause, "issuing a console URL");
     let started = std::time::Instant::now();
@@ -84,15 +81,9 @@ async fn reconcile_one(
     if cause == IssueCause::First {
         // Show Pending while the first call runs; later writes build on its version.
         let pending = decide::pending(&observed);
-        match write::status(&api, session, write.resource_version.as_deref(), &pending).await? {
-            write::Written::Done(version) => {
-                write.replaced.extend(version.clone());
-                write.resource_version = version;
-            }
+        if !write.pending(&pending).await? {
             // Someone else wrote first: decide again on the version the watch brings.
-            write::Written::Conflict | write::Written::Gone => {
-                return Ok(Action::await_change());
-            }
+            return Ok(Action::await_change());
         }
     }
     let known_os = decide::known_os(&observed, cause);
@@ -128,7 +119,36 @@ struct Writing<'a> {
     replaced: Vec<String>,
 }
 
-impl Writing<'_> {
+impl<'a> Writing<'a> {
+    fn new(
+        api: &'a Api<VncSession>,
+        session: &'a VncSession,
+        uid: &'a str,
+        resource_version: Option<String>,
+    ) -> Self {
+        Self {
+            api,
+            session,
+            uid,
+            replaced: resource_version.iter().cloned().collect(),
+            resource_version,
+        }
+    }
+
+    /// Writes `status` on the version read, and builds the later writes on the one it makes.
+    /// False: someone else wrote first.
+    async fn pending(&mut self, status: &VncSessionStatus) -> Result<bool, Error> {
+        let version = self.resource_version.as_deref();
+        match write::status(self.api, self.session, version, status).await? {
+            write::Written::Done(version) => {
+                self.replaced.extend(version.clone());
+                self.resource_version = version;
+                Ok(true)
+            }
+            write::Written::Conflict | write::Written::Gone => Ok(false),
+        }
+    }
+
     /// An expiry or close decided on the cache, written conditionally on its version; on a
     /// conflict the newer version's watch event decides again.
     async fn decided(self, ctx: &Context, update: decide::Update) -> Result<Action, Error> {
@@ -141,6 +161,7 @@ impl Writing<'_> {
         if !matches!(result.await?, write::Written::Done(_)) {
             return Ok(Action::await_change());
         }
+        ctx.metrics.decided(&update);
         Ok(self.record(ctx, &update, "Expire", None).await)
     }
 
@@ -271,6 +292,7 @@ async fn write_outcome(
 fn observe<'a>(
     session: &'a VncSession,
     credentials_version: Option<&'a str>,
+    url_validity: Duration,
 ) -> Result<Observed<'a>, Error> {
     static EMPTY: std::sync::LazyLock<VncSessionStatus> =
         std::sync::LazyLock::new(VncSessionStatus::default);
@@ -290,6 +312,7 @@ fn observe<'a>(
             .map(String::as_str),
         created_at,
         credentials_version,
+        url_validity,
     })
 }
 

@@ -5,7 +5,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource};
 use serde_json::json;
 
-use super::{Context, MANAGER};
+use super::Context;
+use super::error::kube_reason;
+use super::manager::MANAGER;
 use crate::session::decide::Note;
 use crate::session::{VncSession, VncSessionStatus};
 
@@ -64,6 +66,6 @@ pub async fn event(ctx: &Context, session: &VncSession, note: &Note, action: &st
     if let Err(e) =
         events::publish(&ctx.client, &ctx.events, &event, &session.object_ref(&())).await
     {
-        tracing::warn!(reason = note.reason.as_str(), error = %super::issue::kube_reason(&e), "could not publish Event");
+        tracing::warn!(reason = note.reason.as_str(), error = %kube_reason(&e), "could not publish Event");
     }
 }

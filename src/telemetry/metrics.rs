@@ -1,5 +1,6 @@
-//! Prometheus metrics (OpenMetrics text). Labels are fixed words or ECS error codes checked to be
-//! identifiers: never a credential, URL or free text.
+//! Prometheus metrics (OpenMetrics text). Labels are fixed words, the operator's own fixed codes,
+//! or ECS (and STS) error codes checked to be identifiers and bounded in number: never a
+//! credential, URL, name or free text.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +11,7 @@ use prometheus_client::registry::Registry;
 
 use crate::aliyun::Observer;
 use crate::session::crd::Phase;
+use crate::session::decide::{Outcome, Reason, Update};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -32,6 +34,63 @@ pub struct PhaseLabel {
     pub phase: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub stage: &'static str,
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+/// Where an issue failed. A failure before any ECS call is invisible in
+/// `ecsvnc_ecs_requests_total`; this label is what the alerts tell it apart by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Refused before anything was looked up or sent: the spec, the refresh value, the region or
+    /// the endpoint.
+    Spec,
+    /// No usable credentials: a Secret missing or unreadable, a ServiceAccount token or an STS
+    /// exchange that failed, the operator's own credentials that could not be renewed.
+    Credentials,
+    /// ECS answered with an error, or the call failed (timeout, connection, garbled answer).
+    Ecs,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Spec => "spec",
+            Stage::Credentials => "credentials",
+            Stage::Ecs => "ecs",
+        }
+    }
+}
+
+/// How an STS `AssumeRoleWithOIDC` exchange ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StsOutcome {
+    /// Temporary credentials.
+    Ok,
+    /// STS said no in a way no retry cures (a role or trust policy that does not allow it).
+    Refused,
+    /// STS could not be asked or did not answer usefully (unreachable, timeout, 5xx,
+    /// throttling, an expired token); retried with backoff.
+    Error,
+}
+
+impl StsOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StsOutcome::Ok => "ok",
+            StsOutcome::Refused => "refused",
+            StsOutcome::Error => "error",
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     /// The `code` labels in use: a hostile endpoint could invent a new code on every answer.
@@ -43,6 +102,8 @@ pub struct Metrics {
     pub sessions: Family<PhaseLabel, Gauge>,
     pub throttled: Counter,
     pub leader: Gauge,
+    pub issue_failures: Family<FailureLabels, Counter>,
+    pub sts_exchanges: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,46 +126,77 @@ impl Metrics {
             sessions: Family::default(),
             throttled: Counter::default(),
             leader: Gauge::default(),
+            issue_failures: Family::default(),
+            sts_exchanges: Family::default(),
             registry: Registry::default(),
             codes: Default::default(),
         };
+        m.register(&mut registry);
+        m.present_from_the_start();
+        Self { registry, ..m }
+    }
+
+    fn register(&self, registry: &mut Registry) {
         registry.register(
             "reconciles",
             "Reconciles by result (ok, error)",
-            m.reconciles.clone(),
+            self.reconciles.clone(),
         );
         registry.register(
             "ecs_requests",
             "ECS request attempts by action and answer code (Success for 200)",
-            m.ecs_requests.clone(),
+            self.ecs_requests.clone(),
         );
         registry.register(
             "ecs_retries",
             "ECS requests that retried an earlier failed one",
-            m.ecs_retries.clone(),
+            self.ecs_retries.clone(),
         );
-        // Present from the start (HELP, TYPE and a 0), so dashboards and alerts see the series
-        // before the first retry.
-        for action in ["DescribeInstanceVncUrl", "DescribeInstances"] {
-            let _ = m.ecs_retries.get_or_create(&ActionLabel { action });
-        }
         registry.register(
             "url_issue_duration_seconds",
             "From deciding to issue a console URL to its status being written",
-            m.issue_seconds.clone(),
+            self.issue_seconds.clone(),
         );
-        registry.register("sessions", "VncSessions by phase", m.sessions.clone());
+        registry.register("sessions", "VncSessions by phase", self.sessions.clone());
         registry.register(
             "throttled_issues",
             "Issues held back by the per-instance limit (ECS Throttling answers included)",
-            m.throttled.clone(),
+            self.throttled.clone(),
         );
         registry.register(
             "leader",
             "1 while this process serves (holds the leader Lease, or runs without leader election)",
-            m.leader.clone(),
+            self.leader.clone(),
         );
-        Self { registry, ..m }
+        registry.register(
+            "issue_failures",
+            "Failed issues by stage (spec, credentials, ecs) and lastError code, ECS called or not",
+            self.issue_failures.clone(),
+        );
+        registry.register(
+            "sts_exchanges",
+            "STS AssumeRoleWithOIDC exchanges for keyless sessions by outcome (ok, refused, error)",
+            self.sts_exchanges.clone(),
+        );
+    }
+
+    /// Series there (HELP, TYPE and a 0) before anything happened, so dashboards and alerts see
+    /// them before the first retry or failure (`increase()` misses a series' first sample).
+    fn present_from_the_start(&self) {
+        for action in ["DescribeInstanceVncUrl", "DescribeInstances"] {
+            let _ = self.ecs_retries.get_or_create(&ActionLabel { action });
+        }
+        for (stage, code) in FAILURES_FROM_THE_START {
+            let _ = self.issue_failures.get_or_create(&FailureLabels {
+                stage: stage.as_str(),
+                code: code.to_owned(),
+            });
+        }
+        for outcome in [StsOutcome::Ok, StsOutcome::Refused, StsOutcome::Error] {
+            let _ = self.sts_exchanges.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            });
+        }
     }
 
     /// Counts every ECS attempt, for the client's `ClientOptions::observer`.
@@ -127,8 +219,12 @@ impl Metrics {
         })
     }
 
-    /// `code` as a label: well-formed and among the first [`MAX_CODE_LABELS`] seen, else `Other`.
+    /// `code` as a label: one of the operator's own codes; else well-formed and among the first
+    /// [`MAX_CODE_LABELS`] other codes seen, else `Other`.
     fn code_label(&self, code: &str) -> String {
+        if OPERATOR_CODES.contains(&code) {
+            return code.to_owned();
+        }
         let label = label_safe(code);
         let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
         if codes.contains(&label) {
@@ -155,6 +251,53 @@ impl Metrics {
     pub fn retried(&self, action: &'static str) {
         self.ecs_retries
             .get_or_create(&ActionLabel { action })
+            .inc();
+    }
+
+    /// One failed issue, with the code its `lastError` (or Event) carries.
+    pub fn issue_failed(&self, stage: Stage, code: &str) {
+        self.issue_failures
+            .get_or_create(&FailureLabels {
+                stage: stage.as_str(),
+                code: self.code_label(code),
+            })
+            .inc();
+    }
+
+    /// The outcome of an issue attempt that ended at `stage`; counted if it is a failure (a URL,
+    /// a wait for the per-instance limit or for the account's pace is none).
+    pub fn issue_outcome(&self, stage: Stage, outcome: &Outcome) {
+        match outcome {
+            Outcome::Failed { code, .. } => self.issue_failed(stage, code),
+            Outcome::CredentialsNotFound { .. } => {
+                self.issue_failed(stage, Reason::CredentialsNotFound.as_str());
+            }
+            Outcome::Issued { .. } | Outcome::Throttled { .. } | Outcome::Paced { .. } => {}
+        }
+    }
+
+    /// A status written without an issue attempt: an unusable spec (`InvalidSpec`) or a refused
+    /// refresh value (`RefreshIgnored`) is a failure that never reaches ECS.
+    pub fn decided(&self, update: &Update) {
+        let Some(note) = &update.note else {
+            return;
+        };
+        match note.reason {
+            Reason::RefreshIgnored => self.issue_failed(Stage::Spec, note.reason.as_str()),
+            Reason::IssueFailed => {
+                if let Some(error) = &update.status.last_error {
+                    self.issue_failed(Stage::Spec, &error.code);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn sts_exchanged(&self, outcome: StsOutcome) {
+        self.sts_exchanges
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
             .inc();
     }
 
@@ -200,6 +343,42 @@ fn phase_index(phase: Option<Phase>) -> usize {
     }
 }
 
+/// The codes the operator makes itself (a fixed set: never counted against
+/// [`MAX_CODE_LABELS`]). `metrics_tests.rs` checks the codes the controller and the clients
+/// write are all here.
+pub const OPERATOR_CODES: [&str; 16] = [
+    // Refused before anything is sent (src/session, src/controller/issue.rs).
+    "InvalidSpec",
+    "RefreshIgnored",
+    "InvalidRegionId",
+    "InvalidEndpoint",
+    "EndpointNotAllowed",
+    // Credentials (src/controller/issue.rs, src/controller/credentials/).
+    "CredentialsNotFound",
+    "SecretReadFailed",
+    "TokenRequestFailed",
+    "InvalidParameter",
+    "OIDCTokenFileUnreadable",
+    // A call that got no usable answer (src/aliyun/error/codes.rs).
+    "Timeout",
+    "ConnectionFailed",
+    "MalformedResponse",
+    "ResponseTooLarge",
+    "RequestFailed",
+    "ClientSetup",
+];
+
+/// The failures that make no ECS call and carry a fixed code: present at 0 from the start.
+pub const FAILURES_FROM_THE_START: [(Stage, &str); 7] = [
+    (Stage::Spec, "InvalidSpec"),
+    (Stage::Spec, "RefreshIgnored"),
+    (Stage::Spec, "InvalidRegionId"),
+    (Stage::Spec, "InvalidEndpoint"),
+    (Stage::Spec, "EndpointNotAllowed"),
+    (Stage::Credentials, "CredentialsNotFound"),
+    (Stage::Credentials, "SecretReadFailed"),
+];
+
 /// ECS codes are identifiers like `Throttling.User`; anything else (a hostile or broken endpoint
 /// could send anything) becomes `Other` so labels stay few and free of text.
 /// ECS has a few dozen codes for these two actions; more distinct ones means someone invents them.
@@ -219,89 +398,5 @@ fn label_safe(code: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    #[test]
-    fn counts_ecs_attempts_by_action_and_code_and_retries() {
-        let m = Arc::new(Metrics::new());
-        let observer = m.ecs_observer();
-        let client_options = crate::aliyun::ClientOptions {
-            observer,
-            ..Default::default()
-        };
-        let observe = format!("{:?}", client_options.observer);
-        assert_eq!(observe, "Observer(set)");
-        m.ecs_requests
-            .get_or_create(&EcsLabels {
-                action: "DescribeInstanceVncUrl",
-                code: "Success".into(),
-            })
-            .inc();
-        let text = m.encode();
-        assert!(
-            text.contains(
-                r#"ecsvnc_ecs_requests_total{action="DescribeInstanceVncUrl",code="Success"} 1"#
-            ),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn odd_codes_do_not_become_labels() {
-        assert_eq!(label_safe("Throttling.User"), "Throttling.User");
-        assert_eq!(label_safe("wss://x?s=1"), "Other");
-        assert_eq!(label_safe(""), "Other");
-        assert_eq!(label_safe(&"A".repeat(65)), "Other");
-    }
-
-    #[test]
-    fn invented_codes_do_not_grow_the_labels_without_bound() {
-        let m = Metrics::new();
-        for i in 0..1000 {
-            assert!(!m.code_label(&format!("Invented{i}")).is_empty());
-        }
-        assert_eq!(m.code_label("Invented5"), "Invented5", "seen early: kept");
-        assert_eq!(m.code_label("Invented999"), "Other");
-        assert_eq!(m.codes.lock().unwrap().len(), MAX_CODE_LABELS);
-    }
-
-    #[test]
-    fn sessions_by_phase_are_recounted() {
-        let m = Metrics::new();
-        m.set_sessions([Some(Phase::Ready), Some(Phase::Ready), Some(Phase::Expired)]);
-        let text = m.encode();
-        assert!(
-            text.contains(r#"ecsvnc_sessions{phase="Ready"} 2"#),
-            "{text}"
-        );
-        m.set_sessions([Some(Phase::Expired)]);
-        let text = m.encode();
-        assert!(
-            text.contains(r#"ecsvnc_sessions{phase="Ready"} 0"#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#"ecsvnc_sessions{phase="Expired"} 1"#),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn output_is_openmetrics() {
-        let m = Metrics::new();
-        m.reconciled(true);
-        m.url_issued(0.02);
-        let text = m.encode();
-        assert!(
-            text.contains(r#"ecsvnc_reconciles_total{result="ok"} 1"#),
-            "{text}"
-        );
-        assert!(
-            text.contains("ecsvnc_url_issue_duration_seconds_count 1"),
-            "{text}"
-        );
-        assert!(text.trim_end().ends_with("# EOF"));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -26,6 +26,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 
+use crate::controller::manager::MANAGER;
+
 /// As kube's `Recorder`.
 const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
 
@@ -37,8 +39,8 @@ struct Reporter {
 }
 
 static REPORTER: LazyLock<Reporter> = LazyLock::new(|| Reporter {
-    controller: super::super::MANAGER,
-    instance: std::env::var("POD_NAME").unwrap_or_else(|_| super::super::MANAGER.to_owned()),
+    controller: MANAGER,
+    instance: std::env::var("POD_NAME").unwrap_or_else(|_| MANAGER.to_owned()),
 });
 
 /// What a repeat needs: the first Event's name and namespace, how often it was seen, when last.

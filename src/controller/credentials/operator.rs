@@ -1,8 +1,64 @@
-//! `--operator-credentials-namespaces`: which namespaces may use the operator's own credentials.
-//! Offered, never assumed: a session author in any other namespace would otherwise open every
-//! instance the operator's key reaches.
+//! The operator's own credentials (an AccessKey, RRSA or the instance's RAM role) for sessions
+//! that name neither a Secret nor a ServiceAccount, and `--operator-credentials-namespaces`, the
+//! namespaces they are offered to. Offered, never assumed: a session author in any other namespace
+//! would otherwise open every instance the operator's key reaches.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::found::{Failure, Found, Renewer};
+use crate::aliyun::OperatorCredentials;
+
+/// The operator's own credentials, if it has any, and where they are offered.
+#[derive(Clone, Copy)]
+pub struct Operator<'a> {
+    pub own: Option<&'a Arc<OperatorCredentials>>,
+    pub scope: &'a OperatorCredentialsScope,
+}
+
+impl Operator<'_> {
+    /// Credentials for a session in `namespace` that references none of its own.
+    pub async fn credentials(&self, namespace: &str) -> Found {
+        if !self.scope.offers(namespace) {
+            return Found::Missing(format!(
+                "spec.credentialsRef is not set and the operator does not offer its own credentials to \
+                 namespace {namespace} (--operator-credentials-namespaces, \
+                 ECS_VNC_OPERATOR_CREDENTIALS_NAMESPACES); reference a Secret in this namespace"
+            ));
+        }
+        let Some(source) = self.own else {
+            return Found::Missing(
+                "spec.credentialsRef is not set and the operator has no credentials of its own \
+                 (ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, RRSA, or \
+                 ALIBABA_CLOUD_ECS_METADATA)"
+                    .to_owned(),
+            );
+        };
+        match source.credentials().await {
+            Ok(c) if source.renew_at().is_some() => {
+                Found::Renewed(c, Renewer::Operator(source.clone()))
+            }
+            Ok(c) => Found::Credentials(c),
+            Err(e) => Found::Failed(Failure {
+                code: e.code().to_owned(),
+                message: format!(
+                    "the operator's own credentials ({}): {}",
+                    source.describe(),
+                    e.message()
+                ),
+                retryable: e.is_retryable(),
+            }),
+        }
+    }
+
+    /// Whether `role` is the operator's own RRSA role while `namespace` is not offered the
+    /// operator's credentials: that role serves only the offered namespaces, whatever its trust
+    /// policy says.
+    pub fn withholds_role(&self, role: &str, namespace: &str) -> bool {
+        let own_role = self.own.and_then(|c| c.rrsa_role_arn());
+        own_role == Some(role) && !self.scope.offers(namespace)
+    }
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum OperatorCredentialsScope {

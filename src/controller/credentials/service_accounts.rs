@@ -9,7 +9,7 @@ use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
-use super::keyless::ExchangeError;
+use super::found::Failure;
 use super::watched::Watched;
 use crate::aliyun::Renewing;
 use crate::aliyun::sts::check_role_arn;
@@ -22,7 +22,7 @@ pub const ROLE_ARN_ANNOTATION: &str = "ecsvnc.dev/role-arn";
 pub const ROLE_ARN_MAX_BYTES: usize = 256;
 
 /// STS credentials exchanged for one version of a ServiceAccount, renewed before they expire.
-pub type Cell = Renewing<ExchangeError>;
+pub type Cell = Renewing<Failure>;
 
 /// ServiceAccount versions and role annotations, and one renewing STS cell per version.
 #[derive(Default)]
@@ -79,20 +79,10 @@ pub fn role_arn(value: &str) -> Result<&str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::api::ObjectMeta;
 
     fn meta(name: &str, version: &str, role: Option<&str>) -> PartialObjectMeta<ServiceAccount> {
-        PartialObjectMeta {
-            types: None,
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("team-a".into()),
-                resource_version: Some(version.into()),
-                annotations: role.map(|r| [(ROLE_ARN_ANNOTATION.to_owned(), r.to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            _phantom: std::marker::PhantomData,
-        }
+        let annotations = role.map(|r| [(ROLE_ARN_ANNOTATION.to_owned(), r.to_owned())].into());
+        super::super::watched::test_meta(name, version, annotations)
     }
 
     #[test]

@@ -174,3 +174,23 @@ impl<M, V> Inner<M, V> {
 fn key(namespace: &str, name: &str) -> Key {
     (namespace.to_owned(), name.to_owned())
 }
+
+/// What a metadata watch reports of one object in namespace `team-a`, for the caches' tests.
+#[cfg(test)]
+pub fn test_meta<K>(
+    name: &str,
+    version: &str,
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+) -> PartialObjectMeta<K> {
+    PartialObjectMeta {
+        types: None,
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("team-a".into()),
+            resource_version: Some(version.into()),
+            annotations,
+            ..kube::api::ObjectMeta::default()
+        },
+        _phantom: std::marker::PhantomData,
+    }
+}

@@ -1,14 +1,19 @@
-//! What the operator knows of the Secrets sessions reference, without reading them again: each
-//! Secret's resourceVersion from the metadata-only watch, and the credentials parsed from the last
-//! read of it. A cached key is used only while the watch says the Secret is unchanged; a change or
-//! a deletion drops it (and `Credentials` wipes itself on drop).
+//! Credentials from a Secret in the session's namespace (`spec.credentialsRef`), read only when
+//! the metadata-only watch says it changed: each Secret's resourceVersion from the watch, and the
+//! credentials parsed from the last read of it. A cached key is used only while the watch says the
+//! Secret is unchanged; a change or a deletion drops it (and `Credentials` wipes itself on drop).
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::Event;
 
+use super::found::Found;
 use super::watched::Watched;
 use crate::aliyun::Credentials;
+use crate::session::validate;
 
 /// Secret versions, and the credentials parsed from one version of each.
 #[derive(Default)]
@@ -50,22 +55,61 @@ impl SecretCache {
     }
 }
 
+/// Reads the credentials in Secret `name` of `namespace` (the session's own), unless the watch
+/// says the copy parsed last is current. Also returns the Secret's resourceVersion, so a failure
+/// can wait for it to change. A name that is not a plain object name is refused before any call.
+pub async fn credentials(
+    client: &kube::Client,
+    cache: &SecretCache,
+    namespace: &str,
+    name: &str,
+) -> Result<(Found, Option<String>), kube::Error> {
+    if !validate::dns1123_subdomain(name) {
+        return Ok((
+            Found::Missing(format!(
+                "spec.credentialsRef.name {name:?} is not a Secret name in this namespace"
+            )),
+            None,
+        ));
+    }
+    // Unchanged since it was last read (the metadata watch says so): no read at all.
+    if let Some((version, credentials)) = cache.credentials(namespace, name) {
+        return Ok((Found::Credentials(credentials), Some(version)));
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(name).await? else {
+        return Ok((
+            Found::Missing(format!(
+                "Secret {namespace}/{name} not found; create it with keys accessKeyId and accessKeySecret"
+            )),
+            None,
+        ));
+    };
+    let version = secret.metadata.resource_version.clone();
+    let data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    let found = match Credentials::from_secret_data(&data) {
+        Ok(c) => {
+            if let Some(version) = &version {
+                cache.remember(namespace, name, version, &c);
+            }
+            Found::Credentials(c)
+        }
+        Err(e) => Found::Missing(format!("Secret {namespace}/{name}: {e}")),
+    };
+    Ok((found, version))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::api::ObjectMeta;
 
     fn meta(name: &str, version: &str) -> PartialObjectMeta<Secret> {
-        PartialObjectMeta {
-            types: None,
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("team-a".into()),
-                resource_version: Some(version.into()),
-                ..ObjectMeta::default()
-            },
-            _phantom: std::marker::PhantomData,
-        }
+        super::super::watched::test_meta(name, version, None)
     }
 
     fn creds() -> Credentials {

@@ -2,7 +2,14 @@
 //! do to another's (slots, the per-instance limit), outcomes kept across a failed status write,
 //! and no new ECS call once the operator is stopping.
 
-use super::*;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use super::fixture::*;
+use crate::controller::reconcile;
 
 fn api_error(code: u16) -> (u16, Value) {
     (
@@ -65,11 +72,7 @@ async fn a_namespace_at_its_share_of_calls_waits_without_calling_anyone() {
 async fn an_outcome_whose_write_failed_is_written_later_without_a_second_url() {
     let mut f = fixture().await;
     let s = expired_and_asked_to_refresh("db-1");
-    let failing = Expect {
-        method: "PATCH",
-        path: format!("{SESSIONS}/db-1/status"),
-        reply: api_error(500),
-    };
+    let failing = status_write("db-1", api_error(500));
     let ctx = f.ctx.clone();
     let (result, _) = tokio::join!(
         reconcile(Arc::new(s.clone()), ctx),
