@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use ecs_vnc_operator::aliyun::{ClientOptions, Credentials, EcsClient, Endpoint, RetryPolicy};
+use ecs_vnc_operator::aliyun::{Credentials, EcsClient, Endpoint};
 use ecs_vnc_operator::controller::limiter::Limiter;
 use ecs_vnc_operator::controller::pacer::{PaceKey, Pacer, PacerConfig};
 use ecs_vnc_operator::session::decide::{MAX_AUTOMATIC_RETRIES, backoff};
@@ -28,6 +28,9 @@ use jiff::Timestamp;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+
+#[path = "support/ecs.rs"]
+mod ecs;
 
 const VNC: &str = "DescribeInstanceVncUrl";
 const REGION: &str = "cn-hangzhou";
@@ -184,15 +187,7 @@ fn instance_id(n: usize) -> String {
 /// Serves every session once; returns when each is issued or has given up.
 async fn burst(args: &Args, endpoint: &Endpoint, pacer: Arc<Pacer>, tally: Arc<Tally>) {
     // The operator's client: one attempt per call, the controller does the retrying.
-    let client = EcsClient::new(ClientOptions {
-        retry: RetryPolicy {
-            max_attempts: 1,
-            deadline: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        },
-        ..ClientOptions::default()
-    })
-    .expect("client");
+    let client = ecs::client(1).expect("client");
     let creds = Credentials::new(ACCESS_KEY_ID, ACCESS_KEY_SECRET, None);
     let limiter = Arc::new(Limiter::new(30));
     let slots = Arc::new(Semaphore::new(args.concurrency.max(1)));

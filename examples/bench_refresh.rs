@@ -13,15 +13,19 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ecs_vnc_operator::aliyun::{ClientOptions, Credentials, EcsClient, Endpoint, RetryPolicy};
+use ecs_vnc_operator::aliyun::{Credentials, Endpoint};
 use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::session::crd::{Phase, REFRESH_ANNOTATION};
+use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 
+#[path = "support/ecs.rs"]
+mod ecs;
 #[path = "support/watch.rs"]
 mod watch;
+
+use watch::Msg;
 
 #[derive(Parser)]
 #[command(about = "Refresh latency benchmark (see scripts/bench.sh)")]
@@ -48,32 +52,6 @@ struct Args {
     out: PathBuf,
 }
 
-/// What the watch saw of one session, stamped on arrival.
-struct Seen {
-    name: String,
-    instance_id: String,
-    observed_refresh: Option<String>,
-    phase: Option<Phase>,
-    console_url: Option<String>,
-    issued_at_ms: Option<i64>,
-    at: Instant,
-}
-
-type Msg = watch::Msg<Box<Seen>>;
-
-fn seen(session: &VncSession) -> Box<Seen> {
-    let status = session.status.clone().unwrap_or_default();
-    Box::new(Seen {
-        name: session.name_any(),
-        instance_id: session.spec.instance_id.clone(),
-        observed_refresh: status.observed_refresh,
-        phase: status.phase,
-        console_url: status.console_url,
-        issued_at_ms: status.issued_at.map(|t| t.0.as_millisecond()),
-        at: Instant::now(),
-    })
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -89,17 +67,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api: Api<VncSession> = Api::namespaced(client, &args.namespace);
     let creds = Credentials::from_env()?.ok_or("set ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET")?;
     let endpoint = Endpoint::parse(&args.ecs_endpoint)?;
-    // The operator's client settings (src/cli/run.rs).
-    let ecs = EcsClient::new(ClientOptions {
-        retry: RetryPolicy {
-            max_attempts: 3,
-            deadline: Duration::from_secs(10),
-            ..RetryPolicy::default()
-        },
-        ..ClientOptions::default()
-    })?;
+    // The operator's client settings, three tries per call.
+    let ecs = ecs::client(3)?;
 
-    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_refresh", seen);
+    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_refresh");
     let mut last_url: HashMap<String, Option<String>> = HashMap::new();
     let mut instance_of: HashMap<String, String> = HashMap::new();
     // Every URL issue the driver knows of, per instance, in wall-clock ms: the first issues from
@@ -114,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         match msg {
             Msg::Synced => break,
             Msg::Seen(s) => {
-                if let Some(at) = s.issued_at_ms {
+                if let Some(at) = s.issued_at.map(|t| t.as_millisecond()) {
                     issues.entry(s.instance_id.clone()).or_default().push(at);
                 }
                 instance_of.insert(s.name.clone(), s.instance_id);

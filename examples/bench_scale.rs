@@ -16,8 +16,8 @@ use clap::Parser;
 use ecs_vnc_operator::session::VncSession;
 use ecs_vnc_operator::session::crd::Phase;
 use futures::{StreamExt, stream};
+use kube::Client;
 use kube::api::{Api, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -27,6 +27,7 @@ mod spread;
 mod watch;
 
 use spread::Spread;
+use watch::{Msg, Seen};
 
 #[derive(Parser)]
 #[command(about = "Scale benchmark (see scripts/bench.sh)")]
@@ -49,27 +50,6 @@ struct Args {
     out: PathBuf,
 }
 
-struct Seen {
-    name: String,
-    instance_id: String,
-    phase: Option<Phase>,
-    issued_at_s: Option<i64>,
-    at: Instant,
-}
-
-type Msg = watch::Msg<Seen>;
-
-fn seen(s: &VncSession) -> Seen {
-    let status = s.status.clone().unwrap_or_default();
-    Seen {
-        name: s.name_any(),
-        instance_id: s.spec.instance_id.clone(),
-        phase: status.phase,
-        issued_at_s: status.issued_at.map(|t| t.0.as_second()),
-        at: Instant::now(),
-    }
-}
-
 /// What the watch has shown so far.
 #[derive(Default)]
 struct Progress {
@@ -82,7 +62,7 @@ struct Progress {
 
 impl Progress {
     fn take(&mut self, s: Seen) {
-        if let Some(at) = s.issued_at_s {
+        if let Some(at) = s.issued_at.map(|t| t.as_second()) {
             self.issued
                 .entry(s.instance_id)
                 .or_default()
@@ -115,7 +95,7 @@ async fn follow(
 ) -> bool {
     while !done(progress) {
         match tokio::time::timeout_at(deadline.into(), events.recv()).await {
-            Ok(Some(Msg::Seen(s))) => progress.take(s),
+            Ok(Some(Msg::Seen(s))) => progress.take(*s),
             Ok(Some(Msg::Synced)) => {}
             Ok(None) | Err(_) => return false,
         }
@@ -132,12 +112,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let client = Client::try_default().await?;
     let api: Api<VncSession> = Api::namespaced(client, &args.namespace);
-    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_scale", seen);
+    let (mut events, watch_task) = watch::spawn(api.clone(), "bench_scale");
     let mut progress = Progress::default();
     loop {
         match tokio::time::timeout(Duration::from_secs(30), events.recv()).await {
             Ok(Some(Msg::Synced)) => break,
-            Ok(Some(Msg::Seen(s))) => progress.take(s),
+            Ok(Some(Msg::Seen(s))) => progress.take(*s),
             Ok(None) | Err(_) => return Err("watch did not sync within 30 s".into()),
         }
     }
@@ -175,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             biased;
             msg = events.recv() => match msg {
-                Some(Msg::Seen(s)) => progress.take(s),
+                Some(Msg::Seen(s)) => progress.take(*s),
                 Some(Msg::Synced) => {}
                 None => return Err("watch ended".into()),
             },

@@ -47,11 +47,9 @@ VENV=$CACHE/bench-venv
 NPROC=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
 
-log() { echo "bench: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+LOG_PREFIX=bench
+# log, die
+source scripts/lib/log.sh
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecsvnc-bench.XXXXXX")
 CLUSTER_DIR=
@@ -59,6 +57,8 @@ PIDS=()
 
 # alive, stop_pid, wait_until
 source scripts/lib/processes.sh
+# start_sim
+source scripts/lib/sim.sh
 
 # Stops what this script started, newest first; then the control plane.
 cleanup() {
@@ -105,17 +105,7 @@ CLI_IDS=$(ids i-benchcli "$CLI_INSTANCES")
 SCALE_IDS=$(ids i-benchscale "$SCALE_INSTANCES")
 LARGE_IDS=$(ids i-benchlarge "$LARGE_INSTANCES")
 BURST_ID=i-benchburst000
-echo "$REF_IDS,$ECS_IDS,$OPEN_IDS,$CLI_IDS,$SCALE_IDS,$LARGE_IDS,$BURST_ID" | tr , '\n' |
-    jq -R --arg region "$REGION" --arg id "$KEY_ID" --arg secret "$KEY_SECRET" -s '{
-        accounts: [{accessKeyId: $id, accessKeySecret: $secret}],
-        instances: [split("\n")[] | select(length > 0)
-                    | {instanceId: ., regionId: $region, status: "Running", osType: "linux"}],
-        reconnectLimitPerMinute: 30
-    }' >"$WORK/sim.json"
-"$BIN/ecs-sim" --listen 127.0.0.1:0 --config "$WORK/sim.json" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-PIDS+=($!)
-wait_until 100 grep -q 'listening on' "$WORK/sim.out" || die "ecs-sim did not start (see $WORK/sim.log)"
-EP=$(sed -n 's/^ecs-sim listening on //p' "$WORK/sim.out" | head -n1)
+start_sim < <(echo "$REF_IDS,$ECS_IDS,$OPEN_IDS,$CLI_IDS,$SCALE_IDS,$LARGE_IDS,$BURST_ID" | tr , '\n')
 log "ecs-sim at $EP with $(jq '.instances | length' "$WORK/sim.json") instances"
 sim_stats() { curl -fsS --max-time 5 "$EP/_sim/stats" >"$WORK/$1.json"; }
 

@@ -9,13 +9,21 @@
 #   duplicate  URLs issued minus distinct (session, refresh value) requests served (must be 0)
 #   CPU        the operator's utime+stime from /proc/<pid>/stat over the fault window
 #
-#   scripts/fault-matrix.sh                     every row (~17 min once built)
+#   scripts/fault-matrix.sh                     every row of the matrix (~17 min once built)
 #   FM_ROWS="ecs api kill restart skew" (default) choose groups of rows
+#   FM_ROWS=failover                            failover at scale (issue 23, not in the default set:
+#                                               ~5 min, 3.5 of them creating the sessions): 10,000
+#                                               sessions at rest, two replicas, the leader SIGKILLed;
+#                                               writes its own table in RELIABILITY.md and the
+#                                               "Failover at scale" section of BENCHMARKS.md, and keeps
+#                                               the matrix already there when it runs alone
+#   FM_FAILOVER_SESSIONS=10000 (default)        sessions of the failover row (fewer: quick runs)
 #   FM_SKEW_SECONDS=300 (default)               length of the clock-skew run (shorter: quick runs)
 #   FM_RESTART_DELAY_MS=5000 (default)          how long ecs-sim holds each answer in the restart rows
 #   FM_BIN=dir                                  use the ecs-sim and ecs-vnc-operator in dir, no build
 #   FM_KEEP=1                                   keep the work directory (logs, samples)
 #   FM_OUT=RELIABILITY.md                       where the table goes
+#   FM_BENCH_OUT=BENCHMARKS.md                  where the failover row's section goes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +33,23 @@ SKEW_DEFAULT=300 # the issue's 5 minutes
 SKEW_SECONDS=${FM_SKEW_SECONDS:-$SKEW_DEFAULT}
 RESTART_DELAY_MS=${FM_RESTART_DELAY_MS:-5000}
 OUT=${FM_OUT:-$ROOT/RELIABILITY.md}
+BENCH_OUT=${FM_BENCH_OUT:-$ROOT/BENCHMARKS.md}
+has_rows() { # GROUP…: true when FM_ROWS names any of them
+    local g
+    for g in "$@"; do [[ " $ROWS " == *" $g "* ]] && return 0; done
+    return 1
+}
+MATRIX_GROUPS=(ecs api kill restart skew)
+# Failover at scale: FO_N sessions, 25 per instance as in bench.sh's scale phase, in a namespace
+# of their own (and the Lease there), served by replicas with bench.sh's scale flags.
+FO_N=${FM_FAILOVER_SESSIONS:-10000}
+FO_DEFAULT=10000
+FO_INSTANCES=$(((FO_N + 24) / 25))
+FO_NS=fault-matrix-scale
+FO_ARGS=(--url-validity 2s --session-keepalive 3s --ecs-requests-per-second 0)
+FO_STAGE_S=900   # bench_scale's bound for each of its stages (all Ready, all Expired)
+FO_BOUND_S=240   # from the SIGKILL: the new leader's takeover, its first list and the refresh
+FO_QUIET_S=240   # then: until the new leader's CPU is quiet (its first reconcile of everything)
 N=50 # sessions, one instance each
 ECS_BOUND=${FM_ECS_BOUND:-120} # seconds an ECS row waits for every refresh to be served
 REGION=cn-hangzhou
@@ -36,11 +61,9 @@ FAKETIME_LIB=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 REPRO="scripts/fault-matrix.sh"
 START_S=$(date +%s)
 
-log() { echo "fault-matrix: $*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+LOG_PREFIX=fault-matrix
+# log, die
+source scripts/lib/log.sh
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ecsvnc-faults.XXXXXX")
 CLUSTER_DIR=
@@ -49,6 +72,8 @@ STOPPED=() # PIDs we SIGSTOPped: always SIGCONT them on the way out
 
 # alive, stop_pid, wait_until
 source scripts/lib/processes.sh
+# start_sim
+source scripts/lib/sim.sh
 
 cleanup() {
     local rc=$? p
@@ -75,28 +100,39 @@ if [[ -n ${FM_BIN:-} ]]; then
     SRC_BIN=$FM_BIN
 else
     log "building release binaries"
-    cargo build --release --quiet --bins
+    if has_rows failover; then
+        cargo build --release --quiet --bins --example bench_scale
+    else
+        cargo build --release --quiet --bins
+    fi
     SRC_BIN=$ROOT/target/release
 fi
 # A copy: others may rebuild target/ while the matrix runs, and every row must run the same binary.
 BIN=$WORK/bin
 mkdir -p "$BIN"
 cp "$SRC_BIN/ecs-sim" "$SRC_BIN/ecs-vnc-operator" "$BIN/"
-log "operator binary $(sha256sum "$BIN/ecs-vnc-operator" | cut -c1-12)"
+if has_rows failover; then
+    # The scale driver of bench.sh (examples/bench_scale.rs): FM_BIN/examples/ or FM_BIN itself.
+    for f in "$SRC_BIN/examples/bench_scale" "$SRC_BIN/bench_scale" ""; do
+        [[ -n $f ]] || die "no bench_scale in $SRC_BIN/examples or $SRC_BIN (cargo build --release --example bench_scale)"
+        [[ -x $f ]] && cp "$f" "$BIN/bench_scale" && break
+    done
+fi
+OP_SHA=$(sha256sum "$BIN/ecs-vnc-operator" | cut -c1-12)
+log "operator binary $OP_SHA"
+# Listeners other than --metrics-addr that newer binaries open by default on fixed ports: two
+# replicas on one machine (and other people's runs) would collide on them, so ask for any port.
+OP_PORTS=()
+OP_HELP=$("$BIN/ecs-vnc-operator" run --help 2>/dev/null || true)
+[[ $OP_HELP == *--health-addr* ]] && OP_PORTS+=(--health-addr 127.0.0.1:0)
 
 INSTANCES=()
 for ((i = 0; i < N; i++)); do INSTANCES+=("$(printf 'i-fm%03d' "$i")"); done
-printf '%s\n' "${INSTANCES[@]}" |
-    jq -R --arg region "$REGION" --arg id "$KEY_ID" --arg secret "$KEY_SECRET" -s '{
-        accounts: [{accessKeyId: $id, accessKeySecret: $secret}],
-        instances: [split("\n")[] | select(length > 0)
-                    | {instanceId: ., regionId: $region, status: "Running", osType: "linux"}],
-        reconnectLimitPerMinute: 30
-    }' >"$WORK/sim.json"
-"$BIN/ecs-sim" --listen 127.0.0.1:0 --config "$WORK/sim.json" >"$WORK/sim.out" 2>"$WORK/sim.log" &
-PIDS+=($!)
-wait_until 100 grep -q 'listening on' "$WORK/sim.out" || die "ecs-sim did not start"
-EP=$(sed -n 's/^ecs-sim listening on //p' "$WORK/sim.out" | head -n1)
+SIM_INSTANCES=("${INSTANCES[@]}")
+if has_rows failover; then
+    for ((i = 0; i < FO_INSTANCES; i++)); do SIM_INSTANCES+=("$(printf 'i-fmscale%03d' "$i")"); done
+fi
+start_sim < <(printf '%s\n' "${SIM_INSTANCES[@]}")
 log "ecs-sim at $EP"
 stats() { curl -fsS --max-time 5 "$EP/_sim/stats"; }
 # Clears leftover faults (a fault not used up would hit the next row) and the counters.
@@ -129,17 +165,20 @@ ETCD_PID=$(cp_pid etcd) || die "no etcd in $CLUSTER_DIR/pids"
 log "kube-apiserver pid $APISERVER_PID, etcd pid $ETCD_PID"
 
 # start_operator NAME [env assignments…] : starts a --leader-elect replica (with the flags in
-# OP_EXTRA, if any); sets OP_PID.
+# OP_EXTRA, if any) watching OP_NS (default NS, the Lease there too); sets OP_PID.
 declare -A OP_LOG OP_IDENT
 OP_EXTRA=()
+OP_NS=$NS
+OP_A=
 start_operator() {
     local name=$1
     shift
     local logf="$WORK/operator-$name.log"
     env -u ALIBABA_CLOUD_ACCESS_KEY_ID -u ALIBABA_CLOUD_ACCESS_KEY_SECRET "$@" \
         "$BIN/ecs-vnc-operator" run --ecs-endpoint "$EP" --metrics-addr 127.0.0.1:0 \
-        --watch-namespace "$NS" --log-format json --leader-elect --lease-duration 15s \
-        --lease-namespace "$NS" ${OP_EXTRA[@]+"${OP_EXTRA[@]}"} 2>"$logf" >/dev/null &
+        ${OP_PORTS[@]+"${OP_PORTS[@]}"} \
+        --watch-namespace "$OP_NS" --log-format json --leader-elect --lease-duration 15s \
+        --lease-namespace "$OP_NS" ${OP_EXTRA[@]+"${OP_EXTRA[@]}"} 2>"$logf" >/dev/null &
     OP_PID=$!
     PIDS+=("$OP_PID")
     OP_LOG[$OP_PID]=$logf
@@ -148,7 +187,15 @@ start_operator() {
 oplines() { grep -c "$2" "${OP_LOG[$1]}" || true; }
 became() { grep -c 'became the leader' "${OP_LOG[$1]}" || true; }
 lostlease() { grep -c 'lost the leader Lease' "${OP_LOG[$1]}" || true; }
-holder() { kubectl -n "$NS" get lease ecs-vnc-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+holder() { kubectl -n "$OP_NS" get lease ecs-vnc-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null || true; }
+# The identity a replica logged when it became the leader (empty before).
+identity_of() { grep 'became the leader' "${OP_LOG[$1]}" | head -n1 | jq -r '.fields.identity // .identity // empty' 2>/dev/null || true; }
+op_metrics() { # PID: its /metrics text
+    local addr
+    addr=$(grep -m1 'serving /metrics' "${OP_LOG[$1]}" | jq -r '.fields.addr // .addr // empty' 2>/dev/null) || return 1
+    [[ -n $addr ]] && curl -fsS --max-time 5 "http://$addr/metrics"
+}
+proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 # fresh_leader NAME: starts an operator (OP_PID), waits until it leads, then zeroes ecs-sim and
 # records its stats in $WORK/s0.json: what follows is the row's alone.
 fresh_leader() {
@@ -280,16 +327,18 @@ emit() {
 # ---------------------------------------------------------------------------
 # Sessions and the first leader
 # ---------------------------------------------------------------------------
-start_operator a
-OP_A=$OP_PID
-wait_leader "$OP_A" || die "operator a did not become the leader"
-for ((i = 0; i < N; i++)); do session_yaml "$(printf 'fm-%03d' "$i")" "${INSTANCES[i]}"; done >"$WORK/sessions.yaml"
-kubectl -n "$NS" apply -f "$WORK/sessions.yaml" >/dev/null
-all_issued() { snapshot && jq -e --argjson n "$N" '[.items[] | select(.status.issuedAt != null)] | length == $n' "$WORK/snap.json"; }
-for _ in $(seq 120); do all_issued >/dev/null && break; sleep 0.5; done
-all_issued >/dev/null || die "sessions were not served within 60 s"
-log "$N sessions served once; starting the matrix"
 SEQ=0
+if has_rows "${MATRIX_GROUPS[@]}"; then
+    start_operator a
+    OP_A=$OP_PID
+    wait_leader "$OP_A" || die "operator a did not become the leader"
+    for ((i = 0; i < N; i++)); do session_yaml "$(printf 'fm-%03d' "$i")" "${INSTANCES[i]}"; done >"$WORK/sessions.yaml"
+    kubectl -n "$NS" apply -f "$WORK/sessions.yaml" >/dev/null
+    all_issued() { snapshot && jq -e --argjson n "$N" '[.items[] | select(.status.issuedAt != null)] | length == $n' "$WORK/snap.json"; }
+    for _ in $(seq 120); do all_issued >/dev/null && break; sleep 0.5; done
+    all_issued >/dev/null || die "sessions were not served within 60 s"
+    log "$N sessions served once; starting the matrix"
+fi
 
 # ---------------------------------------------------------------------------
 # 1. ECS faults, each for the first 50 DescribeInstanceVncUrl answers of a 50-session refresh
@@ -541,14 +590,221 @@ if [[ " $ROWS " == *" skew "* ]]; then
 fi
 
 # ---------------------------------------------------------------------------
+# 6. Failover at scale (issue 23): FO_N sessions at rest (all Expired: nothing due), two replicas,
+#    the leader SIGKILLed. For the new leader: its peak RSS once its first list is done (a
+#    standby holds no watch cache: its controller, and the first list, start when it holds the
+#    Lease), the time from the kill until it serves one refresh set right after the kill, and the
+#    ECS calls it makes for the sessions at rest (must be 0).
+# ---------------------------------------------------------------------------
+# cpu_quiet PID BOUND_S: waits until PID used at most 2 clock ticks in each of 3 seconds in a row
+# (bounded); sets QUIET (true/false).
+cpu_quiet() {
+    local pid=$1 bound=$2 prev cur calm=0
+    QUIET=false
+    prev=$(cpu_ticks "$pid")
+    for _ in $(seq "$bound"); do
+        sleep 1
+        alive "$pid" || return 1
+        cur=$(cpu_ticks "$pid")
+        if [[ $((cur - prev)) -le 2 ]]; then calm=$((calm + 1)); else calm=0; fi
+        prev=$cur
+        if [[ $calm -ge 3 ]]; then
+            QUIET=true
+            return 0
+        fi
+    done
+    return 1
+}
+calls_total() { jq --arg a "$2" '[.calls[$a] // {} | to_entries[].value] | add // 0' "$1"; }
+calls_all() { jq '[.calls // {} | to_entries[] | select(.key | startswith("Metadata.") | not) | .value | to_entries[].value] | add // 0' "$1"; }
+# KiB from /proc/PID/status, or null once the process is gone.
+kib_or_null() {
+    local v
+    v=$(proc_kib "$1" "$2")
+    echo "${v:-null}"
+}
+reconciles_of() { { op_metrics "$1" || true; } | awk '/^ecsvnc_reconciles_total/ { s += $NF } END { print s + 0 }'; }
+# log_epoch PID MESSAGE: the epoch seconds (with fraction) of the first log line of PID with that
+# message (the operator's clock is this machine's), or empty.
+log_epoch() {
+    local ts
+    ts=$(grep -m1 "\"message\":\"$2" "${OP_LOG[$1]}" | jq -r '.timestamp // empty' 2>/dev/null) || true
+    [[ -n $ts ]] && date -d "$ts" +%s.%N || true
+}
+
+failover_group() {
+    local t0 fa fb id_b target v t_req t_kill t_lead= t_sync= t_served= t_quiet t_end deadline t_rest=
+    local hwm_sync= hwm_served= sb_rss sb_hwm old_hwm old_rss w0 i0 c0 r0 r1 e0 e1 phases
+    t0=$(now)
+    log "failover: $FO_N sessions over $FO_INSTANCES instances in namespace $FO_NS"
+    alive "$OP_A" && stop_pid "$OP_A" # the matrix's replica: nothing else runs during this row
+    kubectl create namespace "$FO_NS" >/dev/null
+    kubectl -n "$FO_NS" create secret generic fm-creds \
+        --from-literal=accessKeyId="$KEY_ID" --from-literal=accessKeySecret="$KEY_SECRET" >/dev/null
+    OP_NS=$FO_NS
+    OP_EXTRA=("${FO_ARGS[@]}")
+    start_operator fo-a
+    fa=$OP_PID
+    wait_leader "$fa" || die "failover: replica fo-a did not become the leader within 40 s"
+    start_operator fo-b
+    fb=$OP_PID
+    sleep 2
+    [[ $(became "$fb") -eq 0 ]] || die "failover: replica fo-b leads although fo-a holds the Lease"
+    OP_EXTRA=()
+
+    # The sessions, created and followed to Expired by bench.sh's driver (bounded per stage, and
+    # as a whole by timeout).
+    local t_c0 t_c1
+    t_c0=$(now)
+    timeout $((2 * FO_STAGE_S + 120)) "$BIN/bench_scale" --namespace "$FO_NS" --count "$FO_N" \
+        --instance-prefix i-fmscale --instances "$FO_INSTANCES" --region-id "$REGION" \
+        --credentials fm-creds --concurrency 32 --until-expired --timeout-secs "$FO_STAGE_S" \
+        --out "$WORK/failover-scale.json" 2>"$WORK/bench_scale.log" ||
+        die "failover: bench_scale failed or timed out (see $WORK/bench_scale.log)"
+    t_c1=$(now)
+    jq -e --argjson n "$FO_N" '.created == $n and .expired == $n' "$WORK/failover-scale.json" >/dev/null ||
+        die "failover: not all $FO_N sessions created and Expired ($(jq -c '{created, ready, failed, expired}' "$WORK/failover-scale.json"))"
+    log "failover: $FO_N sessions Expired after $(elapsed "$t_c0" "$t_c1") s; waiting for rest"
+    # At rest: ecs-sim's counters still, the leader's CPU quiet; then every session is checked.
+    settle
+    cpu_quiet "$fa" 120 || log "failover: the leader's CPU did not go quiet within 120 s"
+    kubectl -n "$FO_NS" get vnc -o json --request-timeout=120s >"$WORK/fo-snap.json" ||
+        die "failover: could not list the sessions"
+    phases=$(jq -c 'reduce .items[] as $s ({}; .[$s.status.phase // "none"] += 1)' "$WORK/fo-snap.json")
+    # The refresh goes to the last session in list order: it waits behind the whole first list.
+    target=$(jq -r '[.items[].metadata.name] | sort | last' "$WORK/fo-snap.json")
+    rm -f "$WORK/fo-snap.json"
+    [[ $(jq -r --argjson n "$FO_N" '.Expired == $n' <<<"$phases") == true ]] ||
+        die "failover: not every session is Expired: $phases"
+    settle
+
+    # Before the kill: the standby's memory (reference), the counters.
+    sb_rss=$(kib_or_null "$fb" VmRSS) sb_hwm=$(kib_or_null "$fb" VmHWM)
+    old_rss=$(kib_or_null "$fa" VmRSS) old_hwm=$(kib_or_null "$fa" VmHWM)
+    stats >"$WORK/fo-s0.json"
+    w0=$(oplines "$fb" 'status written') i0=$(oplines "$fb" 'issuing a console URL')
+    e0=$(oplines "$fb" '"level":"ERROR"')
+    c0=$(cpu_ticks "$fb")
+    r0=$(reconciles_of "$fb")
+    v="fo-$(date +%s)"
+    log "failover: SIGKILL to the leader (pid $fa); refresh $v on $target"
+    kill -KILL "$fa"
+    t_kill=$(now)
+    stop_pid "$fa" # reaps and forgets it
+    t_req=$(date +%s)
+    for _ in $(seq 30); do
+        kubectl -n "$FO_NS" annotate vnc "$target" --overwrite --request-timeout=10s \
+            "ecsvnc.dev/refresh=$v" >/dev/null 2>>"$WORK/kubectl.err" && break
+        sleep 1
+    done
+    deadline=$(awk -v n="$t_kill" -v b="$FO_BOUND_S" 'BEGIN { printf "%.0f", n + b }')
+    # Takeover and first list: from the new leader's log (its timestamps, this machine's clock).
+    # Served: polled every 0.2 s once the list is done (0.5 s before), as a client sees it.
+    while [[ $(date +%s) -lt $deadline ]]; do
+        if [[ -z $t_sync && $(oplines "$fb" 'watch caches synced') -gt 0 ]]; then
+            t_sync=$(log_epoch "$fb" 'watch caches synced')
+            hwm_sync=$(kib_or_null "$fb" VmHWM)
+        fi
+        if [[ -z $t_served ]] && kubectl -n "$FO_NS" get vnc "$target" -o json --request-timeout=5s 2>/dev/null |
+            jq -e --arg v "$v" --argjson t "$t_req" '.status | .observedRefresh == $v and .lastError == null
+                and .issuedAt != null and (.issuedAt | fromdateiso8601) >= $t' >/dev/null; then
+            t_served=$(now)
+            hwm_served=$(kib_or_null "$fb" VmHWM)
+        fi
+        [[ -n $t_sync && -n $t_served ]] && break
+        if [[ -n $t_sync ]]; then sleep 0.2; else sleep 0.5; fi
+    done
+    t_lead=$(log_epoch "$fb" 'became the leader')
+    # The refreshed session back at rest (Ready → UrlExpired → Expired: 5 s), then the new
+    # leader's first pass over every session done: its CPU quiet (both bounded).
+    if [[ -n $t_served ]]; then
+        for _ in $(seq 60); do
+            if [[ $(kubectl -n "$FO_NS" get vnc "$target" -o jsonpath='{.status.phase}' --request-timeout=5s 2>/dev/null) == Expired ]]; then
+                t_rest=$(now)
+                break
+            fi
+            sleep 0.5
+        done
+    fi
+    cpu_quiet "$fb" "$FO_QUIET_S" || true
+    t_quiet=$(now)
+    settle
+    stats >"$WORK/fo-s1.json"
+    t_end=$(now)
+    r1=$(reconciles_of "$fb")
+    e1=$(oplines "$fb" '"level":"ERROR"')
+    id_b=$(identity_of "$fb")
+    local served=0 vnc di all alive_b=false holds=false
+    [[ -n $t_served ]] && served=1
+    alive "$fb" && alive_b=true
+    [[ -n $id_b && $(holder) == "$id_b" ]] && holds=true
+    vnc=$(($(calls_total "$WORK/fo-s1.json" DescribeInstanceVncUrl) - $(calls_total "$WORK/fo-s0.json" DescribeInstanceVncUrl)))
+    di=$(($(calls_total "$WORK/fo-s1.json" DescribeInstances) - $(calls_total "$WORK/fo-s0.json" DescribeInstances)))
+    all=$(($(calls_all "$WORK/fo-s1.json") - $(calls_all "$WORK/fo-s0.json")))
+    since() { [[ -n $1 ]] && elapsed "$t_kill" "$1" || echo null; }
+    jq -n --argjson n "$FO_N" --argjson instances "$FO_INSTANCES" --argjson phases "$phases" \
+        --arg target "$target" --arg value "$v" \
+        --argjson sbRss "$sb_rss" --argjson sbHwm "$sb_hwm" \
+        --argjson oldRss "$old_rss" --argjson oldHwm "$old_hwm" \
+        --argjson hwmSync "${hwm_sync:-null}" --argjson hwmServed "${hwm_served:-null}" \
+        --argjson hwmEnd "$(kib_or_null "$fb" VmHWM)" --argjson rssEnd "$(kib_or_null "$fb" VmRSS)" \
+        --argjson threads "$(kib_or_null "$fb" Threads)" \
+        --argjson lead "$(since "$t_lead")" --argjson sync "$(since "$t_sync")" --argjson served "$(since "$t_served")" \
+        --argjson quiet "$(elapsed "$t_kill" "$t_quiet")" --argjson isQuiet "$QUIET" \
+        --argjson rest "$(since "$t_rest")" \
+        --argjson vnc "$vnc" --argjson di "$di" --argjson all "$all" --argjson servedCount "$served" \
+        --argjson writes "$(($(oplines "$fb" 'status written') - w0))" \
+        --argjson issues "$(($(oplines "$fb" 'issuing a console URL') - i0))" \
+        --argjson errors "$((e1 - e0))" --argjson reconciles "$((r1 - r0))" \
+        --argjson cpu "$(awk -v t="$(($(cpu_ticks "$fb") - c0))" -v k="$CLK_TCK" 'BEGIN { printf "%.2f", t / k }')" \
+        --argjson alive "$alive_b" --argjson holds "$holds" \
+        --argjson create "$(jq '.createSeconds * 10 | round / 10' "$WORK/failover-scale.json")" \
+        --argjson ready "$(jq 'if .allReadySeconds == null then null else .allReadySeconds * 10 | round / 10 end' "$WORK/failover-scale.json")" \
+        --argjson expired "$(jq 'if .allExpiredSeconds == null then null else .allExpiredSeconds * 10 | round / 10 end' "$WORK/failover-scale.json")" \
+        --argjson rowSeconds "$(elapsed "$t0" "$t_end")" --argjson sessionsSeconds "$(elapsed "$t_c0" "$t_c1")" \
+        --arg at "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+        '{sessions: $n, instances: $instances, phases: $phases, target: $target, value: $value,
+          standbyRssKiB: $sbRss, standbyHwmKiB: $sbHwm, oldLeaderRssKiB: $oldRss, oldLeaderHwmKiB: $oldHwm,
+          hwmAtSyncKiB: $hwmSync, hwmAtServedKiB: $hwmServed, hwmEndKiB: $hwmEnd, rssEndKiB: $rssEnd,
+          hwmPeakKiB: ([$hwmSync, $hwmServed, $hwmEnd] | map(select(. != null)) | max),
+          threads: $threads, leaderAfterS: $lead, listedAfterS: $sync, servedAfterS: $served,
+          quietAfterS: $quiet, quiet: $isQuiet, targetAtRestAfterS: $rest, vncUrlCalls: $vnc, describeInstancesCalls: $di,
+          ecsCalls: $all, served: $servedCount, atRestEcsCalls: ($all - $servedCount),
+          atRestVncUrlCalls: ($vnc - $servedCount), statusWrites: $writes, issueAttempts: $issues,
+          errorLines: $errors, reconciles: $reconciles, cpuSeconds: $cpu, newLeaderAlive: $alive,
+          newLeaderHoldsLease: $holds, createSeconds: $create, allReadySeconds: $ready,
+          allExpiredSeconds: $expired, sessionsSeconds: $sessionsSeconds, rowSeconds: $rowSeconds,
+          at: $at}' >"$WORK/failover.json"
+    log "failover: $(jq -c . "$WORK/failover.json")"
+    stop_pid "$fb"
+    OP_NS=$NS
+}
+
+if has_rows failover; then
+    failover_group
+fi
+
+# ---------------------------------------------------------------------------
 # RELIABILITY.md
 # ---------------------------------------------------------------------------
 TOTAL_S=$(($(date +%s) - START_S))
 MARKER='<!-- fault-matrix: everything below this line is kept when the table is written again -->'
-KEPT=
-[[ -r $OUT ]] && KEPT=$(awk -v m="$MARKER" 'index($0, m) == 1 { on = 1 } on' "$OUT")
+# The failover row's table sits between these markers, under the matrix. A run without the
+# matrix's rows (FM_ROWS=failover) keeps the matrix already in the file; a run without the
+# failover row keeps its table.
+FO_BEGIN_PREFIX='<!-- fault-matrix failover: BEGIN'
+FO_BEGIN="$FO_BEGIN_PREFIX (written by FM_ROWS=failover scripts/fault-matrix.sh; runs without that row keep it) -->"
+FO_END='<!-- fault-matrix failover: END -->'
+KEPT= OLD_TOP= OLD_FO=
+if [[ -r $OUT ]]; then
+    KEPT=$(awk -v m="$MARKER" 'index($0, m) == 1 { on = 1 } on' "$OUT")
+    OLD_TOP=$(awk -v b="$FO_BEGIN_PREFIX" -v m="$MARKER" 'index($0, b) == 1 || index($0, m) == 1 { exit } { print }' "$OUT")
+    OLD_FO=$(awk -v b="$FO_BEGIN_PREFIX" -v e="$FO_END" 'index($0, b) == 1 { on = 1 } on { print } on && index($0, e) == 1 { exit }' "$OUT")
+fi
 K8S=$(kubectl version -o json 2>/dev/null | jq -r '.serverVersion.gitVersion' || echo unknown)
-{
+RUN_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
+matrix_md() {
     cat <<EOF
 # Reliability: the fault matrix
 
@@ -610,6 +866,102 @@ EOF
     echo "one, so that row's duplicate count is a lower bound for real ECS."
     echo
     echo "Reproduce the whole matrix: \`scripts/fault-matrix.sh\` (\`FM_KEEP=1\` keeps the logs and raw stats)."
+}
+
+# The failover row's figures (from $WORK/failover.json), as text.
+fo() { jq -r "$1" "$WORK/failover.json"; }
+fo_mib() { jq -r --arg k "$1" 'if .[$k] == null then "n/a" else (.[$k] / 102.4 | round) as $t | "\($t / 10 | floor).\($t % 10) MiB" end' "$WORK/failover.json"; }
+fo_s() { jq -r --arg k "$1" --arg b "$FO_BOUND_S" 'if .[$k] == null then "never (bound \($b) s)" else (.[$k] * 10 | round) as $t | "\($t / 10 | floor).\($t % 10) s" end' "$WORK/failover.json"; }
+fo_rule() {
+    jq -r '[if .atRestEcsCalls != 0 then "\(.atRestEcsCalls) ECS calls for sessions at rest" else empty end,
+            if .served != 1 then "the refresh was not served" else empty end,
+            if .vncUrlCalls != .served then "\(.vncUrlCalls) DescribeInstanceVncUrl calls for \(.served) refresh served" else empty end,
+            if .newLeaderAlive | not then "the new leader EXITED" else empty end,
+            if .newLeaderHoldsLease | not then "the new leader does not hold the Lease" else empty end,
+            if .quiet | not then "the new leader was still busy at the bound" else empty end]
+           | if length == 0 then "met" else "BROKEN: " + join("; ") end' "$WORK/failover.json"
+}
+FO_REPRO="FM_ROWS=failover $([[ $FO_N == "$FO_DEFAULT" ]] || echo "FM_FAILOVER_SESSIONS=$FO_N ")$REPRO"
+
+failover_md() {
+    cat <<EOF
+$FO_BEGIN
+## Failover at scale (issue 23)
+
+Written by \`$FO_REPRO\` on $RUN_AT, $(nproc) cores, Kubernetes $K8S, \`ecs-sim\`
+and the release \`ecs-vnc-operator\` (binary $OP_SHA). The row took $(fo .rowSeconds) s, $(fo .sessionsSeconds) s of it creating the
+sessions and waiting until all were \`Expired\`; the whole run took ${TOTAL_S} s. For its length the row
+is not in the default set (\`FM_ROWS="ecs api kill restart skew"\`): run it with \`$FO_REPRO\`.
+
+| sessions at rest | new leader before takeover (standby) | new leader peak RSS (VmHWM) | SIGKILL → new leader holds the Lease | SIGKILL → its first list done | SIGKILL → refresh served | ECS calls by the new leader for the sessions at rest | what else the new leader did | reproduce |
+|---|---|---|---|---|---|---|---|---|
+| $(fo .sessions) on $(fo .instances) instances, all \`Expired\` | VmRSS $(fo_mib standbyRssKiB) (VmHWM $(fo_mib standbyHwmKiB)) | $(fo_mib hwmPeakKiB) ($(fo_mib hwmAtSyncKiB) when its first list was done, $(fo_mib hwmEndKiB) once quiet; VmRSS $(fo_mib rssEndKiB) then) | $(fo_s leaderAfterS) | $(fo_s listedAfterS) | $(fo_s servedAfterS) ($(fo .target), the last in list order) | $(fo .atRestEcsCalls) (DescribeInstanceVncUrl $(fo .atRestVncUrlCalls), DescribeInstances $(fo .describeInstancesCalls)), besides the refresh's $(fo .vncUrlCalls) DescribeInstanceVncUrl | reconciles: $(fo .reconciles); status writes: $(fo .statusWrites) (3 expected: the refreshed session's Ready, UrlExpired, Expired); issue attempts: $(fo .issueAttempts); error log lines: $(fo .errorLines); CPU $(fo .cpuSeconds) s from the kill until quiet, $(fo .quietAfterS) s after it; $(fo 'if .newLeaderAlive then "kept running" else "EXITED" end') and $(fo 'if .newLeaderHoldsLease then "holds the Lease" else "does NOT hold the Lease" end') | \`$FO_REPRO\` |
+
+Rule (0 ECS calls for the sessions at rest, the refresh served with exactly one URL, the new leader
+running, holding the Lease and quiet within ${FO_QUIET_S} s): **$(fo_rule)**.
+
+Two replicas (\`--leader-elect --lease-duration 15s\` and bench.sh's scale flags \`${FO_ARGS[*]}\`)
+watch a namespace of their own. \`examples/bench_scale.rs\` creates the $(fo .sessions) sessions (32 creates in flight,
+25 per instance, no \`isWindows\`; created in $(fo .createSeconds) s, all \`Ready\` after $(fo .allReadySeconds) s, all \`Expired\` after
+$(fo .allExpiredSeconds) s), and the row waits until \`ecs-sim\`'s counters and the leader's CPU are still, so nothing is due. The
+leader (peak RSS $(fo_mib oldLeaderHwmKiB) over the creation) gets SIGKILL; right after, the last session in list order
+gets a new \`ecsvnc.dev/refresh\` value. A standby holds no watch cache: its controller, and with it
+its first list (50 objects a page), starts only once it holds the Lease, which the killed leader
+could not release, so the first ~15 s are the Lease running out. Takeover and end of the first
+list are the new leader's own log lines ("became the leader", "watch caches synced"); served is
+\`status.observedRefresh\` equal to the value with a URL (no \`lastError\`, \`issuedAt\` not before
+the request), polled every 0.2 s once the list was done. Peak RSS is the highest \`VmHWM\` (\`/proc/<pid>/status\`) of the
+new leader read when its first list was done, when the refresh was served, and once the refreshed
+session was back at \`Expired\` and the process was quiet (at most 2 clock ticks a second for 3 s in a
+row: its first pass over every session done); its \`VmRSS\` as a standby just before the kill is the
+reference. ECS calls are \`ecs-sim\`'s \`/_sim/stats\` from
+just before the kill until then, less the refresh's one \`DescribeInstanceVncUrl\`.
+$FO_END
+EOF
+}
+
+# BENCHMARKS.md's "Failover at scale" section: the same figures, between markers of its own.
+BENCH_BEGIN_PREFIX='<!-- BEGIN failover at scale'
+BENCH_BEGIN="$BENCH_BEGIN_PREFIX: written by FM_ROWS=failover scripts/fault-matrix.sh, do not edit by hand -->"
+BENCH_END='<!-- END failover at scale -->'
+failover_bench_md() {
+    cat <<EOF
+$BENCH_BEGIN
+## Failover at scale
+
+From \`$FO_REPRO\` ($RUN_AT, $(nproc) cores; the method and the whole row are in
+RELIABILITY.md, "Failover at scale"): $(fo .sessions) sessions at rest (all \`Expired\`, nothing due), two
+replicas with \`--leader-elect --lease-duration 15s\` and \`${FO_ARGS[*]}\`, the leader SIGKILLed, and one
+session's \`ecsvnc.dev/refresh\` set right after the kill. A standby starts its controller, and its
+first list (50 objects a page), only once it holds the Lease.
+
+| Measure | Result |
+|---|---|
+| New leader's peak RSS (VmHWM) after its first list of $(fo .sessions) sessions and its first pass over them | $(fo_mib hwmPeakKiB) ($(fo_mib hwmAtSyncKiB) when the list was done, $(fo_mib hwmEndKiB) once quiet; the killed leader peaked at $(fo_mib oldLeaderHwmKiB) over the creation) |
+| … the same process as a standby, just before the kill (VmRSS) | $(fo_mib standbyRssKiB) |
+| SIGKILL → new leader serves a refresh (\`status.observedRefresh\`) | $(fo_s servedAfterS) (Lease held after $(fo_s leaderAfterS), first list done after $(fo_s listedAfterS)) |
+| ECS calls by the new leader for the $(fo .sessions) sessions at rest (\`ecs-sim\`, less the refresh) | $(fo .atRestEcsCalls) (DescribeInstanceVncUrl $(fo .atRestVncUrlCalls), DescribeInstances $(fo .describeInstancesCalls)) |
+| New leader's work until quiet | reconciles: $(fo .reconciles); status writes: $(fo .statusWrites); CPU $(fo .cpuSeconds) s; quiet $(fo .quietAfterS) s after the kill |
+| Row duration | $(fo .rowSeconds) s ($(fo .sessionsSeconds) s of it creating the sessions until all were \`Expired\`) |
+$BENCH_END
+EOF
+}
+
+{
+    if has_rows "${MATRIX_GROUPS[@]}"; then
+        matrix_md
+    elif [[ -n $OLD_TOP ]]; then
+        printf '%s\n' "$OLD_TOP"
+    else
+        printf '# Reliability: the fault matrix\n\nNo row of the matrix has been run yet: `%s`.\n' "$REPRO"
+    fi
+    if [[ -s $WORK/failover.json ]]; then
+        echo
+        failover_md
+    elif [[ -n $OLD_FO ]]; then
+        echo
+        printf '%s\n' "$OLD_FO"
+    fi
     # Prose below the marker (history, findings) is kept from the previous file.
     if [[ -n $KEPT ]]; then
         echo
@@ -617,6 +969,24 @@ EOF
     fi
 } >"$WORK/reliability.md"
 mv "$WORK/reliability.md" "$OUT"
+if [[ -s $WORK/failover.json ]]; then
+    failover_bench_md >"$WORK/bench-section.md"
+    if [[ -r $BENCH_OUT ]] && grep -qF "$BENCH_BEGIN_PREFIX" "$BENCH_OUT"; then
+        before=
+    else
+        before='^## Results' # a new section goes right before the generated results, else at the end
+    fi
+    [[ -r $BENCH_OUT ]] || printf '# Benchmarks\n' >"$BENCH_OUT"
+    awk -v b="$BENCH_BEGIN_PREFIX" -v e="$BENCH_END" -v nf="$WORK/bench-section.md" -v before="$before" '
+        function emit(  l) { while ((getline l < nf) > 0) print l; close(nf); done = 1 }
+        index($0, b) == 1 { emit(); skip = 1; next }
+        skip { if (index($0, e) == 1) skip = 0; next }
+        !done && before != "" && $0 ~ before { emit(); print "" }
+        { print }
+        END { if (!done) { print ""; emit() } }' "$BENCH_OUT" >"$WORK/benchmarks.md"
+    mv "$WORK/benchmarks.md" "$BENCH_OUT"
+    log "wrote the failover section of $BENCH_OUT"
+fi
 cp "$WORK/rows.jsonl" "$WORK/rows-final.jsonl"
 log "wrote $OUT in ${TOTAL_S} s"
 cat "$OUT"

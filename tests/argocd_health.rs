@@ -10,6 +10,8 @@
 //! Needs the `lua5.1` interpreter (Debian package `lua5.1`, installed by `scripts/install-deps.sh`);
 //! without it every test here fails, none is skipped.
 
+mod support;
+
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use std::process::{Command, Stdio};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use support::paths::root;
+use support::processes::output_ok;
 
 const INSTALL_HINT: &str = "run scripts/install-deps.sh (Debian package lua5.1)";
 
@@ -31,8 +35,14 @@ const ARGO_STATUSES: [&str; 6] = [
 ];
 
 fn check_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("deploy/argocd/resource_customizations/ecsvnc.dev/VncSession")
+    root().join("deploy/argocd/resource_customizations/ecsvnc.dev/VncSession")
+}
+
+/// The cases of `health_test.yaml` (Argo CD's own format for a health check's tests).
+fn health_tests() -> HealthTests {
+    let text = std::fs::read_to_string(check_dir().join("health_test.yaml"))
+        .expect("read health_test.yaml");
+    serde_yaml::from_str(&text).expect("parse health_test.yaml")
 }
 
 #[derive(Deserialize)]
@@ -210,9 +220,7 @@ fn lua51_is_installed() {
 #[test]
 fn every_case_in_health_test_yaml_gives_the_expected_health() {
     let dir = check_dir();
-    let text =
-        std::fs::read_to_string(dir.join("health_test.yaml")).expect("read health_test.yaml");
-    let cases: HealthTests = serde_yaml::from_str(&text).expect("parse health_test.yaml");
+    let cases = health_tests();
     assert!(!cases.tests.is_empty(), "health_test.yaml lists no tests");
 
     let mut failures = Vec::new();
@@ -237,9 +245,7 @@ fn every_case_in_health_test_yaml_gives_the_expected_health() {
 #[test]
 fn every_testdata_file_is_a_case_and_every_status_is_covered() {
     let dir = check_dir();
-    let text =
-        std::fs::read_to_string(dir.join("health_test.yaml")).expect("read health_test.yaml");
-    let cases: HealthTests = serde_yaml::from_str(&text).expect("parse health_test.yaml");
+    let cases = health_tests();
     let listed: Vec<&str> = cases.tests.iter().map(|t| t.input_path.as_str()).collect();
     for entry in std::fs::read_dir(dir.join("testdata")).expect("read testdata/") {
         let name = entry.expect("testdata entry").file_name();
@@ -387,15 +393,7 @@ fn json_to_lua_literal_keeps_values() {
         "local v = {literal}\nio.write(v.s, '|', v.n, '|', v.f, '|', v.neg, '|', tostring(v.t), '|', \
          v.list[1], tostring(v.list[2]), v.list[3], '|', v.nested.k.deep)"
     );
-    let out = Command::new("lua5.1")
-        .args(["-e", &chunk])
-        .output()
-        .unwrap_or_else(|e| panic!("lua5.1 cannot run ({e}): {INSTALL_HINT}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(Command::new("lua5.1").args(["-e", &chunk]), INSTALL_HINT);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "a\"b\\c\nd\u{7f}é|3|0.5|-12|true|xnilz|v"

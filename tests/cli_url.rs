@@ -1,38 +1,26 @@
 //! `ecs-vnc-operator url`, the built binary, against an in-process ecs-sim.
 
+mod support;
+
 use std::process::Output;
 
 use ecs_vnc_operator::aliyun::DEFAULT_CONSOLE_BASE;
-use ecs_vnc_operator::sim::{
-    self, Fault, FaultKind, KeylessConfig, MetadataRole, SimConfig, SimHandle,
-};
+use ecs_vnc_operator::sim::{Fault, FaultKind, KeylessConfig, MetadataRole, SimHandle};
+use support::ecs_sim::{self, LINUX, SIM_KEY_ID, SIM_KEY_SECRET, VNC, WINDOWS, demo};
+use support::ports::closed_endpoint;
+use support::processes::CREDENTIAL_VARS;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ecs-vnc-operator");
-const LINUX: &str = "i-bp1hzoinajzkh91h1234";
-const WINDOWS: &str = "i-bp1windows0000000001";
-const KEY_ID: &str = "sim-access-key-id";
-const SECRET: &str = "sim-access-key-secret";
-
-async fn demo() -> SimHandle {
-    sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sim starts")
-}
 
 /// The binary with a clean environment: only the credentials given here.
 fn url_cmd(creds: &[(&str, &str)], args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.arg("url")
-        .args(args)
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-        .env_remove("ALIBABA_CLOUD_OIDC_TOKEN_FILE")
-        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
-        .env_remove("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
-        .env_remove("ALIBABA_CLOUD_ECS_METADATA")
-        .env_remove("ECS_VNC_ECS_METADATA_ENDPOINT")
+    cmd.arg("url").args(args);
+    for var in CREDENTIAL_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env_remove("ECS_VNC_ECS_METADATA_ENDPOINT")
         .env_remove("RUST_LOG")
         .kill_on_drop(true);
     for (k, v) in creds {
@@ -42,9 +30,23 @@ fn url_cmd(creds: &[(&str, &str)], args: &[&str]) -> Command {
 }
 
 const DEMO_CREDS: &[(&str, &str)] = &[
-    ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID),
-    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SECRET),
+    ("ALIBABA_CLOUD_ACCESS_KEY_ID", SIM_KEY_ID),
+    ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", SIM_KEY_SECRET),
 ];
+
+/// `--region-id cn-hangzhou --instance-id INSTANCE --endpoint ENDPOINT`, then `extra`.
+fn url_args<'a>(instance: &'a str, endpoint: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--region-id",
+        "cn-hangzhou",
+        "--instance-id",
+        instance,
+        "--endpoint",
+        endpoint,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
 
 async fn run(creds: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let Output {
@@ -55,7 +57,7 @@ async fn run(creds: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let stdout = String::from_utf8(stdout).unwrap();
     let stderr = String::from_utf8(stderr).unwrap();
     for shown in [&stdout, &stderr] {
-        assert!(!shown.contains(SECRET), "secret leaked: {shown}");
+        assert!(!shown.contains(SIM_KEY_SECRET), "secret leaked: {shown}");
         assert!(
             !shown.contains("Signature="),
             "signed query leaked: {shown}"
@@ -64,22 +66,26 @@ async fn run(creds: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     (status.code().expect("exited"), stdout, stderr)
 }
 
+/// [`run`] with the demo AccessKey, for `instance` on `sim`, then `extra`.
+async fn run_demo(sim: &SimHandle, instance: &str, extra: &[&str]) -> (i32, String, String) {
+    let endpoint = sim.endpoint();
+    run(DEMO_CREDS, &url_args(instance, &endpoint, extra)).await
+}
+
+/// [`run`] with instance RAM role `role` from `sim`'s metadata side, for the Linux instance.
+async fn run_as_instance_role(sim: &SimHandle, role: &str) -> (i32, String, String) {
+    let endpoint = sim.endpoint();
+    let creds = [
+        ("ALIBABA_CLOUD_ECS_METADATA", role),
+        ("ECS_VNC_ECS_METADATA_ENDPOINT", &endpoint),
+    ];
+    run(&creds, &url_args(LINUX, &endpoint, &[])).await
+}
+
 #[tokio::test]
 async fn text_prints_only_the_console_url() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
-    let (code, stdout, stderr) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = run_demo(&sim, LINUX, &[]).await;
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let line = stdout.trim_end();
@@ -97,28 +103,14 @@ async fn text_prints_only_the_console_url() {
         1,
         "auto asks"
     );
-    assert_eq!(sim.stats().count("DescribeInstanceVncUrl", "Success"), 1);
+    assert_eq!(sim.stats().count(VNC, "Success"), 1);
 }
 
 #[tokio::test]
 async fn json_has_every_field_and_the_timing() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
     let before = jiff::Timestamp::now();
-    let (code, stdout, stderr) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            WINDOWS,
-            "--endpoint",
-            &endpoint,
-            "--output",
-            "json",
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = run_demo(&sim, WINDOWS, &["--output", "json"]).await;
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is JSON");
     let s = |k: &str| {
@@ -159,21 +151,7 @@ async fn json_has_every_field_and_the_timing() {
 #[tokio::test]
 async fn windows_flag_overrides_detection() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
-    let (code, stdout, _) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            WINDOWS,
-            "--endpoint",
-            &endpoint,
-            "--windows",
-            "false",
-        ],
-    )
-    .await;
+    let (code, stdout, _) = run_demo(&sim, WINDOWS, &["--windows", "false"]).await;
     assert_eq!(code, 0);
     assert!(stdout.trim_end().ends_with("&isWindows=false"));
     assert_eq!(
@@ -182,18 +160,7 @@ async fn windows_flag_overrides_detection() {
         "no detection asked"
     );
 
-    let (code, stdout, _) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            WINDOWS,
-            "--endpoint",
-            &endpoint,
-        ],
-    )
-    .await;
+    let (code, stdout, _) = run_demo(&sim, WINDOWS, &[]).await;
     assert_eq!(code, 0);
     assert!(
         stdout.trim_end().ends_with("&isWindows=true"),
@@ -204,48 +171,18 @@ async fn windows_flag_overrides_detection() {
 #[tokio::test]
 async fn console_base_with_query_is_extended() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
-    let (code, stdout, _) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-            "--windows",
-            "false",
-            "--console-base-url",
-            "https://console.example/vnc?lang=en",
-        ],
-    )
-    .await;
+    let base = "https://console.example/vnc?lang=en";
+    let extra = ["--windows", "false", "--console-base-url", base];
+    let (code, stdout, _) = run_demo(&sim, LINUX, &extra).await;
     assert_eq!(code, 0);
-    assert!(
-        stdout.starts_with("https://console.example/vnc?lang=en&vncUrl="),
-        "{stdout}"
-    );
+    let extended = format!("{base}&vncUrl=");
+    assert!(stdout.starts_with(&extended), "{stdout}");
 }
 
 #[tokio::test]
 async fn ecs_error_exits_1_with_code_message_and_request_id() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
-    let (code, stdout, stderr) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            "i-doesnotexist",
-            "--endpoint",
-            &endpoint,
-            "--windows",
-            "false",
-        ],
-    )
-    .await;
+    let (code, stdout, stderr) = run_demo(&sim, "i-doesnotexist", &["--windows", "false"]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.is_empty());
     assert!(
@@ -256,18 +193,7 @@ async fn ecs_error_exits_1_with_code_message_and_request_id() {
     );
 
     // Detection reports the same code when DescribeInstances does not know the instance.
-    let (code, _, stderr) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            "i-doesnotexist",
-            "--endpoint",
-            &endpoint,
-        ],
-    )
-    .await;
+    let (code, _, stderr) = run_demo(&sim, "i-doesnotexist", &[]).await;
     assert_eq!(code, 1);
     assert!(stderr.contains("InvalidInstanceId.NotFound"), "{stderr}");
     assert!(stderr.contains("RequestId: "), "{stderr}");
@@ -278,23 +204,14 @@ async fn retried_errors_do_not_leak_in_debug_logs() {
     let sim = demo().await;
     let endpoint = sim.endpoint();
     sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
+        action: Some(VNC.into()),
         instance_id: None,
         kind: FaultKind::InternalError,
         count: 1,
     });
     let output = url_cmd(
         DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-            "--windows",
-            "false",
-        ],
+        &url_args(LINUX, &endpoint, &["--windows", "false"]),
     )
     .env("RUST_LOG", "trace")
     .output()
@@ -314,15 +231,21 @@ async fn retried_errors_do_not_leak_in_debug_logs() {
         .split('&')
         .next()
         .unwrap();
-    for leak in [SECRET, KEY_ID, "Signature", "SignatureNonce", vnc_url] {
+    for leak in [
+        SIM_KEY_SECRET,
+        SIM_KEY_ID,
+        "Signature",
+        "SignatureNonce",
+        vnc_url,
+    ] {
         assert!(!stderr.contains(leak), "{leak} leaked into logs: {stderr}");
     }
 }
 
 #[tokio::test]
 async fn missing_credentials_exit_2_and_name_the_variables() {
-    let (code, stdout, stderr) =
-        run(&[], &["--region-id", "cn-hangzhou", "--instance-id", LINUX]).await;
+    let no_endpoint = ["--region-id", "cn-hangzhou", "--instance-id", LINUX];
+    let (code, stdout, stderr) = run(&[], &no_endpoint).await;
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
     assert!(stderr.contains("ALIBABA_CLOUD_ACCESS_KEY_ID"), "{stderr}");
@@ -331,11 +254,8 @@ async fn missing_credentials_exit_2_and_name_the_variables() {
         "{stderr}"
     );
 
-    let (code, _, stderr) = run(
-        &[("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID)],
-        &["--region-id", "cn-hangzhou", "--instance-id", LINUX],
-    )
-    .await;
+    let id_only = [("ALIBABA_CLOUD_ACCESS_KEY_ID", SIM_KEY_ID)];
+    let (code, _, stderr) = run(&id_only, &no_endpoint).await;
     assert_eq!(code, 2);
     assert!(
         stderr.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"),
@@ -390,31 +310,15 @@ async fn malformed_input_exits_2_before_any_call() {
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
-    assert_eq!(sim.stats().total("DescribeInstanceVncUrl"), 0);
+    assert_eq!(sim.stats().total(VNC), 0);
     assert_eq!(sim.stats().total("DescribeInstances"), 0);
 }
 
 #[tokio::test]
 async fn unreachable_endpoint_exits_2_without_query_string() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let (code, stdout, stderr) = run(
-        DEMO_CREDS,
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-            "--windows",
-            "true",
-        ],
-    )
-    .await;
+    let endpoint = closed_endpoint();
+    let args = url_args(LINUX, &endpoint, &["--windows", "true"]);
+    let (code, stdout, stderr) = run(DEMO_CREDS, &args).await;
     assert_eq!(code, 2, "{stderr}");
     assert!(stdout.is_empty());
     assert!(
@@ -424,7 +328,7 @@ async fn unreachable_endpoint_exits_2_without_query_string() {
         "{stderr}"
     );
     assert!(!stderr.contains('?'), "{stderr}");
-    assert!(!stderr.contains(KEY_ID), "{stderr}");
+    assert!(!stderr.contains(SIM_KEY_ID), "{stderr}");
 }
 
 /// The instance RAM role, the chain's last source: IMDSv2 against ecs-sim's metadata side, and
@@ -438,25 +342,8 @@ async fn the_instance_ram_role_signs_when_nothing_else_is_set() {
         }],
         ..KeylessConfig::default()
     };
-    let sim = sim::start_with_keyless(SimConfig::demo(), keyless, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let endpoint = sim.endpoint();
-    let (code, stdout, stderr) = run(
-        &[
-            ("ALIBABA_CLOUD_ECS_METADATA", "EcsVncRole"),
-            ("ECS_VNC_ECS_METADATA_ENDPOINT", &endpoint),
-        ],
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-        ],
-    )
-    .await;
+    let sim = ecs_sim::with_keyless(keyless).await;
+    let (code, stdout, stderr) = run_as_instance_role(&sim, "EcsVncRole").await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.starts_with(DEFAULT_CONSOLE_BASE), "{stdout}");
     let stats = sim.stats();
@@ -465,32 +352,17 @@ async fn the_instance_ram_role_signs_when_nothing_else_is_set() {
         "IMDSv2 token first"
     );
     assert_eq!(stats.count("Metadata.SecurityCredentials", "Success"), 1);
-    assert_eq!(stats.count("DescribeInstanceVncUrl", "Success"), 1);
+    assert_eq!(stats.count(VNC, "Success"), 1);
 }
 
 #[tokio::test]
 async fn an_unknown_instance_role_fails_naming_it() {
     let sim = demo().await;
-    let endpoint = sim.endpoint();
-    let (code, _, stderr) = run(
-        &[
-            ("ALIBABA_CLOUD_ECS_METADATA", "NoSuchRole"),
-            ("ECS_VNC_ECS_METADATA_ENDPOINT", &endpoint),
-        ],
-        &[
-            "--region-id",
-            "cn-hangzhou",
-            "--instance-id",
-            LINUX,
-            "--endpoint",
-            &endpoint,
-        ],
-    )
-    .await;
+    let (code, _, stderr) = run_as_instance_role(&sim, "NoSuchRole").await;
     assert_ne!(code, 0, "{stderr}");
     assert!(
         stderr.contains("NoSuchRole") || stderr.contains("instance"),
         "{stderr}"
     );
-    assert_eq!(sim.stats().count("DescribeInstanceVncUrl", "Success"), 0);
+    assert_eq!(sim.stats().count(VNC, "Success"), 0);
 }

@@ -1,32 +1,31 @@
 //! `crds/vncsession.yaml` and its copies in `deploy/` and the chart must be exactly what
 //! `ecs-vnc-operator crd` prints.
 
+mod support;
+
 use std::process::Command;
 
+use support::paths::read;
+use support::processes::output_ok;
+
 fn printed() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ecs-vnc-operator"))
-        .arg("crd")
-        .output()
-        .expect("run ecs-vnc-operator crd");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut crd = Command::new(env!("CARGO_BIN_EXE_ecs-vnc-operator"));
+    let out = output_ok(crd.arg("crd"), "cargo test builds it");
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The CRD as committed: for `kubectl apply`, for kustomize, for Helm.
+const COMMITTED: [&str; 3] = [
+    "crds/vncsession.yaml",
+    "deploy/base/crds/vncsession.yaml",
+    "charts/ecs-vnc-operator/crds/vncsession.yaml",
+];
+
 #[test]
 fn the_committed_crd_is_the_generated_one() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let generated = printed();
-    for path in [
-        "crds/vncsession.yaml",
-        "deploy/base/crds/vncsession.yaml",
-        "charts/ecs-vnc-operator/crds/vncsession.yaml",
-    ] {
-        let committed = std::fs::read_to_string(format!("{root}/{path}"))
-            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    for path in COMMITTED {
+        let committed = read(path);
         assert!(
             committed == generated,
             "{path} drifted from the code: run `cargo run --bin ecs-vnc-operator -- crd > crds/vncsession.yaml && \

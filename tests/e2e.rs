@@ -9,17 +9,24 @@ use std::time::Duration;
 
 use ecs_vnc_operator::sim::{Fault, FaultKind};
 use serde_json::json;
-use support::harness::{Env, LINUX, SIM_KEY_SECRET, WINDOWS, example};
+use support::ecs_sim::{LINUX, SIM_KEY_ID, SIM_KEY_SECRET, VNC, WINDOWS};
+use support::env::Env;
+use support::operator::Operator;
+use support::paths::{example, root};
+use support::session_status::phase;
+use support::session_wait::WAIT;
+use support::waiting::until;
 
 const E2E: &str = "end-to-end: needs the local control plane; run scripts/test.sh";
-const WAIT: Duration = Duration::from_secs(30);
 
-fn phase(s: &ecs_vnc_operator::session::VncSession) -> &'static str {
-    s.status
-        .as_ref()
-        .and_then(|st| st.phase)
-        .map(|p| p.as_str())
-        .unwrap_or("")
+/// ECS answers `DescribeInstanceVncUrl` only after `delay`, once.
+fn delay_next_url(env: &Env, delay: Duration) {
+    env.sim.inject(Fault {
+        action: Some(VNC.into()),
+        instance_id: None,
+        kind: FaultKind::Delay(delay),
+        count: 1,
+    });
 }
 
 #[tokio::test]
@@ -61,6 +68,12 @@ async fn an_applied_session_becomes_ready_with_a_working_console_url() {
     );
     assert!(win.console_url.unwrap().ends_with("&isWindows=true"));
 
+    kubectl_shows_the_ready_session(&env);
+}
+
+/// `kubectl get` shows the Ready `web-1` in the CRD's printer columns, by short name and
+/// category too, and `kubectl wait` waits on its condition.
+fn kubectl_shows_the_ready_session(env: &Env) {
     let table = env.kubectl_ok(&["-n", &env.ns, "get", "vncsessions"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -113,8 +126,7 @@ async fn an_applied_session_becomes_ready_with_a_working_console_url() {
 async fn urls_expire_on_time_and_each_refresh_costs_exactly_one_ecs_call() {
     let env = Env::new("expiry").await;
     let op = env.operator(&["--url-validity", "2s", "--session-keepalive", "3s"]);
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    let ready = env.wait_phase("db-1", "Ready", WAIT).await;
+    let ready = env.apply_ready("db-1", json!({"isWindows": false})).await;
     let token = ready.status.as_ref().unwrap().vnc_url.clone().unwrap();
 
     let expired = env.wait_phase("db-1", "UrlExpired", WAIT).await;
@@ -215,11 +227,11 @@ async fn a_missing_secret_created_later_makes_the_session_ready_without_a_restar
     assert_eq!(st.conditions[0].reason, "CredentialsNotFound");
     assert!(st.last_error.unwrap().message.contains("late"));
 
-    env.create_secret("late", "sim-access-key-id", SIM_KEY_SECRET);
+    env.create_secret("late", SIM_KEY_ID, SIM_KEY_SECRET);
     env.wait_phase("db-1", "Ready", WAIT).await;
 
     // Wrong credentials are terminal until the Secret changes; fixing the Secret heals it.
-    env.create_secret("wrong", "sim-access-key-id", "not-the-secret");
+    env.create_secret("wrong", SIM_KEY_ID, "not-the-secret");
     env.apply_ok(&env.session(
         "db-2",
         json!({"credentialsRef": {"name": "wrong"}, "isWindows": false}),
@@ -247,12 +259,7 @@ async fn a_missing_secret_created_later_makes_the_session_ready_without_a_restar
 async fn a_session_deleted_while_its_ecs_call_is_in_flight() {
     let env = Env::new("delete").await;
     let mut op = env.operator(&[]);
-    env.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
-        instance_id: None,
-        kind: FaultKind::Delay(Duration::from_secs(3)),
-        count: 1,
-    });
+    delay_next_url(&env, Duration::from_secs(3));
     env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     env.kubectl_ok(&[
@@ -270,8 +277,7 @@ async fn a_session_deleted_while_its_ecs_call_is_in_flight() {
     );
     assert!(op.running(), "operator survived:\n{}", op.logs());
     // Still serving others.
-    env.apply_ok(&env.session("db-2", json!({"isWindows": false})));
-    env.wait_phase("db-2", "Ready", WAIT).await;
+    env.apply_ready("db-2", json!({"isWindows": false})).await;
     assert!(!op.logs().contains("panicked"));
 }
 
@@ -301,10 +307,7 @@ async fn the_shipped_examples_apply_as_they_are_and_become_ready() {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
-    let env = Env::new("ops").await;
-    let mut op = env.operator(&[]);
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    env.wait_phase("db-1", "Ready", WAIT).await;
+    let (_env, mut op, _) = Env::with_ready_session("ops", "db-1").await;
     let addr = op.metrics_addr().await;
     let get = |path: &str| {
         let url = format!("http://{addr}{path}");
@@ -316,20 +319,13 @@ async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
     assert_eq!(get("/healthz").await.0, 200);
     assert_eq!(get("/readyz").await.0, 200, "{}", op.logs());
     let (_, metrics) = get("/metrics").await;
-    assert!(
-        metrics.contains(
-            r#"ecsvnc_ecs_requests_total{action="DescribeInstanceVncUrl",code="Success"} 1"#
-        ),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"ecsvnc_sessions{phase="Ready"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("ecsvnc_url_issue_duration_seconds_count 1"),
-        "{metrics}"
-    );
+    for sample in [
+        r#"ecsvnc_ecs_requests_total{action="DescribeInstanceVncUrl",code="Success"} 1"#,
+        r#"ecsvnc_sessions{phase="Ready"} 1"#,
+        "ecsvnc_url_issue_duration_seconds_count 1",
+    ] {
+        assert!(metrics.contains(sample), "{metrics}");
+    }
     assert!(!metrics.contains("wss") && !metrics.contains(SIM_KEY_SECRET));
     let status = op.terminate();
     assert!(
@@ -345,26 +341,16 @@ async fn sigterm_during_a_call(
     env: &Env,
     grace: &str,
     delay: Duration,
-) -> (std::process::ExitStatus, support::harness::Operator) {
+) -> (std::process::ExitStatus, Operator) {
     let mut op = env.operator(&["--shutdown-grace", grace]);
-    env.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
-        instance_id: None,
-        kind: FaultKind::Delay(delay),
-        count: 1,
-    });
+    delay_next_url(env, delay);
     env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
     env.wait_phase("db-1", "Pending", WAIT).await;
     // Pending is written before the Secret is read: wait until the call itself has reached
     // ecs-sim (its delay fault is taken), since a call not yet started at SIGTERM never starts.
-    let arrived = tokio::time::Instant::now() + WAIT;
-    while env.sim.queued_faults() > 0 {
-        assert!(
-            tokio::time::Instant::now() < arrived,
-            "the ECS call never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let failure = || "the ECS call never arrived".to_owned();
+    let taken = || std::future::ready(env.sim.queued_faults() == 0);
+    until(WAIT, Duration::from_millis(20), failure, taken).await;
     let status = op.terminate();
     (status, op)
 }
@@ -406,11 +392,8 @@ async fn sigterm_abandons_a_hung_ecs_call_at_the_grace_deadline() {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn logs_carry_the_session_in_a_span_and_follow_format_and_filter() {
-    let env = Env::new("logs").await;
     // JSON: every line is an object; a reconcile's lines name the session in the span.
-    let mut json_op = env.operator(&[]);
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    env.wait_phase("db-1", "Ready", WAIT).await;
+    let (env, mut json_op, _) = Env::with_ready_session("logs", "db-1").await;
     assert!(json_op.terminate().success());
     let logs = json_op.logs();
     let lines: Vec<serde_json::Value> = logs
@@ -472,10 +455,8 @@ async fn only_the_leader_issues_and_a_standby_takes_over() {
     let mut second = env.operator(&args);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    env.apply_ok(&env.session("db-1", json!({"isWindows": false})));
-    env.wait_phase("db-1", "Ready", WAIT).await;
-    let issuing =
-        |op: &support::harness::Operator| op.logs().matches("issuing a console URL").count();
+    env.apply_ready("db-1", json!({"isWindows": false})).await;
+    let issuing = |op: &Operator| op.logs().matches("issuing a console URL").count();
     assert_eq!(
         (issuing(&first), issuing(&second)),
         (1, 0),
@@ -547,12 +528,10 @@ async fn the_namespaced_rbac_is_enough_to_serve_one_namespace_with_leader_electi
     // deploy/namespaced/rbac.yaml for a ServiceAccount of its own (so the cluster-wide grants of
     // the shared one prove nothing here), in this test's namespace instead of ecs-vnc-sessions.
     let sa = "ecs-vnc-operator-nstest";
-    let rbac = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/namespaced/rbac.yaml"),
-    )
-    .unwrap()
-    .replace("ecs-vnc-operator", sa)
-    .replace("ecs-vnc-sessions", &env.ns);
+    let rbac = std::fs::read_to_string(root().join("deploy/namespaced/rbac.yaml"))
+        .unwrap()
+        .replace("ecs-vnc-operator", sa)
+        .replace("ecs-vnc-sessions", &env.ns);
     let file = env.cluster().dir.join(format!("rbac-{}.yaml", env.ns));
     std::fs::write(&file, rbac).unwrap();
     env.kubectl_ok(&["-n", "ecs-vnc-system", "create", "serviceaccount", sa]);
@@ -565,8 +544,7 @@ async fn the_namespaced_rbac_is_enough_to_serve_one_namespace_with_leader_electi
         &kubeconfig,
         &["--leader-elect", "--lease-name", lease.as_str()],
     );
-    env.apply_ok(&env.session("db-1", json!({})));
-    let s = env.wait_phase("db-1", "Ready", WAIT).await;
+    let s = env.apply_ready("db-1", json!({})).await;
     assert_eq!(s.status.unwrap().is_windows, Some(false));
     env.refresh_and_wait("db-1", "namespaced", WAIT).await;
     let logs = op.logs();

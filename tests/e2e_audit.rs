@@ -11,9 +11,11 @@ use std::time::Duration;
 use ecs_vnc_operator::sim::{Fault, FaultKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::harness::{Env, OPERATOR_NS};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::ecs_sim::{SIM_KEY_ID, SIM_KEY_SECRET, VNC};
+use support::env::Env;
+use support::paths::root;
+use support::session_wait::WAIT;
+use support::shared_cluster::OPERATOR_NS;
 const OPERATOR_USER: &str = "system:serviceaccount:ecs-vnc-system:ecs-vnc-operator";
 
 /// (apiGroup, resource[/subresource], verb)
@@ -51,7 +53,7 @@ fn permission(event: &Value) -> Permission {
 
 /// Every (group, resource, verb) the roles of `deploy/rbac.yaml` grant.
 fn granted() -> BTreeSet<Permission> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml");
+    let path = root().join("deploy/rbac.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut out = BTreeSet::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -87,18 +89,14 @@ async fn the_operators_rbac_is_exactly_what_the_audit_log_shows_it_uses() {
     env.kubectl_ok(&["-n", &env.ns, "delete", "secret", "ecs-credentials"]);
     env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
     env.wait_phase("web-1", "Failed", WAIT).await;
-    env.create_secret(
-        "ecs-credentials",
-        "sim-access-key-id",
-        "sim-access-key-secret",
-    );
+    env.create_secret("ecs-credentials", SIM_KEY_ID, SIM_KEY_SECRET);
     env.wait_phase("web-1", "Ready", WAIT).await;
 
     // A change while the ECS call runs: the outcome is written onto the newer object (a read)
     // and no second URL is issued.
-    let before = env.sim.stats().total("DescribeInstanceVncUrl");
+    let before = env.sim.stats().total(VNC);
     env.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
+        action: Some(VNC.into()),
         instance_id: None,
         kind: FaultKind::Delay(Duration::from_secs(2)),
         count: 1,
@@ -113,7 +111,7 @@ async fn the_operators_rbac_is_exactly_what_the_audit_log_shows_it_uses() {
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        env.sim.stats().total("DescribeInstanceVncUrl") - before,
+        env.sim.stats().total(VNC) - before,
         1,
         "one URL for one request, though the session changed during the call"
     );

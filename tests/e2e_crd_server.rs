@@ -11,17 +11,17 @@
 //! Needs `scripts/local-cluster.sh build` (both control planes); run with `scripts/test.sh` or
 //! `cargo test --test e2e_crd_server -- --include-ignored`.
 
-#[path = "support/cluster.rs"]
-mod cluster;
+mod support;
 
-use std::path::Path;
 use std::process::Output;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster::{CRD_SERVER_VERSION, Cluster};
 use serde_json::{Value, json};
+use support::cluster::{CRD_SERVER_VERSION, Cluster, describe as text};
+use support::ecs_sim::LINUX;
+use support::paths::{example, root};
 
 const E2E: &str = "end-to-end: needs the local control plane (hybrid); run scripts/test.sh";
 
@@ -30,15 +30,6 @@ const E2E: &str = "end-to-end: needs the local control plane (hybrid); run scrip
 fn hybrid() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| Cluster::start_with(Some(CRD_SERVER_VERSION)))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn kubectl_ok(args: &[&str]) -> String {
@@ -102,7 +93,7 @@ fn apply(ns: &str, manifest: &Value) -> Output {
 
 fn session(name: &str, extra: Value) -> Value {
     let mut spec = json!({
-        "regionId": "cn-hangzhou", "instanceId": "i-bp1hzoinajzkh91h1234", "reason": "1.36 e2e",
+        "regionId": "cn-hangzhou", "instanceId": LINUX, "reason": "1.36 e2e",
     });
     for (k, v) in extra.as_object().expect("extra spec fields") {
         spec[k] = v.clone();
@@ -218,10 +209,8 @@ fn ecsvnc_dev_is_served_by_the_1_36_apiextensions_apiserver_through_the_aggregat
     assert_eq!(crd["spec"]["names"]["kind"], "VncSession");
     // It was installed from crds/vncsession.yaml (or $ECSVNC_CRD_FILE), CEL rules and all (1.20
     // would prune them).
-    let path = std::env::var_os("ECSVNC_CRD_FILE").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/vncsession.yaml"),
-        Into::into,
-    );
+    let path = std::env::var_os("ECSVNC_CRD_FILE")
+        .map_or_else(|| root().join("crds/vncsession.yaml"), Into::into);
     let file = std::fs::read_to_string(&path).unwrap();
     assert_eq!(
         crd.to_string()
@@ -246,7 +235,7 @@ fn ecsvnc_dev_is_served_by_the_1_36_apiextensions_apiserver_through_the_aggregat
 #[ignore = "end-to-end: needs the local control plane (hybrid); run scripts/test.sh"]
 fn kubectl_gets_vncsessions_and_namespace_deletion_removes_them() {
     let ns = namespace("get");
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vncsession.yaml");
+    let example = example("vncsession.yaml");
     kubectl_ok(&["-n", &ns, "apply", "-f", example.to_str().unwrap()]);
 
     let table = kubectl_ok(&["-n", &ns, "get", "vncsessions"]);
@@ -258,7 +247,7 @@ fn kubectl_gets_vncsessions_and_namespace_deletion_removes_them() {
         );
     }
     assert!(
-        table.contains("web-1-console") && table.contains("i-bp1hzoinajzkh91h1234"),
+        table.contains("web-1-console") && table.contains(LINUX),
         "{table}"
     );
     // Short name and category, both from the 1.36 server's discovery.
@@ -327,15 +316,12 @@ fn kubectl_gets_vncsessions_and_namespace_deletion_removes_them() {
 #[ignore = "end-to-end: needs the local control plane (hybrid); run scripts/test.sh"]
 fn cel_rule_refuses_both_credentials_ref_and_service_account_ref_naming_the_field() {
     let ns = namespace("cel-creds");
-    assert_refused_by_rule(
-        &ns,
-        &session(
-            "both",
-            json!({"credentialsRef": {"name": "ecs-credentials"},
-                   "serviceAccountRef": {"name": "ecs-vnc-keyless"}}),
-        ),
-        "spec.serviceAccountRef",
-    );
+    let both = |name: &str| {
+        let refs = json!({"credentialsRef": {"name": "ecs-credentials"},
+                          "serviceAccountRef": {"name": "ecs-vnc-keyless"}});
+        session(name, refs)
+    };
+    assert_refused_by_rule(&ns, &both("both"), "spec.serviceAccountRef");
     // Either one alone is fine, and so is neither.
     assert_accepted(
         &ns,
@@ -353,15 +339,7 @@ fn cel_rule_refuses_both_credentials_ref_and_service_account_ref_naming_the_fiel
     );
     assert_accepted(&ns, &session("operator", json!({})));
     // And an update that adds the second reference is refused too.
-    assert_refused_by_rule(
-        &ns,
-        &session(
-            "secret",
-            json!({"credentialsRef": {"name": "ecs-credentials"},
-                   "serviceAccountRef": {"name": "ecs-vnc-keyless"}}),
-        ),
-        "spec.serviceAccountRef",
-    );
+    assert_refused_by_rule(&ns, &both("secret"), "spec.serviceAccountRef");
     kubectl_ok(&["delete", "namespace", &ns, "--wait=false"]);
 }
 

@@ -15,12 +15,17 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{ListParams, ObjectMeta};
 use serde_json::{Value, json};
-use support::harness::{Env, Operator, WINDOWS, create_all, peak_rss_kib};
+use support::bulk::create_all;
+use support::ecs_sim::WINDOWS;
+use support::env::Env;
 use support::listeners::{EXPIRED_TOKEN_ANSWER, FixedAnswer, Tarpit};
-use support::rrsa::{operator_role, operator_token_file, provider, rrsa_sim};
+use support::operator::Operator;
+use support::paths::root;
+use support::procfs::peak_rss_kib;
+use support::rrsa::{operator_role, operator_token_file, operator_vars, provider, rrsa_sim};
+use support::session_status::{error_code, observed_refresh, phase};
+use support::session_wait::WAIT;
 use tokio::sync::{Mutex, MutexGuard};
-
-const WAIT: Duration = Duration::from_secs(30);
 /// "At once" for a victim: a few seconds.
 const AT_ONCE: Duration = Duration::from_secs(5);
 const REFRESH: &str = "ecsvnc.dev/refresh";
@@ -66,24 +71,6 @@ async fn operator(env: &Env, endpoint: &str, extra: &[&str], vars: &[(&str, &str
 /// A session object of `env`'s namespace with `spec` merged over the defaults.
 fn session(env: &Env, name: &str, spec: Value) -> VncSession {
     serde_json::from_value(env.session(name, spec)).unwrap()
-}
-
-fn phase(s: &VncSession) -> &'static str {
-    s.status
-        .as_ref()
-        .and_then(|st| st.phase)
-        .map_or("", |p| p.as_str())
-}
-
-fn error_code(s: &VncSession) -> String {
-    let status = s.status.as_ref();
-    let error = status.and_then(|st| st.last_error.as_ref());
-    error.map(|e| e.code.clone()).unwrap_or_default()
-}
-
-fn observed_refresh(s: &VncSession) -> Option<&str> {
-    let status = s.status.as_ref();
-    status.and_then(|st| st.observed_refresh.as_deref())
 }
 
 /// The session once `pred` holds, or `None` after `cap` (no panic: the caller reports figures).
@@ -345,22 +332,14 @@ async fn a_slow_endpoint_delays_only_its_own_sessions() {
     );
 }
 
-/// A session with the operator's own credentials (no credentialsRef).
-fn own_key_session(env: &Env, name: &str, spec: Value) -> Value {
-    let mut s = env.session(name, spec);
-    s["spec"].as_object_mut().unwrap().remove("credentialsRef");
-    s
-}
-
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn an_endpoint_answering_expired_token_does_not_make_the_operator_refetch_its_credentials() {
     let (_turn, tenant, _other) = turn("sts").await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     // The operator's RRSA sets ALIBABA_CLOUD_OIDC_PROVIDER_ARN, which may turn keyless on.
     tenant
         .cluster()
-        .apply_file(&root.join("deploy/components/keyless/rbac.yaml"));
+        .apply_file(&root().join("deploy/components/keyless/rbac.yaml"));
     let sim = rrsa_sim(&tenant).await;
     let token_file = operator_token_file(&tenant);
     let responder = FixedAnswer::start(400, EXPIRED_TOKEN_ANSWER).await;
@@ -372,21 +351,10 @@ async fn an_endpoint_answering_expired_token_does_not_make_the_operator_refetch_
         ["--operator-credentials-namespaces", &ns],
         ["--allowed-endpoints", &responder.url],
     ];
-    let vars = [
-        (
-            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
-            token_file.to_str().unwrap(),
-        ),
-        ("ALIBABA_CLOUD_ROLE_ARN", &role),
-        ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", &provider),
-    ];
+    let vars = operator_vars(&token_file, &role, &provider);
     let _op = operator(&tenant, &endpoint, &flags.concat(), &vars).await;
     // A session on the operator's own endpoint: the first exchange.
-    tenant.apply_ok(&own_key_session(
-        &tenant,
-        "legit",
-        json!({"isWindows": false}),
-    ));
+    tenant.apply_ok(&tenant.own_key_session("legit", json!({"isWindows": false})));
     let legit = until(&tenant, "legit", WAIT, |s| phase(s) == "Ready").await;
     assert!(
         legit.is_some(),
@@ -396,7 +364,7 @@ async fn an_endpoint_answering_expired_token_does_not_make_the_operator_refetch_
 
     let spec = json!({"isWindows": false, "instanceId": "i-bp1amplifier0001",
                       "endpoint": responder.url});
-    tenant.apply_ok(&own_key_session(&tenant, "amplifier", spec));
+    tenant.apply_ok(&tenant.own_key_session("amplifier", spec));
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut refreshes = 0;
     while responder.requests() < 25 && Instant::now() < deadline {

@@ -6,19 +6,21 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
-use support::harness::{Env, cpu_time};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::ecs_sim::VNC;
+use support::env::Env;
+use support::processes::signal;
+use support::procfs::cpu_time;
+use support::session_wait::WAIT;
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// The kube-apiserver of this binary's control plane, from the PIDs `up` recorded.
-fn apiserver_pid(dir: &Path) -> i32 {
+fn apiserver_pid(dir: &Path) -> u32 {
     let pids = std::fs::read_to_string(dir.join("pids")).unwrap();
     pids.lines()
-        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter_map(|l| l.trim().parse::<u32>().ok())
         .find(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).contains("kube-apiserver"))
@@ -27,25 +29,9 @@ fn apiserver_pid(dir: &Path) -> i32 {
         .expect("the kube-apiserver PID in the control plane's pids file")
 }
 
-fn signal(pid: i32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
-
-async fn wait_for_log(op: &support::harness::Operator, needle: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !op.logs().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in the log within {timeout:?}:\n{}",
-            op.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Stops (`STOP`) or resumes (`CONT`) the API server.
+fn signal_apiserver(pid: u32, name: &str) {
+    assert!(signal(pid, name), "kill -{name} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,7 +44,7 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
     let env = Env::new("leader").await;
     let lease = ["--leader-elect", "--lease-duration", "6s"];
     let mut leader = env.operator(&lease);
-    wait_for_log(&leader, "became the leader", WAIT).await;
+    leader.wait_for_log("became the leader", WAIT).await;
     // The standby's wall clock runs 12 s ahead; its monotonic clock is left alone.
     let mut standby = env.operator_with_env(
         &lease,
@@ -68,10 +54,11 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
             ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
         ],
     );
-    wait_for_log(&standby, "waiting for the leader Lease", WAIT).await;
+    standby
+        .wait_for_log("waiting for the leader Lease", WAIT)
+        .await;
 
-    env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
-    env.wait_phase("web-1", "Ready", WAIT).await;
+    env.apply_ready("web-1", json!({"isWindows": false})).await;
     // Refreshes over more than two lease durations: every one is served, by the leader.
     for i in 0..8 {
         env.refresh_and_wait("web-1", &format!("skew-{i}"), WAIT)
@@ -84,7 +71,7 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
         standby.logs()
     );
     assert_eq!(
-        env.sim.stats().total("DescribeInstanceVncUrl"),
+        env.sim.stats().total(VNC),
         9,
         "one URL per request, all from the leader"
     );
@@ -93,10 +80,10 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
     // exits, CPU stays low, and the first refresh after it returns is served.
     let apiserver = apiserver_pid(&env.cluster().dir);
     let cpu_before = (cpu_time(leader.pid()) + cpu_time(standby.pid())).as_secs_f64();
-    signal(apiserver, "-STOP");
+    signal_apiserver(apiserver, "STOP");
     tokio::time::sleep(Duration::from_secs(15)).await;
     let cpu_during = (cpu_time(leader.pid()) + cpu_time(standby.pid())).as_secs_f64() - cpu_before;
-    signal(apiserver, "-CONT");
+    signal_apiserver(apiserver, "CONT");
     assert!(
         leader.running() && standby.running(),
         "no process exits for a lost Lease:\n{}",
@@ -106,7 +93,9 @@ async fn a_skewed_standby_never_steals_the_lease_and_an_outage_costs_a_term_not_
         cpu_during < 2.0,
         "bounded CPU during a 15 s outage, got {cpu_during:.2} s for both replicas"
     );
-    wait_for_log(&leader, "lost the leader Lease; back to standby", WAIT).await;
+    leader
+        .wait_for_log("lost the leader Lease; back to standby", WAIT)
+        .await;
     env.refresh_and_wait("web-1", "after-outage", Duration::from_secs(60))
         .await;
     assert!(leader.running() && standby.running());

@@ -5,14 +5,16 @@
 //! metrics server, `/healthz` on `--health-addr` answers at once.
 //! Run with `scripts/test.sh` (or `cargo test --test e2e_metrics_server -- --include-ignored`).
 
-#[path = "support/mod.rs"]
 mod support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::harness::{Env, Operator, cpu_time};
+use support::env::Env;
+use support::operator::Operator;
+use support::procfs::{cpu_time, fds};
+use support::waiting::until;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
@@ -41,33 +43,19 @@ async fn healthz(addr: &str) -> Option<u16> {
         .flatten()
 }
 
-/// The address the harness's `--health-addr 127.0.0.1:0` was bound to, from the start-up log.
-async fn health_addr(op: &Operator) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let logs = op.logs();
-        let found = logs
-            .lines()
-            .filter(|l| l.contains("serving /healthz and /readyz for probes"))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .find_map(|v| v["addr"].as_str().map(str::to_owned));
-        if let Some(addr) = found {
-            return addr;
+/// Waits (20 s) until `/healthz` answers 200 on every one of `addrs`.
+async fn wait_healthy(op: &Operator, addrs: &[&str]) {
+    let failure = || format!("no /healthz:\n{}", op.logs());
+    let healthy = || async move {
+        for addr in addrs {
+            if healthz(addr).await != Some(200) {
+                return false;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "no health listener logged:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The descriptor numbers the process holds.
-fn fds(pid: u32) -> BTreeSet<u64> {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect()
+        true
+    };
+    let (cap, every) = (Duration::from_secs(20), Duration::from_millis(200));
+    until(cap, every, failure, healthy).await;
 }
 
 /// The `RLIMIT_NOFILE` under which the process can open exactly `n` more descriptors: a new
@@ -96,11 +84,7 @@ async fn idle_connections_and_no_descriptors_cost_no_cpu_and_healthz_recovers() 
     let op = env.operator(&[]);
     let addr = op.metrics_addr().await;
     let pid = op.pid();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while healthz(&addr).await != Some(200) {
-        assert!(Instant::now() < deadline, "no /healthz:\n{}", op.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_healthy(&op, &[&addr]).await;
     // A few descriptors of headroom, fewer than the connections the server holds at first:
     // once those time out it accepts a few more, then meets EMFILE for the rest of the queue.
     let limit = limit_leaving(&fds(pid), 8);
@@ -131,7 +115,24 @@ async fn idle_connections_and_no_descriptors_cost_no_cpu_and_healthz_recovers() 
     );
     // A bound on a spin (a spinning accept loop burns a core: ~5 s here), not a benchmark.
     assert!(spent < Duration::from_millis(500), "{spent:?} of CPU");
-    let logs = op.logs();
+    assert_accept_errors_were_met_and_logged_once_per_run(&op.logs());
+
+    drop((idle, late));
+    let closed = Instant::now();
+    let failure = || format!("/healthz did not recover:\n{}", op.logs());
+    let addr = addr.as_str();
+    let recovered = || async move { healthz(addr).await == Some(200) };
+    let (cap, every) = (Duration::from_secs(5), Duration::from_millis(100));
+    until(cap, every, failure, recovered).await;
+    eprintln!(
+        "/healthz answered {:?} after the connections closed",
+        closed.elapsed()
+    );
+}
+
+/// The accept loop met EMFILE (else the test proved nothing), and warned once per run of
+/// errors (each ends with a recovery), not once per failed accept.
+fn assert_accept_errors_were_met_and_logged_once_per_run(logs: &str) {
     let lines = |message: &str| -> Vec<serde_json::Value> {
         let lines = logs.lines().filter_map(|l| serde_json::from_str(l).ok());
         lines
@@ -157,25 +158,6 @@ async fn idle_connections_and_no_descriptors_cost_no_cpu_and_healthz_recovers() 
     );
     // One warning per run of errors (each ends with a recovery), not one per failed accept.
     assert!(warnings.len() <= recoveries.len() + 1, "{logs}");
-
-    drop((idle, late));
-    let closed = Instant::now();
-    let deadline = closed + Duration::from_secs(5);
-    loop {
-        if healthz(&addr).await == Some(200) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz did not recover:\n{}",
-            op.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "/healthz answered {:?} after the connections closed",
-        closed.elapsed()
-    );
 }
 
 /// More idle connections than the metrics server has slots (32): those it holds keep their slot
@@ -187,12 +169,8 @@ const SLOT_HOLDERS: usize = 64;
 async fn the_health_listener_answers_while_idle_clients_hold_every_metrics_slot() {
     let env = Env::new("health-listener").await;
     let op = env.operator(&[]);
-    let (metrics, health) = (op.metrics_addr().await, health_addr(&op).await);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while healthz(&metrics).await != Some(200) || healthz(&health).await != Some(200) {
-        assert!(Instant::now() < deadline, "no /healthz:\n{}", op.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (metrics, health) = (op.metrics_addr().await, op.health_addr().await);
+    wait_healthy(&op, &[&metrics, &health]).await;
 
     let mut idle = Vec::with_capacity(SLOT_HOLDERS);
     for _ in 0..SLOT_HOLDERS {

@@ -4,86 +4,44 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use ecs_vnc_operator::sim::{self, SimConfig};
+use ecs_vnc_operator::sim::SimConfig;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::ListParams;
 use serde_json::json;
-use support::harness::{Env, OPERATOR_NS};
+use support::ecs_sim::{self, VNC};
+use support::env::Env;
+use support::listeners::Tarpit;
+use support::session_status::{assert_stalled, last_error};
+use support::session_wait::WAIT;
+use support::shared_cluster::OPERATOR_NS;
+use support::waiting::until;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A listener standing for an attacker's endpoint: counts every connection and every byte.
-async fn attacker() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(AtomicUsize::new(0));
-    let counter = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                use tokio::io::AsyncReadExt;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = conn.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    counter.fetch_add(n, Ordering::SeqCst);
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
-fn last_error(s: &ecs_vnc_operator::session::VncSession) -> (String, String) {
-    let e = s.status.as_ref().and_then(|st| st.last_error.clone());
-    e.map(|e| (e.code, e.message)).unwrap_or_default()
-}
-
-fn condition(s: &ecs_vnc_operator::session::VncSession, type_: &str) -> String {
-    s.status
-        .as_ref()
-        .and_then(|st| st.conditions.iter().find(|c| c.type_ == type_))
-        .map(|c| c.status.clone())
-        .unwrap_or_default()
+/// A listener standing for an attacker's endpoint: it counts every connection and never answers.
+async fn attacker() -> Tarpit {
+    Tarpit::start(Duration::from_secs(600)).await
 }
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn an_attackers_endpoint_receives_nothing_with_a_secret_or_the_operators_key() {
     let env = Env::new("trap").await;
-    let (trap, seen) = attacker().await;
+    let trap = attacker().await;
     let ns = env.ns.clone();
     let _op = env.operator_with_own_credentials(&["--operator-credentials-namespaces", &ns]);
-    env.apply_ok(&env.session("with-secret", json!({"endpoint": trap})));
-    let mut own = env.session("with-own-key", json!({"endpoint": trap}));
-    own["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("credentialsRef");
-    env.apply_ok(&own);
+    env.apply_ok(&env.session("with-secret", json!({"endpoint": trap.url})));
+    env.apply_ok(&env.own_key_session("with-own-key", json!({"endpoint": trap.url})));
     for name in ["with-secret", "with-own-key"] {
         let s = env.wait_phase(name, "Failed", WAIT).await;
-        let (code, message) = last_error(&s);
-        assert_eq!(code, "EndpointNotAllowed", "{name}");
-        assert!(
-            message.contains("spec.endpoint") && message.contains("--allowed-endpoints"),
-            "{message}"
-        );
-        assert!(!s.status.as_ref().unwrap().refreshable);
-        assert_eq!(condition(&s, "Stalled"), "True", "a person must act");
+        let needles = ["spec.endpoint", "--allowed-endpoints"];
+        assert_stalled(&s, "EndpointNotAllowed", &needles);
     }
     // A refresh does not change the answer either.
     env.refresh_and_wait("with-secret", "again", WAIT).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "not one connection or byte");
+    assert_eq!(trap.accepted(), 0, "not one connection or byte");
     assert_eq!(env.sim.stats().calls.len(), 0, "nor any ECS call");
 }
 
@@ -92,18 +50,13 @@ async fn an_attackers_endpoint_receives_nothing_with_a_secret_or_the_operators_k
 async fn an_allowed_endpoint_other_than_the_operators_own_is_used() {
     let env = Env::new("allowed").await;
     // A second ECS (say, a VPC endpoint) allowed by pattern, not the operator's --ecs-endpoint.
-    let vpc = sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let vpc = ecs_sim::start(SimConfig::demo()).await;
     let allowed = format!("https://*.aliyuncs.com,{}", vpc.endpoint());
     let _op = env.operator(&["--allowed-endpoints", &allowed]);
-    env.apply_ok(&env.session("vpc-1", json!({"endpoint": vpc.endpoint()})));
-    env.wait_phase("vpc-1", "Ready", WAIT).await;
-    assert_eq!(vpc.stats().count("DescribeInstanceVncUrl", "Success"), 1);
-    assert_eq!(
-        env.sim.stats().count("DescribeInstanceVncUrl", "Success"),
-        0
-    );
+    env.apply_ready("vpc-1", json!({"endpoint": vpc.endpoint()}))
+        .await;
+    assert_eq!(vpc.stats().count(VNC, "Success"), 1);
+    assert_eq!(env.sim.stats().count(VNC, "Success"), 0);
 }
 
 #[tokio::test]
@@ -111,12 +64,7 @@ async fn an_allowed_endpoint_other_than_the_operators_own_is_used() {
 async fn a_namespace_not_offered_the_operators_key_gets_credentials_not_found() {
     let env = Env::new("notoffered").await;
     let _op = env.operator_with_own_credentials(&["--operator-credentials-namespaces", "ops"]);
-    let mut own = env.session("own-key", json!({}));
-    own["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("credentialsRef");
-    env.apply_ok(&own);
+    env.apply_ok(&env.own_key_session("own-key", json!({})));
     let s = env.wait_phase("own-key", "Failed", WAIT).await;
     let (code, message) = last_error(&s);
     assert_eq!(code, "CredentialsNotFound");
@@ -159,9 +107,10 @@ async fn a_credentials_ref_that_is_a_path_is_refused_by_kubectl_apply() {
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn a_backslash_or_percent_endpoint_is_refused_by_kubectl_apply_and_its_host_gets_nothing() {
     let env = Env::new("backslash").await;
-    let (trap, seen) = attacker().await;
+    let tarpit = attacker().await;
+    let trap = &tarpit.url;
     // Even with the listener allowed: the form of the value is what is refused.
-    let _op = env.operator(&["--allowed-endpoints", &trap]);
+    let _op = env.operator(&["--allowed-endpoints", trap]);
     for (name, endpoint) in [
         // A WHATWG URL parser reads this as {trap}/2016-08-15/proxy/svc/fn/.
         ("backslash", format!(r"{trap}\2016-08-15\proxy\svc\fn\")),
@@ -181,18 +130,13 @@ async fn a_backslash_or_percent_endpoint_is_refused_by_kubectl_apply_and_its_hos
         );
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(seen.load(Ordering::SeqCst), 0, "not one connection or byte");
+    assert_eq!(tarpit.accepted(), 0, "not one connection or byte");
     // The same host, plainly written, is created and contacted: the refusals above were the
     // value's, not the allow-list's (the listener never answers; it only counts).
     env.apply_ok(&env.session("plain", json!({ "endpoint": trap })));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while seen.load(Ordering::SeqCst) == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the allowed listener was never contacted"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let failure = || "the allowed listener was never contacted".to_owned();
+    let contacted = || std::future::ready(tarpit.accepted() > 0);
+    until(WAIT, Duration::from_millis(100), failure, contacted).await;
 }
 
 #[tokio::test]
@@ -203,14 +147,11 @@ async fn a_region_outside_the_sdks_table_fails_with_invalid_region_id_and_nothin
     // ecs.oss-accelerate.aliyuncs.com is an OSS bucket's host, not ECS's.
     env.apply_ok(&env.session("oss", json!({"regionId": "oss-accelerate"})));
     let s = env.wait_phase("oss", "Failed", WAIT).await;
-    let (code, message) = last_error(&s);
-    assert_eq!(code, "InvalidRegionId");
-    assert!(
-        message.contains("oss-accelerate") && message.contains("--extra-regions"),
-        "{message}"
+    assert_stalled(
+        &s,
+        "InvalidRegionId",
+        &["oss-accelerate", "--extra-regions"],
     );
-    assert!(!s.status.as_ref().unwrap().refreshable);
-    assert_eq!(condition(&s, "Stalled"), "True", "a person must act");
     assert_eq!(env.sim.stats().calls.len(), 0, "no ECS call");
     // A region newer than the table, named by --extra-regions, is sent (the simulator knows no
     // instance there: ECS's own answer, after the call).
@@ -227,8 +168,7 @@ async fn a_long_cjk_reason_reaches_its_event() {
     let _op = env.operator(&[]);
     // 1,000 characters, 3,000 bytes: within the CRD's 1,024 characters, beyond the Event's 1 KiB.
     let reason = "磁盘已满需要紧急登录".repeat(100);
-    env.apply_ok(&env.session("cjk-1", json!({"reason": reason})));
-    env.wait_phase("cjk-1", "Ready", WAIT).await;
+    env.apply_ready("cjk-1", json!({"reason": reason})).await;
     let events: Api<Event> = Api::namespaced(env.client.clone(), &env.ns);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -325,15 +265,7 @@ async fn the_provider_alone_does_not_turn_on_keyless_sessions() {
         "--oidc-provider-arn",
         "acs:ram::1234567890123456:oidc-provider/ack-rrsa-e2e",
     ]);
-    let mut keyless = env.session(
-        "keyless-1",
-        json!({"serviceAccountRef": {"name": "opener"}}),
-    );
-    keyless["spec"]
-        .as_object_mut()
-        .unwrap()
-        .remove("credentialsRef");
-    env.apply_ok(&keyless);
+    env.apply_ok(&env.keyless_session("keyless-1", "opener", json!({})));
     let s = env.wait_phase("keyless-1", "Failed", WAIT).await;
     let (code, message) = last_error(&s);
     assert_eq!(code, "CredentialsNotFound");

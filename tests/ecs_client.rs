@@ -1,26 +1,23 @@
 //! The ECS client against ecs-sim over real HTTP: signing, decoding, classification and retries.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use ecs_vnc_operator::aliyun::{
-    ClientOptions, Credentials, EcsClient, EcsError, Endpoint, RetryPolicy, os_type_is_windows,
+    ClientOptions, Credentials, EcsClient, EcsError, Endpoint, IssuedVncUrl, RetryPolicy,
+    os_type_is_windows,
 };
 use ecs_vnc_operator::sim::{self, Fault, FaultKind, SimConfig, SimHandle};
-
-const VNC: &str = "DescribeInstanceVncUrl";
-const LINUX: &str = "i-bp1hzoinajzkh91h1234";
-const WINDOWS: &str = "i-bp1windows0000000001";
-const STOPPED: &str = "i-bp1stopped000000001";
-const STARTING: &str = "i-bp1starting00000001";
-const REGION: &str = "cn-hangzhou";
-const SECRET: &str = "sim-access-key-secret";
+use support::ecs_sim::{
+    self, LINUX, REGION, SIM_KEY_ID, SIM_KEY_SECRET, STARTING, STOPPED, VNC, WINDOWS,
+};
+use support::ports::{assert_connection_refused, closed_endpoint};
 
 async fn start(config: SimConfig) -> (SimHandle, Endpoint) {
-    let handle = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sim starts");
-    let endpoint = Endpoint::parse(&handle.endpoint()).unwrap();
-    (handle, endpoint)
+    let sim = ecs_sim::start(config).await;
+    let endpoint = ecs_sim::endpoint(&sim);
+    (sim, endpoint)
 }
 
 async fn demo() -> (SimHandle, Endpoint) {
@@ -28,7 +25,37 @@ async fn demo() -> (SimHandle, Endpoint) {
 }
 
 fn creds() -> Credentials {
-    Credentials::new("sim-access-key-id", SECRET, None)
+    Credentials::new(SIM_KEY_ID, SIM_KEY_SECRET, None)
+}
+
+/// A console URL for the demo Linux instance, with the demo AccessKey.
+async fn open_linux(c: &EcsClient, endpoint: &Endpoint) -> Result<IssuedVncUrl, EcsError> {
+    open_linux_as(c, endpoint, &creds()).await
+}
+
+async fn open_linux_as(
+    c: &EcsClient,
+    endpoint: &Endpoint,
+    creds: &Credentials,
+) -> Result<IssuedVncUrl, EcsError> {
+    c.describe_instance_vnc_url(endpoint, creds, REGION, LINUX)
+        .await
+}
+
+/// The next `times` answers to `DescribeInstanceVncUrl` are `kind`.
+fn fail_next(sim: &SimHandle, kind: FaultKind, times: u32) {
+    sim.inject(Fault::next(kind).for_action(VNC).times(times));
+}
+
+/// The error `client` reports when every answer is `kind`.
+async fn error_when_every_answer_is(
+    sim: &SimHandle,
+    kind: FaultKind,
+    client: &EcsClient,
+    endpoint: &Endpoint,
+) -> EcsError {
+    fail_next(sim, kind, 10);
+    open_linux(client, endpoint).await.unwrap_err()
 }
 
 /// Small delays so that retry tests take milliseconds.
@@ -58,10 +85,10 @@ fn client() -> EcsClient {
 /// Nothing a user might see carries a query string, the secret or the signature.
 fn assert_clean(err: &EcsError) {
     for shown in [err.to_string(), format!("{err:?}"), err.message()] {
-        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(!shown.contains(SIM_KEY_SECRET), "{shown}");
         assert!(!shown.contains("Signature="), "{shown}");
         assert!(!shown.contains("AccessKeyId="), "{shown}");
-        assert!(!shown.contains("sim-access-key-id"), "{shown}");
+        assert!(!shown.contains(SIM_KEY_ID), "{shown}");
     }
 }
 
@@ -77,10 +104,7 @@ async fn issues_a_vnc_url_for_a_running_linux_instance() {
     assert!(!os_type_is_windows(&os));
 
     let before = jiff::Timestamp::now();
-    let issued = c
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap();
+    let issued = open_linux(&c, &endpoint).await.unwrap();
     let after = jiff::Timestamp::now();
     assert!(issued.vnc_url.starts_with("wss%3A%2F%2F"), "returned as is");
     assert!(!issued.request_id.is_empty());
@@ -123,14 +147,10 @@ async fn sts_credentials_send_their_token() {
     });
     let (sim, endpoint) = start(config).await;
     let sts = Credentials::new("STS.sim-id", "sts-secret", Some("sts-token-value".into()));
-    client()
-        .describe_instance_vnc_url(&endpoint, &sts, REGION, LINUX)
-        .await
-        .unwrap();
+    open_linux_as(&client(), &endpoint, &sts).await.unwrap();
 
     let wrong = Credentials::new("STS.sim-id", "sts-secret", Some("other-token".into()));
-    let err = client()
-        .describe_instance_vnc_url(&endpoint, &wrong, REGION, LINUX)
+    let err = open_linux_as(&client(), &endpoint, &wrong)
         .await
         .unwrap_err();
     assert!(err.code().starts_with("InvalidSecurityToken"), "{err}");
@@ -175,102 +195,97 @@ async fn natural_error_answers_are_decoded_and_classified() {
     }
 }
 
+/// ECS's error answers (status, code, message) and whether the client retries them.
+const SEED: [(u16, &str, &str, bool); 14] = [
+    (
+        400,
+        "InvalidRegionInstance",
+        "The specified InstanceId does not exist in given region.",
+        false,
+    ),
+    (
+        403,
+        "IncorrectInstanceStatus",
+        "The current status of the resource does not support this operation.",
+        true,
+    ),
+    (
+        403,
+        "InstanceNotReady",
+        "The specified instance is not ready for use",
+        true,
+    ),
+    (
+        403,
+        "InstanceNotReady",
+        "Temporarily unable to connect the specified instance,please try later.",
+        true,
+    ),
+    (
+        404,
+        "InvalidRegionId.NotFound",
+        "The specified RegionId does not exist.",
+        false,
+    ),
+    (
+        404,
+        "InvalidInstanceId.NotFound",
+        "The specified InstanceId does not exist.",
+        false,
+    ),
+    (
+        500,
+        "InternalError",
+        "The request processing has failed due to some unknown error.",
+        true,
+    ),
+    (
+        403,
+        "Forbidden.RAM",
+        "User not authorized to operate on the specified resource.",
+        false,
+    ),
+    (
+        400,
+        "MissingParameter",
+        "The input parameter is not supplied.",
+        false,
+    ),
+    (
+        404,
+        "InvalidAccessKeyId.NotFound",
+        "Specified access key is not found.",
+        false,
+    ),
+    (
+        400,
+        "Throttling.User",
+        "Request was denied due to user flow control.",
+        true,
+    ),
+    (
+        503,
+        "ServiceUnavailable",
+        "The request has failed due to a temporary failure of the server.",
+        true,
+    ),
+    (400, "SomethingNew", "Unknown 4xx is terminal.", false),
+    (502, "SomethingNew", "Unknown 5xx is retried.", true),
+];
+
 #[tokio::test]
 async fn every_seed_error_code_is_mapped() {
     let (sim, endpoint) = demo().await;
     let c = client_with(policy(3), Duration::from_secs(2));
-    let seed = [
-        (
-            400,
-            "InvalidRegionInstance",
-            "The specified InstanceId does not exist in given region.",
-            false,
-        ),
-        (
-            403,
-            "IncorrectInstanceStatus",
-            "The current status of the resource does not support this operation.",
-            true,
-        ),
-        (
-            403,
-            "InstanceNotReady",
-            "The specified instance is not ready for use",
-            true,
-        ),
-        (
-            403,
-            "InstanceNotReady",
-            "Temporarily unable to connect the specified instance,please try later.",
-            true,
-        ),
-        (
-            404,
-            "InvalidRegionId.NotFound",
-            "The specified RegionId does not exist.",
-            false,
-        ),
-        (
-            404,
-            "InvalidInstanceId.NotFound",
-            "The specified InstanceId does not exist.",
-            false,
-        ),
-        (
-            500,
-            "InternalError",
-            "The request processing has failed due to some unknown error.",
-            true,
-        ),
-        (
-            403,
-            "Forbidden.RAM",
-            "User not authorized to operate on the specified resource.",
-            false,
-        ),
-        (
-            400,
-            "MissingParameter",
-            "The input parameter is not supplied.",
-            false,
-        ),
-        (
-            404,
-            "InvalidAccessKeyId.NotFound",
-            "Specified access key is not found.",
-            false,
-        ),
-        (
-            400,
-            "Throttling.User",
-            "Request was denied due to user flow control.",
-            true,
-        ),
-        (
-            503,
-            "ServiceUnavailable",
-            "The request has failed due to a temporary failure of the server.",
-            true,
-        ),
-        (400, "SomethingNew", "Unknown 4xx is terminal.", false),
-        (502, "SomethingNew", "Unknown 5xx is retried.", true),
-    ];
-    for (status, code, message, retryable) in seed {
+    for (status, code, message, retryable) in SEED {
         sim.reset();
-        sim.inject(Fault {
-            action: Some(VNC.into()),
-            instance_id: None,
-            kind: FaultKind::Error {
-                status,
-                code: code.into(),
-                message: message.into(),
-            },
-            count: 10,
-        });
-        let err = c
-            .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-            .await
-            .unwrap_err();
+        let kind = FaultKind::Error {
+            status,
+            code: code.into(),
+            message: message.into(),
+        };
+        fail_next(&sim, kind, 10);
+        let err = open_linux(&c, &endpoint).await.unwrap_err();
         assert_eq!(err.code(), code);
         assert_eq!(err.message(), message);
         assert_eq!(err.http_status(), Some(status));
@@ -285,20 +300,16 @@ async fn every_seed_error_code_is_mapped() {
 #[tokio::test]
 async fn wrong_secret_is_terminal_and_never_echoed() {
     let (sim, endpoint) = demo().await;
-    let bad = Credentials::new("sim-access-key-id", "not-the-secret", None);
-    let err = client()
-        .describe_instance_vnc_url(&endpoint, &bad, REGION, LINUX)
-        .await
-        .unwrap_err();
+    let bad = Credentials::new(SIM_KEY_ID, "not-the-secret", None);
+    let err = open_linux_as(&client(), &endpoint, &bad).await.unwrap_err();
     assert_eq!(err.code(), "SignatureDoesNotMatch");
     assert!(!err.is_retryable());
     assert_clean(&err);
     assert!(!err.message().contains("not-the-secret"));
     assert_eq!(sim.stats().total(VNC), 1);
 
-    let unknown = Credentials::new("nobody-key-id", SECRET, None);
-    let err = client()
-        .describe_instance_vnc_url(&endpoint, &unknown, REGION, LINUX)
+    let unknown = Credentials::new("nobody-key-id", SIM_KEY_SECRET, None);
+    let err = open_linux_as(&client(), &endpoint, &unknown)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "InvalidAccessKeyId.NotFound");
@@ -308,16 +319,8 @@ async fn wrong_secret_is_terminal_and_never_echoed() {
 #[tokio::test]
 async fn retries_an_internal_error_then_succeeds() {
     let (sim, endpoint) = demo().await;
-    sim.inject(Fault {
-        action: Some(VNC.into()),
-        instance_id: None,
-        kind: FaultKind::InternalError,
-        count: 1,
-    });
-    let issued = client()
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap();
+    fail_next(&sim, FaultKind::InternalError, 1);
+    let issued = open_linux(&client(), &endpoint).await.unwrap();
     assert!(!issued.vnc_url.is_empty());
     let stats = sim.stats();
     assert_eq!(stats.total(VNC), 2);
@@ -328,15 +331,8 @@ async fn retries_an_internal_error_then_succeeds() {
 #[tokio::test]
 async fn each_attempt_has_a_fresh_nonce() {
     let (sim, endpoint) = demo().await;
-    sim.inject(
-        Fault::next(FaultKind::ServiceUnavailable)
-            .for_action(VNC)
-            .times(2),
-    );
-    client()
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap();
+    fail_next(&sim, FaultKind::ServiceUnavailable, 2);
+    open_linux(&client(), &endpoint).await.unwrap();
     let stats = sim.stats();
     assert_eq!(stats.count(VNC, "ServiceUnavailable"), 2);
     assert_eq!(stats.count(VNC, "Success"), 1);
@@ -360,14 +356,9 @@ async fn the_31st_url_in_a_minute_is_throttled_and_retryable() {
     let (sim, endpoint) = demo().await;
     let c = client_with(policy(2), Duration::from_secs(2));
     for _ in 0..30 {
-        c.describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-            .await
-            .unwrap();
+        open_linux(&c, &endpoint).await.unwrap();
     }
-    let err = c
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap_err();
+    let err = open_linux(&c, &endpoint).await.unwrap_err();
     assert!(err.code().starts_with("Throttling"), "{err}");
     assert!(err.is_retryable());
     assert!(err.is_throttling());
@@ -382,19 +373,13 @@ async fn the_31st_url_in_a_minute_is_throttled_and_retryable() {
 #[tokio::test]
 async fn garbage_bodies_are_retried_then_reported() {
     let (sim, endpoint) = demo().await;
-    sim.inject(Fault::next(FaultKind::Malformed).for_action(VNC));
-    client()
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap();
+    fail_next(&sim, FaultKind::Malformed, 1);
+    open_linux(&client(), &endpoint).await.unwrap();
     assert_eq!(sim.stats().total(VNC), 2);
 
     sim.reset();
-    sim.inject(Fault::next(FaultKind::Malformed).for_action(VNC).times(10));
-    let err = client_with(policy(3), Duration::from_secs(2))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap_err();
+    let client = client_with(policy(3), Duration::from_secs(2));
+    let err = error_when_every_answer_is(&sim, FaultKind::Malformed, &client, &endpoint).await;
     assert_eq!(err.code(), "MalformedResponse");
     assert!(err.is_retryable());
     assert_eq!(sim.stats().total(VNC), 3, "bounded by max_attempts");
@@ -403,11 +388,8 @@ async fn garbage_bodies_are_retried_then_reported() {
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
     let (sim, endpoint) = demo().await;
-    sim.inject(Fault::next(FaultKind::Oversized).for_action(VNC).times(10));
-    let err = client_with(policy(2), Duration::from_secs(5))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap_err();
+    let client = client_with(policy(2), Duration::from_secs(5));
+    let err = error_when_every_answer_is(&sim, FaultKind::Oversized, &client, &endpoint).await;
     assert_eq!(err.code(), "ResponseTooLarge");
     assert!(err.is_retryable());
     assert_clean(&err);
@@ -416,17 +398,11 @@ async fn oversized_bodies_are_refused() {
 
 #[tokio::test]
 async fn slow_answers_time_out_within_bounds() {
-    let (_sim, endpoint) = demo().await;
-    _sim.inject(
-        Fault::next(FaultKind::Delay(Duration::from_secs(5)))
-            .for_action(VNC)
-            .times(10),
-    );
+    let (sim, endpoint) = demo().await;
+    let slow = FaultKind::Delay(Duration::from_secs(5));
     let started = Instant::now();
-    let err = client_with(policy(2), Duration::from_millis(200))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap_err();
+    let client = client_with(policy(2), Duration::from_millis(200));
+    let err = error_when_every_answer_is(&sim, slow, &client, &endpoint).await;
     let took = started.elapsed();
     assert_eq!(err.code(), "Timeout");
     assert!(err.is_retryable());
@@ -441,11 +417,7 @@ async fn slow_answers_time_out_within_bounds() {
 #[tokio::test]
 async fn the_overall_deadline_caps_a_call() {
     let (sim, endpoint) = demo().await;
-    sim.inject(
-        Fault::next(FaultKind::Delay(Duration::from_secs(5)))
-            .for_action(VNC)
-            .times(10),
-    );
+    fail_next(&sim, FaultKind::Delay(Duration::from_secs(5)), 10);
     let retry = RetryPolicy {
         max_attempts: 10,
         base_delay: Duration::from_millis(10),
@@ -453,8 +425,7 @@ async fn the_overall_deadline_caps_a_call() {
         deadline: Duration::from_millis(500),
     };
     let started = Instant::now();
-    let err = client_with(retry, Duration::from_secs(10))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
+    let err = open_linux(&client_with(retry, Duration::from_secs(10)), &endpoint)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "Timeout");
@@ -468,19 +439,13 @@ async fn the_overall_deadline_caps_a_call() {
 #[tokio::test]
 async fn dropped_connections_are_retried_then_reported() {
     let (sim, endpoint) = demo().await;
-    sim.inject(Fault::next(FaultKind::Drop).for_action(VNC));
-    client()
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap();
+    fail_next(&sim, FaultKind::Drop, 1);
+    open_linux(&client(), &endpoint).await.unwrap();
     assert_eq!(sim.stats().count(VNC, "Success"), 1);
 
     sim.reset();
-    sim.inject(Fault::next(FaultKind::Drop).for_action(VNC).times(10));
-    let err = client_with(policy(3), Duration::from_secs(2))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
-        .await
-        .unwrap_err();
+    let client = client_with(policy(3), Duration::from_secs(2));
+    let err = error_when_every_answer_is(&sim, FaultKind::Drop, &client, &endpoint).await;
     assert_eq!(err.code(), "ConnectionFailed");
     assert!(err.is_retryable());
     assert_clean(&err);
@@ -489,21 +454,13 @@ async fn dropped_connections_are_retried_then_reported() {
 
 #[tokio::test]
 async fn unreachable_endpoint_is_a_connection_failure_without_query() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    let err = client_with(policy(2), Duration::from_secs(1))
-        .describe_instance_vnc_url(&endpoint, &creds(), REGION, LINUX)
+    let closed = closed_endpoint();
+    let endpoint = Endpoint::parse(&closed).unwrap();
+    let err = open_linux(&client_with(policy(2), Duration::from_secs(1)), &endpoint)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "ConnectionFailed");
-    assert!(err.is_retryable());
-    assert_eq!(
-        err.to_string(),
-        format!("could not reach http://127.0.0.1:{port}: connection refused")
-    );
+    let shown = err.to_string();
+    assert_connection_refused(err.code(), err.is_retryable(), &shown, &closed);
     assert_clean(&err);
 }
 

@@ -2,6 +2,8 @@
 //! the operator's pacer (the same `Pacer::run` the issue path uses) in front of the real
 //! `EcsClient`. Assertions are about answers, never about how long anything took.
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +12,11 @@ use ecs_vnc_operator::controller::pacer::{PaceKey, Pacer, PacerConfig};
 use ecs_vnc_operator::sim::{
     self, Fault, FaultKind, SimAccount, SimConfig, SimHandle, SimInstance,
 };
+use serde_json::json;
+use support::ecs_sim::{self, REGION as HANGZHOU, VNC};
+use support::http::{self, status_and_json};
 use tokio::sync::Semaphore;
 
-const VNC: &str = "DescribeInstanceVncUrl";
-const HANGZHOU: &str = "cn-hangzhou";
 const SHANGHAI: &str = "cn-shanghai";
 const AK1: &str = "quota-ak-1";
 const AK2: &str = "quota-ak-2";
@@ -49,11 +52,9 @@ async fn start(quota: u32) -> (SimHandle, Endpoint) {
         reconnect_limit_per_minute: 100_000,
         ..SimConfig::default()
     };
-    let handle = sim::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("sim starts");
+    let handle = ecs_sim::start(config).await;
     handle.set_account_quota(Some(quota));
-    let endpoint = Endpoint::parse(&handle.endpoint()).unwrap();
+    let endpoint = ecs_sim::endpoint(&handle);
     (handle, endpoint)
 }
 
@@ -287,37 +288,24 @@ async fn keys_and_regions_are_paced_separately() {
 async fn the_quota_is_set_and_read_over_the_admin_api_and_counted_in_stats() {
     let (sim, endpoint) = start(5).await;
     let admin = |path: &str| format!("{}/_sim/{path}", sim.endpoint());
-    let http = reqwest::Client::new();
-    let read = |response: reqwest::Response| async move {
-        let status = response.status().as_u16();
-        let body: serde_json::Value =
-            serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-        (status, body)
+    let http = http::client();
+    let read = |path: &str| {
+        let request = http.get(admin(path)).send();
+        async move { status_and_json(request.await.unwrap()).await }
+    };
+    let set = |body: &'static str| {
+        let request = http.post(admin("quota")).body(body).send();
+        async move { status_and_json(request.await.unwrap()).await }
     };
 
-    let (status, body) = read(http.get(admin("quota")).send().await.unwrap()).await;
     assert_eq!(
-        (status, body),
-        (200, serde_json::json!({"accountQpsPerRegion": 5}))
+        read("quota").await,
+        (200, json!({"accountQpsPerRegion": 5}))
     );
-    let set = http
-        .post(admin("quota"))
-        .body(r#"{"accountQpsPerRegion": 1}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        read(set).await.1,
-        serde_json::json!({"accountQpsPerRegion": 1})
-    );
+    let answer = set(r#"{"accountQpsPerRegion": 1}"#).await;
+    assert_eq!(answer.1, json!({"accountQpsPerRegion": 1}));
     assert_eq!(sim.account_quota(), Some(1));
-    let bad = http
-        .post(admin("quota"))
-        .body(r#"{"qps": 1}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    assert_eq!(set(r#"{"qps": 1}"#).await.0, 400);
 
     let (c, ak1) = (client(), creds(AK1));
     let instance = instance_id(HANGZHOU, 0);
@@ -335,22 +323,14 @@ async fn the_quota_is_set_and_read_over_the_admin_api_and_counted_in_stats() {
         Some(&true),
         "the quota of 1/s refuses a quick run of calls"
     );
-    let (_, stats) = read(http.get(admin("stats")).send().await.unwrap()).await;
+    let (_, stats) = read("stats").await;
     assert_eq!(
         stats["byAccount"][AK1][HANGZHOU],
-        serde_json::json!({"calls": answers.len(), "throttled": 1})
+        json!({"calls": answers.len(), "throttled": 1})
     );
 
-    let off = http
-        .post(admin("quota"))
-        .body(r#"{"accountQpsPerRegion": null}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        read(off).await.1,
-        serde_json::json!({"accountQpsPerRegion": null})
-    );
+    let answer = set(r#"{"accountQpsPerRegion": null}"#).await;
+    assert_eq!(answer.1, json!({"accountQpsPerRegion": null}));
     call().await.expect("no quota");
     sim.shutdown().await;
 }

@@ -1,5 +1,5 @@
 //! `kubectl-vnc` end to end: the real binary against the local control plane, ecs-sim and the
-//! operator (see `tests/support/harness.rs`). Run with `scripts/test.sh`, or
+//! operator (see `tests/support/`). Run with `scripts/test.sh`, or
 //! `cargo test --test plugin -- --include-ignored` once `scripts/local-cluster.sh build` is done.
 
 mod support;
@@ -12,9 +12,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::harness::{Env, LINUX};
-
-const WAIT: Duration = Duration::from_secs(30);
+use support::cluster::Cluster;
+use support::ecs_sim::LINUX;
+use support::env::Env;
+use support::scratch::ScratchDir;
+use support::session_wait::WAIT;
 
 /// One run of the plugin binary.
 struct Ran {
@@ -60,6 +62,12 @@ async fn plugin(kubeconfig: &Path, args: &[&str]) -> Ran {
     ran(out, started)
 }
 
+/// The plugin as the cluster admin, in `env`'s namespace: `-n NS ARGS`.
+async fn plugin_in(env: &Env, args: &[&str]) -> Ran {
+    let args = [&["-n", env.ns.as_str()], args].concat();
+    plugin(env.kubeconfig(), &args).await
+}
+
 /// For the tests that need no ecs-sim.
 fn plugin_blocking(mut command: Command) -> Ran {
     let started = Instant::now();
@@ -90,17 +98,10 @@ fn seconds_left(stderr: &str) -> f64 {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn open_print_gives_a_fresh_url_with_most_of_its_window_left() {
-    let env = Env::new("plugin-open").await;
-    let _op = env.operator(&[]);
-    env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
-    let first = env.wait_phase("web-1", "Ready", WAIT).await;
+    let (env, _op, first) = Env::with_ready_session("plugin-open", "web-1").await;
     let first_url = first.status.unwrap().console_url.unwrap();
 
-    let ran = plugin(
-        env.kubeconfig(),
-        &["-n", &env.ns, "open", "web-1", "--print"],
-    )
-    .await;
+    let ran = plugin_in(&env, &["open", "web-1", "--print"]).await;
     assert_eq!(ran.code, 0, "{ran:?}");
     let lines: Vec<&str> = ran.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "stdout is the URL alone: {ran:?}");
@@ -129,11 +130,7 @@ async fn open_print_gives_a_fresh_url_with_most_of_its_window_left() {
     assert!((13.0..=15.0).contains(&left), "{left} s left: {ran:?}");
 
     // Each open is a new request, served once.
-    let again = plugin(
-        env.kubeconfig(),
-        &["-n", &env.ns, "open", "web-1", "--print"],
-    )
-    .await;
+    let again = plugin_in(&env, &["open", "web-1", "--print"]).await;
     assert_eq!(again.code, 0, "{again:?}");
     assert_ne!(again.stdout, ran.stdout);
     let st = env.api().get("web-1").await.unwrap().status.unwrap();
@@ -143,12 +140,9 @@ async fn open_print_gives_a_fresh_url_with_most_of_its_window_left() {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn open_without_print_reports_a_missing_browser_but_succeeds() {
-    let env = Env::new("plugin-browser").await;
-    let _op = env.operator(&[]);
-    env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
-    env.wait_phase("web-1", "Ready", WAIT).await;
+    let (env, _op, _) = Env::with_ready_session("plugin-browser", "web-1").await;
 
-    let ran = plugin(env.kubeconfig(), &["-n", &env.ns, "open", "web-1"]).await;
+    let ran = plugin_in(&env, &["open", "web-1"]).await;
     assert_eq!(ran.code, 0, "{ran:?}");
     assert!(ran.stdout.contains("vncUrl="), "{ran:?}");
     assert!(
@@ -161,11 +155,7 @@ async fn open_without_print_reports_a_missing_browser_but_succeeds() {
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn open_of_a_missing_session_says_so_and_exits_3() {
     let env = Env::new("plugin-missing").await;
-    let ran = plugin(
-        env.kubeconfig(),
-        &["-n", &env.ns, "open", "ghost", "--print"],
-    )
-    .await;
+    let ran = plugin_in(&env, &["open", "ghost", "--print"]).await;
     assert_eq!(ran.code, 3, "{ran:?}");
     assert!(ran.stdout.is_empty(), "{ran:?}");
     assert!(
@@ -181,17 +171,10 @@ async fn open_of_a_missing_session_says_so_and_exits_3() {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn open_with_the_operator_stopped_times_out_naming_the_causes() {
-    let env = Env::new("plugin-timeout").await;
-    let mut op = env.operator(&[]);
-    env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
-    env.wait_phase("web-1", "Ready", WAIT).await;
+    let (env, mut op, _) = Env::with_ready_session("plugin-timeout", "web-1").await;
     op.terminate();
 
-    let ran = plugin(
-        env.kubeconfig(),
-        &["-n", &env.ns, "open", "web-1", "--timeout", "1500ms"],
-    )
-    .await;
+    let ran = plugin_in(&env, &["open", "web-1", "--timeout", "1500ms"]).await;
     assert_eq!(ran.code, 7, "{ran:?}");
     assert!(ran.stdout.is_empty(), "{ran:?}");
     assert!(ran.stderr.contains("within 1500ms"), "{ran:?}");
@@ -216,7 +199,7 @@ async fn open_of_a_failed_or_closed_session_gives_the_reason_and_the_fix() {
     env.wait_phase("no-secret", "Failed", WAIT).await;
     env.wait_phase("short", "Closed", WAIT).await;
 
-    let failed = plugin(env.kubeconfig(), &["-n", &env.ns, "open", "no-secret"]).await;
+    let failed = plugin_in(&env, &["open", "no-secret"]).await;
     assert_eq!(failed.code, 10, "{failed:?}");
     assert!(failed.stdout.is_empty(), "{failed:?}");
     assert!(
@@ -225,7 +208,7 @@ async fn open_of_a_failed_or_closed_session_gives_the_reason_and_the_fix() {
     );
     assert!(failed.stderr.contains("fix:"), "{failed:?}");
 
-    let closed = plugin(env.kubeconfig(), &["-n", &env.ns, "open", "short"]).await;
+    let closed = plugin_in(&env, &["open", "short"]).await;
     assert_eq!(closed.code, 11, "{closed:?}");
     assert!(closed.stderr.contains("is Closed"), "{closed:?}");
     assert!(closed.stderr.contains("raise spec.ttl"), "{closed:?}");
@@ -243,14 +226,16 @@ async fn list_and_status_show_phase_time_left_and_events() {
     ));
     env.wait_phase("no-secret", "Failed", WAIT).await;
     env.wait_phase("web-1", "Ready", WAIT).await;
-    let opened = plugin(
-        env.kubeconfig(),
-        &["-n", &env.ns, "open", "web-1", "--print"],
-    )
-    .await;
+    let opened = plugin_in(&env, &["open", "web-1", "--print"]).await;
     assert_eq!(opened.code, 0, "{opened:?}");
 
-    let list = plugin(env.kubeconfig(), &["-n", &env.ns, "list"]).await;
+    list_shows_both(&env).await;
+    status_shows_both(&env).await;
+}
+
+/// `list` (and `list -A`) of a namespace with the Ready `web-1` and the Failed `no-secret`.
+async fn list_shows_both(env: &Env) {
+    let list = plugin_in(env, &["list"]).await;
     assert_eq!(list.code, 0, "{list:?}");
     let header: Vec<&str> = list
         .stdout
@@ -302,26 +287,25 @@ async fn list_and_status_show_phase_time_left_and_events() {
             .any(|l| l.starts_with(&env.ns) && l.contains("web-1")),
         "{all:?}"
     );
+}
 
-    let status = plugin(env.kubeconfig(), &["-n", &env.ns, "status", "web-1"]).await;
+/// `status` of the Ready `web-1` (opened once) and of the Failed `no-secret`.
+async fn status_shows_both(env: &Env) {
+    let status = plugin_in(env, &["status", "web-1"]).await;
     assert_eq!(status.code, 0, "{status:?}");
     let text = &status.stdout;
-    assert!(text.contains("Phase:        Ready\n"), "{status:?}");
-    assert!(
-        text.contains(&format!("Instance:     {LINUX} in cn-hangzhou (Linux)")),
-        "{status:?}"
-    );
-    assert!(
-        text.contains("s left to open a connection (until "),
-        "{status:?}"
-    );
-    assert!(
-        text.contains("s left at most for a connection opened in time"),
-        "{status:?}"
-    );
-    assert!(text.contains("Refreshable:  false\n"), "{status:?}");
-    assert!(text.contains("Last error:   none\n"), "{status:?}");
-    assert!(text.contains("URLs issued:  2\n"), "{status:?}");
+    let instance = format!("Instance:     {LINUX} in cn-hangzhou (Linux)");
+    for shown in [
+        "Phase:        Ready\n",
+        &instance,
+        "s left to open a connection (until ",
+        "s left at most for a connection opened in time",
+        "Refreshable:  false\n",
+        "Last error:   none\n",
+        "URLs issued:  2\n",
+    ] {
+        assert!(text.contains(shown), "{shown:?}: {status:?}");
+    }
     let events = &text[text.find("Events:\n").expect("events section")..];
     assert!(events.contains("UrlIssued"), "{status:?}");
     assert!(events.contains("RefreshRequested"), "{status:?}");
@@ -330,7 +314,7 @@ async fn list_and_status_show_phase_time_left_and_events() {
         "status never shows the URL: {status:?}"
     );
 
-    let failed = plugin(env.kubeconfig(), &["-n", &env.ns, "status", "no-secret"]).await;
+    let failed = plugin_in(env, &["status", "no-secret"]).await;
     assert_eq!(failed.code, 0, "{failed:?}");
     assert!(
         failed.stdout.contains("Phase:        Failed\n"),
@@ -348,23 +332,13 @@ async fn list_and_status_show_phase_time_left_and_events() {
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn refresh_sets_a_new_value_that_the_operator_serves() {
-    let env = Env::new("plugin-refresh").await;
-    let _op = env.operator(&[]);
-    env.apply_ok(&env.session("web-1", json!({"isWindows": false})));
-    env.wait_phase("web-1", "Ready", WAIT).await;
+    let (env, _op, _) = Env::with_ready_session("plugin-refresh", "web-1").await;
 
-    let ran = plugin(env.kubeconfig(), &["-n", &env.ns, "refresh", "web-1"]).await;
+    let ran = plugin_in(&env, &["refresh", "web-1"]).await;
     assert_eq!(ran.code, 0, "{ran:?}");
     let value = ran.stdout.trim().to_owned();
     assert!(!value.is_empty(), "{ran:?}");
-    let served = env
-        .wait_for("web-1", WAIT, |s| {
-            s.status
-                .as_ref()
-                .and_then(|st| st.observed_refresh.as_deref())
-                == Some(value.as_str())
-        })
-        .await;
+    let served = env.wait_served("web-1", &value, WAIT).await;
     assert_eq!(
         served.metadata.annotations.unwrap()["ecsvnc.dev/refresh"],
         value
@@ -405,7 +379,7 @@ async fn a_user_without_rbac_is_told_the_verb_and_resource() {
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 fn without_the_crd_the_fix_is_to_install_it() {
     // A plain control plane of its own: the shared one (and any hybrid) has the CRD.
-    let bare = support::cluster::Cluster::start_plain();
+    let bare = Cluster::start_plain();
     let ran = plugin_blocking(command(&bare.kubeconfig, &["-n", "default", "list"]));
     assert_eq!(ran.code, 4, "{ran:?}");
     assert!(
@@ -420,11 +394,10 @@ fn without_the_crd_the_fix_is_to_install_it() {
 /// Needs no cluster: the kubeconfig is what is missing.
 #[test]
 fn without_a_kubeconfig_it_says_how_to_point_at_one() {
-    let home = std::env::temp_dir().join(format!("kubectl-vnc-nohome-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
+    let home = ScratchDir::new("kubectl-vnc-nohome");
     let mut bare = Command::new(env!("CARGO_BIN_EXE_kubectl-vnc"));
     isolate(&mut bare);
-    bare.arg("list").env("HOME", &home);
+    bare.arg("list").env("HOME", home.path());
     let ran = plugin_blocking(bare);
     assert_eq!(ran.code, 6, "{ran:?}");
     assert!(ran.stderr.contains("no kubeconfig found"), "{ran:?}");
@@ -435,5 +408,4 @@ fn without_a_kubeconfig_it_says_how_to_point_at_one() {
 
     let ran = plugin_blocking(command(&home.join("absent"), &["list"]));
     assert_eq!(ran.code, 6, "{ran:?}");
-    std::fs::remove_dir_all(&home).unwrap();
 }

@@ -51,9 +51,13 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use ecs_vnc_operator::sim::{self, SimConfig};
 use serde_json::{Value, json};
-use support::harness::Env;
+use support::cluster::bin_dir;
+use support::ecs_sim::{self, WINDOWS};
+use support::env::Env;
+use support::markdown::{code_spans, only_code, outside_parens, table};
+use support::paths::{read as source, root};
+use support::ports::closed_endpoint;
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_ecs-vnc-operator");
 const PLUGIN: &str = env!("CARGO_BIN_EXE_kubectl-vnc");
@@ -65,10 +69,6 @@ const MARKER_KINDS: [&str; 4] = ["run", "output", "transcript", "cleanup"];
 /// to the timing the walk-through shows (a URL's 15 s window).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// README.md (or, to try a README before it is pasted, the file `ECSVNC_README` names).
 fn readme() -> Readme {
     let path = std::env::var_os("ECSVNC_README")
@@ -77,10 +77,6 @@ fn readme() -> Readme {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     Readme::parse(&text)
-}
-
-fn source(file: &str) -> String {
-    std::fs::read_to_string(root().join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -205,56 +201,6 @@ impl Readme {
             .filter(|b| b.marker.as_deref() == Some(kind))
             .collect()
     }
-}
-
-/// The text of the inline code spans (`like this`) in `text`, in order.
-fn code_spans(text: &str) -> Vec<String> {
-    text.split('`')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.to_owned())
-        .collect()
-}
-
-/// `text` without what is inside parentheses (nested ones too).
-fn outside_parens(text: &str) -> String {
-    let mut depth = 0usize;
-    let mut out = String::new();
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The rows of the markdown table whose header row starts with `| first |`, as trimmed cells.
-fn table(text: &str, first: &str) -> Vec<Vec<String>> {
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let header = format!("| {first} |");
-    let start = lines
-        .iter()
-        .position(|l| l.starts_with(&header))
-        .unwrap_or_else(|| panic!("no table starting with {header:?}"));
-    lines[start + 2..]
-        .iter()
-        .take_while(|l| l.starts_with('|'))
-        .map(|l| {
-            l.trim_matches('|')
-                .split('|')
-                .map(|c| c.trim().to_owned())
-                .collect()
-        })
-        .collect()
-}
-
-/// A markdown cell that is exactly one code span, e.g. `` `15s` ``.
-fn only_code(cell: &str) -> Option<&str> {
-    let inner = cell.strip_prefix('`')?.strip_suffix('`')?;
-    (!inner.contains('`')).then_some(inner)
 }
 
 /// "Exit codes: 0 ok, 1 unexpected, 2 usage (...), ..." from `text` (the paragraph or list item
@@ -1101,9 +1047,7 @@ fn without(args: &[String], flag: &str) -> Vec<String> {
 async fn the_url_command_does_what_the_readme_says() {
     let readme = readme();
     let section = readme.section_or_paste("### Without Kubernetes: `ecs-vnc-operator url`");
-    let sim = sim::start(SimConfig::demo(), "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let sim = ecs_sim::demo().await;
     let (env, args, listen) = readme_url_command(&readme);
     let endpoint_arg = args
         .iter()
@@ -1145,11 +1089,7 @@ async fn the_url_command_does_what_the_readme_says() {
     );
     // "`--windows auto|true|false` (default `auto` asks `DescribeInstances` for the `OSType`)".
     assert!(section.contains("--windows auto|true|false"));
-    let windows = url(
-        &with_value(&args, "--instance-id", "i-bp1windows0000000001"),
-        &env,
-    )
-    .await;
+    let windows = url(&with_value(&args, "--instance-id", WINDOWS), &env).await;
     let windows: Value = serde_json::from_slice(&windows.stdout).unwrap();
     assert_eq!(
         windows["isWindows"],
@@ -1166,10 +1106,7 @@ async fn the_url_command_does_what_the_readme_says() {
         constants.keys().collect::<Vec<_>>(),
         "README vs the EXIT_ constants of src/cli/url.rs"
     );
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let closed = closed_endpoint();
     let no_env: Vec<(String, String)> = Vec::new();
     let cases = [
         ("success", args.clone(), env.clone(), "success"),
@@ -1188,7 +1125,7 @@ async fn the_url_command_does_what_the_readme_says() {
         ("no credentials", args.clone(), no_env, "no credentials"),
         (
             "an endpoint nobody listens on",
-            with_value(&args, "--endpoint", &format!("http://{closed}")),
+            with_value(&args, "--endpoint", &closed),
             env.clone(),
             "unreachable endpoint",
         ),
@@ -1402,9 +1339,7 @@ async fn the_metrics_table_is_what_a_fresh_operator_serves() {
     );
 
     // With a session served, every family is there: the same names, and their label names.
-    env.apply_ok(&env.session("web-1", json!({})));
-    env.wait_phase("web-1", "Ready", Duration::from_secs(30))
-        .await;
+    env.apply_ready("web-1", json!({})).await;
     // (The reconcile that wrote Ready is counted once it returns: a moment later.)
     let deadline = Instant::now() + Duration::from_secs(10);
     let served = loop {
@@ -1751,12 +1686,7 @@ fn ports_free(text: &str) {
 
 /// The local control plane's binaries: a test never builds them (that takes minutes).
 fn control_plane_built() {
-    let cache = std::env::var_os("ECSVNC_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ecs-vnc-operator")
-        });
-    let bin = cache.join("k8s-1.20.2/bin");
+    let bin = bin_dir();
     for name in ["etcd", "kube-apiserver", "kube-controller-manager"] {
         assert!(
             bin.join(name).is_file(),

@@ -3,13 +3,14 @@
 //! `endpoint_map`, read by `tests/support/sdk_regions.py` in the venv of `scripts/venv.sh`)
 //! names, so that the table cannot drift from its source.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod support;
 
 use ecs_vnc_operator::aliyun::{
     AllowedEndpoints, Endpoint, REGION_OVERRIDES, Regions, SDK_REGIONS,
 };
 use serde::Deserialize;
+use support::processes::output_ok;
+use support::venv;
 
 const FIX: &str = "run scripts/venv.sh (it installs tests/requirements.txt, aliyun-python-sdk-core \
                    and aliyun-python-sdk-ecs included, into the venv)";
@@ -22,36 +23,8 @@ struct Sdk {
     overrides: Vec<(String, String)>,
 }
 
-fn venv_python() -> PathBuf {
-    let cache = match std::env::var_os("ECSVNC_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/ecs-vnc-operator")
-        }
-    };
-    cache.join("venv/bin/python")
-}
-
 fn sdk() -> Sdk {
-    let python = venv_python();
-    assert!(
-        python.exists(),
-        "the venv's Python {} is missing: {FIX}",
-        python.display()
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/sdk_regions.py");
-    let out = Command::new(&python)
-        .arg("-I")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {FIX}", python.display()));
-    assert!(
-        out.status.success(),
-        "{} failed: {}; {FIX}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(&mut venv::script("sdk_regions.py", FIX), FIX);
     serde_json::from_slice(&out.stdout).expect("sdk_regions.py prints one JSON object")
 }
 

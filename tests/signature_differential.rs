@@ -21,16 +21,18 @@
 //!
 //! `SIGNATURE_DIFF_SEED` (decimal or 0x-hex) replays another seed; the seed is printed on failure.
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Instant;
 
 use ecs_vnc_operator::aliyun::signature::{percent_decode, percent_encode, sign, string_to_sign};
 use serde::Deserialize;
 use serde_json::json;
+use support::venv;
 
 const DEFAULT_SEED: u64 = 0x00ec_5a1b_ab0c_0de1;
 const RANDOM_COMPOSE_CASES: usize = 4000;
@@ -157,16 +159,24 @@ impl Case {
         }
     }
 
+    /// Every parameter of the case as given (for a request, its query's and its body's).
+    fn given(&self) -> Vec<(&str, &str)> {
+        let given: Vec<&(String, String)> = match &self.kind {
+            Kind::Compose { params } => params.iter().collect(),
+            Kind::Request(r) => r.query.iter().chain(&r.body).collect(),
+        };
+        given
+            .into_iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
     fn names(&self) -> Vec<&str> {
-        match &self.kind {
-            Kind::Compose { params } => params.iter().map(|(n, _)| n.as_str()).collect(),
-            Kind::Request(r) => r
-                .query
-                .iter()
-                .chain(&r.body)
-                .map(|(n, _)| n.as_str())
-                .collect(),
-        }
+        self.given().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn values(&self) -> Vec<&str> {
+        self.given().into_iter().map(|(_, v)| v).collect()
     }
 }
 
@@ -586,34 +596,15 @@ struct Official {
 const FIX: &str = "run scripts/venv.sh (it installs tests/requirements.txt, aliyun-python-sdk-core \
                    included, into the venv)";
 
-fn venv_python() -> PathBuf {
-    let cache = match std::env::var_os("ECSVNC_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/ecs-vnc-operator")
-        }
-    };
-    cache.join("venv/bin/python")
-}
-
 /// Runs every case through one Python process; the answers in case order.
 fn official(cases: &[Case]) -> (Header, Vec<Official>) {
-    let python = venv_python();
-    assert!(
-        python.exists(),
-        "the venv's Python {} is missing: {FIX}",
-        python.display()
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/official_signer.py");
-    let mut child = Command::new(&python)
-        .arg("-I")
-        .arg(&script)
+    let mut script = venv::script("official_signer.py", FIX);
+    let mut child = script
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {FIX}", python.display()));
+        .unwrap_or_else(|e| panic!("cannot start {script:?}: {e}; {FIX}"));
     let mut input = String::new();
     for case in cases {
         input.push_str(&case.to_json().to_string());
@@ -878,10 +869,8 @@ fn seed() -> u64 {
     parsed.unwrap_or_else(|e| panic!("SIGNATURE_DIFF_SEED={text:?}: {e}"))
 }
 
-#[test]
-fn our_signer_matches_alibabas_official_python_sdk() {
-    let started = Instant::now();
-    let seed = seed();
+/// The fixed cases and the seeded random ones, numbered.
+fn cases(seed: u64) -> Vec<Case> {
     let mut generator = Gen {
         rng: fastrand::Rng::with_seed(seed),
     };
@@ -891,20 +880,15 @@ fn our_signer_matches_alibabas_official_python_sdk() {
     for (id, case) in cases.iter_mut().enumerate() {
         case.id = id;
     }
+    cases
+}
 
-    // Every byte class shows up in names and in values (secrets aside), whatever the seed.
+/// Every byte class shows up in names and in values (secrets aside), whatever the seed; and
+/// plenty of cases have an empty value.
+fn assert_every_class_is_covered(cases: &[Case], seed: u64) {
     let mut coverage: BTreeMap<(Class, &str), usize> = BTreeMap::new();
-    for case in &cases {
-        let values: Vec<&str> = match &case.kind {
-            Kind::Compose { params } => params.iter().map(|(_, v)| v.as_str()).collect(),
-            Kind::Request(r) => r
-                .query
-                .iter()
-                .chain(&r.body)
-                .map(|(_, v)| v.as_str())
-                .collect(),
-        };
-        for (place, texts) in [("names", case.names()), ("values", values)] {
+    for case in cases {
+        for (place, texts) in [("names", case.names()), ("values", case.values())] {
             for c in texts.iter().flat_map(|t| t.chars()) {
                 *coverage.entry((classify(c), place)).or_default() += 1;
             }
@@ -921,27 +905,18 @@ fn our_signer_matches_alibabas_official_python_sdk() {
     }
     let empty_values = cases
         .iter()
-        .filter(|c| match &c.kind {
-            Kind::Compose { params } => params.iter().any(|(_, v)| v.is_empty()),
-            Kind::Request(r) => r.query.iter().chain(&r.body).any(|(_, v)| v.is_empty()),
-        })
+        .filter(|c| c.values().iter().any(|v| v.is_empty()))
         .count();
     assert!(
         empty_values > 100,
         "cases with an empty value: {empty_values}"
     );
+}
 
-    let (header, answers) = official(&cases);
-
-    // The reference itself reproduces Alibaba's documented example.
-    assert_eq!(
-        answers[0].signature, DOCUMENTED_SIGNATURE,
-        "{} does not reproduce the documented example",
-        header.sdk
-    );
-
+/// The cases where our signer and the SDK differ.
+fn mismatches<'a>(cases: &'a [Case], answers: &'a [Official]) -> Vec<Mismatch<'a>> {
     let mut mismatches = Vec::new();
-    for (case, sdk) in cases.iter().zip(&answers) {
+    for (case, sdk) in cases.iter().zip(answers) {
         let ours = ours(case);
         let url_differs = match (&ours.url_pairs, &sdk.url) {
             (Some(a), Some(url)) => a != &sdk_url_pairs(url),
@@ -960,6 +935,26 @@ fn our_signer_matches_alibabas_official_python_sdk() {
             });
         }
     }
+    mismatches
+}
+
+#[test]
+fn our_signer_matches_alibabas_official_python_sdk() {
+    let started = Instant::now();
+    let seed = seed();
+    let cases = cases(seed);
+    assert_every_class_is_covered(&cases, seed);
+
+    let (header, answers) = official(&cases);
+
+    // The reference itself reproduces Alibaba's documented example.
+    assert_eq!(
+        answers[0].signature, DOCUMENTED_SIGNATURE,
+        "{} does not reproduce the documented example",
+        header.sdk
+    );
+
+    let mismatches = mismatches(&cases, &answers);
     let elapsed = started.elapsed();
     eprintln!(
         "{} cases (seed {seed:#x}) against {} on Python {}: {} differ, {elapsed:.2?}",
@@ -968,10 +963,14 @@ fn our_signer_matches_alibabas_official_python_sdk() {
         header.python,
         mismatches.len()
     );
-    if mismatches.is_empty() {
-        return;
+    if !mismatches.is_empty() {
+        panic!("{}", summary(&mismatches, cases.len(), &header, seed));
     }
+}
 
+/// What the failure says: how many differ and how, by label and by diagnosis, and the first
+/// few in full.
+fn summary(mismatches: &[Mismatch], cases: usize, header: &Header, seed: u64) -> String {
     let mut summary = String::new();
     let count = |f: &dyn Fn(&Mismatch) -> bool| mismatches.iter().filter(|m| f(m)).count();
     let _ = writeln!(
@@ -979,7 +978,7 @@ fn our_signer_matches_alibabas_official_python_sdk() {
         "{} of {} cases differ from {} (seed {seed:#x}; SIGNATURE_DIFF_SEED replays one): \
          string to sign {}, signature {}, URL {}",
         mismatches.len(),
-        cases.len(),
+        cases,
         header.sdk,
         count(&|m| m.ours.string_to_sign != m.sdk.string_to_sign),
         count(&|m| m.ours.signature != m.sdk.signature),
@@ -988,7 +987,7 @@ fn our_signer_matches_alibabas_official_python_sdk() {
     let mut by: BTreeMap<String, usize> = BTreeMap::new();
     for Mismatch {
         case, ours, sdk, ..
-    } in &mismatches
+    } in mismatches
     {
         *by.entry(format!("label {:?}", case.label)).or_default() += 1;
         if ours.string_to_sign != sdk.string_to_sign {
@@ -1028,5 +1027,5 @@ fn our_signer_matches_alibabas_official_python_sdk() {
     {
         summary.push_str(&report(case, ours, sdk));
     }
-    panic!("{summary}");
+    summary
 }

@@ -1,213 +1,23 @@
 //! `ecs-sim` over real HTTP on 127.0.0.1: requests are signed by hand with the shared signature
 //! module, so these tests pin the protocol, not a client.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::time::{Duration, Instant};
 
-use ecs_vnc_operator::aliyun::signature::{percent_decode, percent_encode, sign, string_to_sign};
+use ecs_vnc_operator::aliyun::signature::percent_decode;
 use ecs_vnc_operator::sim::{
     self, Fault, FaultKind, InstanceStatus, SimAccount, SimConfig, SimHandle, SimInstance,
 };
 use serde_json::{Value, json};
-
-const LINUX: &str = "i-bp1hzoinajzkh91h1234";
-const WINDOWS: &str = "i-bp1windows0000000001";
-const STOPPED: &str = "i-bp1stopped000000001";
-const STARTING: &str = "i-bp1starting00000001";
-const KEY_ID: &str = "sim-access-key-id";
-const SECRET: &str = "sim-access-key-secret";
-const VNC: &str = "DescribeInstanceVncUrl";
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-async fn demo() -> SimHandle {
-    sim::start(SimConfig::demo(), loopback()).await.unwrap()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-fn now_timestamp() -> String {
-    timestamp_at(jiff::Timestamp::now())
-}
-
-fn timestamp_at(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// One hand-built RPC request: common parameters filled in, everything overridable.
-#[derive(Clone)]
-struct Call {
-    method: reqwest::Method,
-    params: Vec<(String, String)>,
-    secret: String,
-    /// Sign as if this method were used (to provoke a mismatch); defaults to `method`.
-    sign_as: Option<&'static str>,
-    /// Parameters moved into an `application/x-www-form-urlencoded` body.
-    form: Option<String>,
-}
-
-impl Call {
-    fn new(action: &str) -> Self {
-        let params = [
-            ("Action", action.to_owned()),
-            ("Version", "2014-05-26".to_owned()),
-            ("Format", "JSON".to_owned()),
-            ("AccessKeyId", KEY_ID.to_owned()),
-            ("SignatureMethod", "HMAC-SHA1".to_owned()),
-            ("SignatureVersion", "1.0".to_owned()),
-            ("SignatureNonce", uuid::Uuid::new_v4().to_string()),
-            ("Timestamp", now_timestamp()),
-        ]
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v))
-        .collect();
-        Call {
-            method: reqwest::Method::POST,
-            params,
-            secret: SECRET.to_owned(),
-            sign_as: None,
-            form: None,
-        }
-    }
-
-    fn vnc(region: &str, instance: &str) -> Self {
-        Call::new(VNC)
-            .set("RegionId", region)
-            .set("InstanceId", instance)
-    }
-
-    fn set(mut self, name: &str, value: &str) -> Self {
-        self.params.retain(|(n, _)| n != name);
-        self.params.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    fn without(mut self, name: &str) -> Self {
-        self.params.retain(|(n, _)| n != name);
-        self
-    }
-
-    fn key(self, id: &str, secret: &str) -> Self {
-        let mut call = self.set("AccessKeyId", id);
-        call.secret = secret.to_owned();
-        call
-    }
-
-    fn get(mut self) -> Self {
-        self.method = reqwest::Method::GET;
-        self
-    }
-
-    fn server_string_to_sign(&self, method: &str) -> String {
-        string_to_sign(
-            method,
-            self.params.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        )
-    }
-
-    fn signature(&self) -> String {
-        let method = self.sign_as.unwrap_or(self.method.as_str());
-        sign(&self.secret, &self.server_string_to_sign(method))
-    }
-
-    fn query(&self) -> String {
-        let signature = self.signature();
-        let form_names: Vec<&str> = self
-            .form
-            .as_deref()
-            .map(|f| f.split(',').collect())
-            .unwrap_or_default();
-        let mut pairs: Vec<String> = self
-            .params
-            .iter()
-            .filter(|(n, _)| !form_names.contains(&n.as_str()))
-            .map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v)))
-            .collect();
-        pairs.push(format!("Signature={}", percent_encode(&signature)));
-        pairs.join("&")
-    }
-
-    /// The form body: form encoding, so spaces become `+`.
-    fn body(&self) -> Option<String> {
-        let names: Vec<&str> = self.form.as_deref()?.split(',').collect();
-        Some(
-            self.params
-                .iter()
-                .filter(|(n, _)| names.contains(&n.as_str()))
-                .map(|(n, v)| {
-                    format!(
-                        "{}={}",
-                        percent_encode(n),
-                        percent_encode(v).replace("%20", "+")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("&"),
-        )
-    }
-
-    async fn send(&self, sim: &SimHandle) -> Answer {
-        self.send_raw(sim, &self.query()).await
-    }
-
-    async fn send_raw(&self, sim: &SimHandle, query: &str) -> Answer {
-        let url = format!("{}/?{query}", sim.endpoint());
-        let mut request = http().request(self.method.clone(), url);
-        if let Some(body) = self.body() {
-            request = request
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body);
-        }
-        let response = request.send().await.expect("request");
-        Answer::read(response).await
-    }
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    raw: Vec<u8>,
-    json: Value,
-}
-
-impl Answer {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let raw = response.bytes().await.expect("body").to_vec();
-        let json = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Answer { status, raw, json }
-    }
-
-    fn code(&self) -> &str {
-        self.json["Code"].as_str().unwrap_or("<no Code>")
-    }
-
-    fn message(&self) -> &str {
-        self.json["Message"].as_str().unwrap_or("<no Message>")
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!((self.status, self.code()), (status, code), "{}", self.json);
-        for field in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
-            assert!(self.json[field].is_string(), "{field} in {}", self.json);
-        }
-    }
-}
-
-fn assert_request_id(id: &str) {
-    assert_eq!(id.len(), 36, "{id}");
-    assert_eq!(id, id.to_ascii_uppercase(), "{id}");
-    uuid::Uuid::parse_str(id).unwrap();
-}
+use support::ecs_sim::{
+    self, LINUX, SIM_KEY_ID, SIM_KEY_SECRET, STARTING, STOPPED, VNC, WINDOWS, demo, loopback,
+};
+use support::http::{self, json as json_body};
+use support::processes::signal;
+use support::sim_process::SimProcess;
+use support::sim_requests::{Answer, Call, assert_refusals, assert_request_id, timestamp_at};
+use support::waiting::{poll, until};
 
 #[tokio::test]
 async fn vnc_url_for_linux_and_windows_instances_has_the_documented_shape() {
@@ -241,8 +51,8 @@ async fn vnc_url_for_linux_and_windows_instances_has_the_documented_shape() {
 async fn describe_instances_lists_matching_instances_with_os_type() {
     let sim = demo().await;
     let ids = json!([WINDOWS, LINUX, "i-doesnotexist"]).to_string();
-    let answer = Call::new("DescribeInstances")
-        .set("RegionId", "cn-hangzhou")
+    let describe = |region: &str| Call::new("DescribeInstances").set("RegionId", region);
+    let answer = describe("cn-hangzhou")
         .set("InstanceIds", &ids)
         .send(&sim)
         .await;
@@ -265,31 +75,25 @@ async fn describe_instances_lists_matching_instances_with_os_type() {
     assert_eq!(listed[0]["RegionId"], "cn-hangzhou");
     assert!(listed[0]["InstanceName"].is_string());
 
-    let elsewhere = Call::new("DescribeInstances")
-        .set("RegionId", "cn-shanghai")
+    let elsewhere = describe("cn-shanghai")
         .set("InstanceIds", &ids)
         .send(&sim)
         .await;
     assert_eq!(elsewhere.status, 200);
     assert_eq!(elsewhere.json["TotalCount"], 0);
 
-    let all = Call::new("DescribeInstances")
-        .set("RegionId", "cn-hangzhou")
-        .send(&sim)
-        .await;
+    let all = describe("cn-hangzhou").send(&sim).await;
     assert_eq!(all.json["TotalCount"], 4);
 
-    Call::new("DescribeInstances")
-        .set("RegionId", "cn-hangzhou")
-        .set("InstanceIds", LINUX)
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidInstanceIds.Malformed");
-    Call::new("DescribeInstances")
-        .set("RegionId", "mars-north-1")
-        .send(&sim)
-        .await
-        .assert_error(404, "InvalidRegionId.NotFound");
+    let refusals = [
+        (
+            describe("cn-hangzhou").set("InstanceIds", LINUX),
+            400,
+            "InvalidInstanceIds.Malformed",
+        ),
+        (describe("mars-north-1"), 404, "InvalidRegionId.NotFound"),
+    ];
+    assert_refusals(&sim, refusals).await;
     sim.shutdown().await;
 }
 
@@ -301,25 +105,20 @@ async fn sts_account_needs_exactly_its_token() {
         access_key_secret: "sts-secret".into(),
         security_token: Some("token-abc".into()),
     });
-    let sim = sim::start(config, loopback()).await.unwrap();
+    let sim = ecs_sim::start(config).await;
     let sts = || Call::vnc("cn-hangzhou", LINUX).key("STS.sim", "sts-secret");
 
     let ok = sts().set("SecurityToken", "token-abc").send(&sim).await;
     assert_eq!(ok.status, 200, "{}", ok.json);
-    sts()
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidSecurityToken.Mismatch");
-    sts()
-        .set("SecurityToken", "token-xyz")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidSecurityToken.Mismatch");
-    Call::vnc("cn-hangzhou", LINUX)
-        .set("SecurityToken", "token-abc")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidSecurityToken.Malformed");
+    let mismatch = "InvalidSecurityToken.Mismatch";
+    // The token of an STS account, sent for an AccessKey that has none.
+    let stray = Call::vnc("cn-hangzhou", LINUX).set("SecurityToken", "token-abc");
+    let refusals = [
+        (sts(), 400, mismatch),
+        (sts().set("SecurityToken", "token-xyz"), 400, mismatch),
+        (stray, 400, "InvalidSecurityToken.Malformed"),
+    ];
+    assert_refusals(&sim, refusals).await;
     sim.shutdown().await;
 }
 
@@ -391,7 +190,7 @@ async fn every_error_of_the_seed_table_has_its_status_and_message() {
 #[tokio::test]
 async fn signature_mismatch_shows_the_servers_string_to_sign() {
     let sim = demo().await;
-    let call = Call::vnc("cn-hangzhou", LINUX).key(KEY_ID, "wrong-secret");
+    let call = Call::vnc("cn-hangzhou", LINUX).key(SIM_KEY_ID, "wrong-secret");
     let answer = call.send(&sim).await;
     answer.assert_error(400, "SignatureDoesNotMatch");
     let expected = format!(
@@ -424,10 +223,9 @@ async fn signature_mismatch_shows_the_servers_string_to_sign() {
 async fn unknown_access_key_is_not_found() {
     let sim = demo().await;
     Call::vnc("cn-hangzhou", LINUX)
-        .key("no-such-key", SECRET)
-        .send(&sim)
-        .await
-        .assert_error(404, "InvalidAccessKeyId.NotFound");
+        .key("no-such-key", SIM_KEY_SECRET)
+        .refused(&sim, 404, "InvalidAccessKeyId.NotFound")
+        .await;
     sim.shutdown().await;
 }
 
@@ -453,9 +251,8 @@ async fn timestamps_must_be_well_formed_and_within_fifteen_minutes() {
     ] {
         Call::vnc("cn-hangzhou", LINUX)
             .set("Timestamp", &ts)
-            .send(&sim)
-            .await
-            .assert_error(status, code);
+            .refused(&sim, status, code)
+            .await;
     }
     for m in [-14, 14] {
         let answer = Call::vnc("cn-hangzhou", LINUX)
@@ -467,21 +264,24 @@ async fn timestamps_must_be_well_formed_and_within_fifteen_minutes() {
     sim.shutdown().await;
 }
 
+/// A URL call with `nonce`, answered once and refused when sent again; returned for more.
+async fn used_once(sim: &SimHandle, nonce: &str) -> Call {
+    let call = Call::vnc("cn-hangzhou", LINUX).set("SignatureNonce", nonce);
+    assert_eq!(call.send(sim).await.status, 200);
+    call.refused(sim, 400, "SignatureNonceUsed").await;
+    call
+}
+
 #[tokio::test]
 async fn a_nonce_is_single_use() {
     let sim = demo().await;
-    let call = Call::vnc("cn-hangzhou", LINUX).set("SignatureNonce", "nonce-1");
-    assert_eq!(call.send(&sim).await.status, 200);
-    call.send(&sim)
-        .await
-        .assert_error(400, "SignatureNonceUsed");
+    used_once(&sim, "nonce-1").await;
     // Even for another action, and freshly signed.
     Call::new("DescribeInstances")
         .set("RegionId", "cn-hangzhou")
         .set("SignatureNonce", "nonce-1")
-        .send(&sim)
-        .await
-        .assert_error(400, "SignatureNonceUsed");
+        .refused(&sim, 400, "SignatureNonceUsed")
+        .await;
     sim.shutdown().await;
 }
 
@@ -532,29 +332,20 @@ async fn missing_parameters_are_named() {
 async fn wrong_version_format_method_or_action_are_refused() {
     let sim = demo().await;
     let vnc = || Call::vnc("cn-hangzhou", LINUX);
-    vnc()
-        .set("Version", "2016-03-14")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidVersion");
-    vnc()
-        .set("Format", "XML")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidParameter");
-    vnc()
-        .set("SignatureMethod", "HMAC-SHA256")
-        .send(&sim)
-        .await
-        .assert_error(400, "IncompleteSignature");
-    Call::new("RunInstances")
-        .send(&sim)
-        .await
-        .assert_error(404, "InvalidAction.NotFound");
-    Call::new("describeinstancevncurl")
-        .send(&sim)
-        .await
-        .assert_error(404, "InvalidAction.NotFound");
+    let unknown = "InvalidAction.NotFound";
+    let refusals = [
+        (vnc().set("Version", "2016-03-14"), 400, "InvalidVersion"),
+        (vnc().set("Format", "XML"), 400, "InvalidParameter"),
+        (
+            vnc().set("SignatureMethod", "HMAC-SHA256"),
+            400,
+            "IncompleteSignature",
+        ),
+        (Call::new("RunInstances"), 404, unknown),
+        // Action names are case-sensitive.
+        (Call::new("describeinstancevncurl"), 404, unknown),
+    ];
+    assert_refusals(&sim, refusals).await;
     sim.shutdown().await;
 }
 
@@ -587,7 +378,7 @@ async fn the_thirty_first_url_in_a_minute_is_throttled_for_that_instance_only() 
         reconnect_limit_per_minute: 30,
         ..SimConfig::demo()
     };
-    let sim = sim::start(config, loopback()).await.unwrap();
+    let sim = ecs_sim::start(config).await;
     for n in 1..=30 {
         let answer = Call::vnc("cn-hangzhou", LINUX).send(&sim).await;
         assert_eq!(answer.status, 200, "call {n}: {}", answer.json);
@@ -624,14 +415,8 @@ async fn error_faults_take_over_the_next_matching_answers() {
     let vnc = |instance| Call::vnc("cn-hangzhou", instance);
 
     sim.inject(Fault::next(FaultKind::ServiceUnavailable).times(2));
-    vnc(LINUX)
-        .send(&sim)
-        .await
-        .assert_error(503, "ServiceUnavailable");
-    vnc(LINUX)
-        .send(&sim)
-        .await
-        .assert_error(503, "ServiceUnavailable");
+    vnc(LINUX).refused(&sim, 503, "ServiceUnavailable").await;
+    vnc(LINUX).refused(&sim, 503, "ServiceUnavailable").await;
     assert_eq!(vnc(LINUX).send(&sim).await.status, 200, "used up");
 
     sim.inject(Fault::next(FaultKind::Throttling));
@@ -664,10 +449,7 @@ async fn error_faults_take_over_the_next_matching_answers() {
         200,
         "a request not naming the instance is untouched"
     );
-    vnc(WINDOWS)
-        .send(&sim)
-        .await
-        .assert_error(403, "Forbidden.RAM");
+    vnc(WINDOWS).refused(&sim, 403, "Forbidden.RAM").await;
 
     sim.inject(Fault::next(FaultKind::InternalError).for_action("DescribeInstances"));
     assert_eq!(
@@ -677,21 +459,16 @@ async fn error_faults_take_over_the_next_matching_answers() {
     );
     Call::new("DescribeInstances")
         .set("RegionId", "cn-hangzhou")
-        .send(&sim)
-        .await
-        .assert_error(500, "InternalError");
+        .refused(&sim, 500, "InternalError")
+        .await;
 
     // A badly signed request never reaches a fault.
     sim.inject(Fault::next(FaultKind::InternalError));
     vnc(LINUX)
-        .key(KEY_ID, "wrong")
-        .send(&sim)
-        .await
-        .assert_error(400, "SignatureDoesNotMatch");
-    vnc(LINUX)
-        .send(&sim)
-        .await
-        .assert_error(500, "InternalError");
+        .key(SIM_KEY_ID, "wrong")
+        .refused(&sim, 400, "SignatureDoesNotMatch")
+        .await;
+    vnc(LINUX).refused(&sim, 500, "InternalError").await;
 
     let stats = sim.stats();
     assert_eq!(stats.count(VNC, "ServiceUnavailable"), 2);
@@ -725,7 +502,7 @@ async fn delay_malformed_oversized_and_drop_faults() {
 
     sim.inject(Fault::next(FaultKind::Drop));
     let call = vnc();
-    let dropped = http()
+    let dropped = http::client()
         .post(format!("{}/?{}", sim.endpoint(), call.query()))
         .send()
         .await;
@@ -748,12 +525,7 @@ async fn delay_malformed_oversized_and_drop_faults() {
 #[tokio::test]
 async fn stats_count_every_answer_and_reset_clears_state() {
     let sim = demo().await;
-    let nonce_call = Call::vnc("cn-hangzhou", LINUX).set("SignatureNonce", "reused");
-    assert_eq!(nonce_call.send(&sim).await.status, 200);
-    nonce_call
-        .send(&sim)
-        .await
-        .assert_error(400, "SignatureNonceUsed");
+    let nonce_call = used_once(&sim, "reused").await;
     Call::vnc("cn-hangzhou", STOPPED).send(&sim).await;
     Call::new("DescribeInstances")
         .set("RegionId", "cn-hangzhou")
@@ -783,92 +555,81 @@ async fn stats_count_every_answer_and_reset_clears_state() {
     sim.shutdown().await;
 }
 
+/// ecs-sim's admin API (`/_sim/...`): POSTs a body to a path, GETs a path.
+struct Admin {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Admin {
+    fn of(sim: &SimHandle) -> Admin {
+        let base = format!("{}/_sim", sim.endpoint());
+        Admin {
+            base,
+            client: http::client(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: &'static str) -> reqwest::Response {
+        let url = format!("{}/{path}", self.base);
+        self.client.post(url).body(body).send().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let url = format!("{}/{path}", self.base);
+        self.client.get(url).send().await.unwrap()
+    }
+
+    async fn stats(&self) -> Value {
+        json_body(self.get("stats").await).await
+    }
+}
+
 #[tokio::test]
 async fn admin_api_over_http() {
     let sim = demo().await;
-    let admin = |path: &str| format!("{}/_sim/{path}", sim.endpoint());
-    let client = http();
+    let admin = Admin::of(&sim);
+    let vnc = || Call::vnc("cn-hangzhou", LINUX);
 
-    let injected = client
-        .post(admin("faults"))
-        .body(r#"{"kind":"error","status":400,"code":"X.Y","message":"made up","action":"DescribeInstanceVncUrl","count":2}"#)
-        .send()
-        .await
-        .unwrap();
+    let injected = admin
+        .post(
+            "faults",
+            r#"{"kind":"error","status":400,"code":"X.Y","message":"made up","action":"DescribeInstanceVncUrl","count":2}"#,
+        )
+        .await;
     assert_eq!(injected.status(), 200);
-    Call::vnc("cn-hangzhou", LINUX)
-        .send(&sim)
-        .await
-        .assert_error(400, "X.Y");
-    Call::vnc("cn-hangzhou", LINUX)
-        .send(&sim)
-        .await
-        .assert_error(400, "X.Y");
+    for _ in 0..2 {
+        vnc().refused(&sim, 400, "X.Y").await;
+    }
+    for bad in [
+        r#"{"kind":"explode"}"#,
+        r#"{"kind":"error","status":42,"code":"X","message":"Y"}"#,
+    ] {
+        assert_eq!(admin.post("faults", bad).await.status(), 400, "{bad}");
+    }
 
-    let bad = client
-        .post(admin("faults"))
-        .body(r#"{"kind":"explode"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
-    let bad_status = client
-        .post(admin("faults"))
-        .body(r#"{"kind":"error","status":42,"code":"X","message":"Y"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_status.status(), 400);
-
-    let delayed = client
-        .post(admin("faults"))
-        .body(r#"{"kind":"delay","ms":300}"#)
-        .send()
-        .await
-        .unwrap();
-    let echo: Value = serde_json::from_slice(&delayed.bytes().await.unwrap()).unwrap();
+    let delayed = admin.post("faults", r#"{"kind":"delay","ms":300}"#).await;
+    let echo = json_body(delayed).await;
     assert_eq!(echo, json!({"kind": "delay", "ms": 300, "count": 1}));
     let started = Instant::now();
-    assert_eq!(Call::vnc("cn-hangzhou", LINUX).send(&sim).await.status, 200);
+    assert_eq!(vnc().send(&sim).await.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    let stopped = client
-        .post(admin(&format!("instances/{LINUX}/status")))
-        .body(r#"{"status":"Stopped"}"#)
-        .send()
-        .await
-        .unwrap();
+    let status_of = |instance: &str| format!("instances/{instance}/status");
+    let stopped = admin
+        .post(&status_of(LINUX), r#"{"status":"Stopped"}"#)
+        .await;
     assert_eq!(stopped.status(), 200);
-    Call::vnc("cn-hangzhou", LINUX)
-        .send(&sim)
-        .await
-        .assert_error(403, "IncorrectInstanceStatus");
-    let unknown = client
-        .post(admin("instances/i-nope/status"))
-        .body(r#"{"status":"Running"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
-    let bad_status = client
-        .post(admin(&format!("instances/{LINUX}/status")))
-        .body(r#"{"status":"Exploded"}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad_status.status(), 400);
+    vnc().refused(&sim, 403, "IncorrectInstanceStatus").await;
+    for (instance, body, status) in [
+        ("i-nope", r#"{"status":"Running"}"#, 404),
+        (LINUX, r#"{"status":"Exploded"}"#, 400),
+    ] {
+        let answer = admin.post(&status_of(instance), body).await;
+        assert_eq!(answer.status(), status, "{instance} {body}");
+    }
 
-    let stats: Value = serde_json::from_slice(
-        &client
-            .get(admin("stats"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let stats = admin.stats().await;
     assert_eq!(stats["calls"][VNC]["X.Y"], 2);
     assert_eq!(stats["calls"][VNC]["Success"], 1);
     assert_eq!(stats["calls"][VNC]["IncorrectInstanceStatus"], 1);
@@ -878,39 +639,20 @@ async fn admin_api_over_http() {
     let now = jiff::Timestamp::now().as_millisecond();
     assert!(issued <= now && issued > now - 60_000, "{issued} vs {now}");
 
-    let reset = client.post(admin("reset")).send().await.unwrap();
-    assert_eq!(reset.status(), 200);
-    let stats: Value = serde_json::from_slice(
-        &client
-            .get(admin("stats"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    assert_eq!(admin.post("reset", "").await.status(), 200);
     assert_eq!(
-        stats,
+        admin.stats().await,
         json!({"calls": {}, "byInstance": {}, "lastVncUrlMs": {}})
     );
-
-    assert_eq!(
-        client.get(admin("reset")).send().await.unwrap().status(),
-        405
-    );
-    assert_eq!(
-        client.get(admin("nothing")).send().await.unwrap().status(),
-        404
-    );
+    assert_eq!(admin.get("reset").await.status(), 405);
+    assert_eq!(admin.get("nothing").await.status(), 404);
     sim.shutdown().await;
 }
 
 #[tokio::test]
 async fn hostile_input_gets_error_json_and_the_server_survives() {
     let sim = demo().await;
-    let client = http();
+    let client = http::client();
     let endpoint = sim.endpoint();
 
     let huge = client
@@ -972,7 +714,7 @@ async fn custom_config_and_shutdown_releases_the_port() {
         reconnect_limit_per_minute: 1,
         vnc_proxy_host: "vnc.example.test".into(),
     };
-    let sim = sim::start(config, loopback()).await.unwrap();
+    let sim = ecs_sim::start(config).await;
     let call = || Call::vnc("eu-central-1", "i-custom").key("ak", "sk");
     let answer = call().send(&sim).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
@@ -981,7 +723,7 @@ async fn custom_config_and_shutdown_releases_the_port() {
             .unwrap()
             .starts_with("wss://vnc.example.test/websockify/?s=")
     );
-    call().send(&sim).await.assert_error(400, "Throttling.User");
+    call().refused(&sim, 400, "Throttling.User").await;
 
     let addr = sim.addr;
     sim.shutdown().await;
@@ -1000,81 +742,26 @@ async fn dropping_the_handle_stops_the_server() {
     let sim = demo().await;
     let addr = sim.addr;
     drop(sim);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while tokio::net::TcpStream::connect(addr).await.is_ok() {
-        assert!(Instant::now() < deadline, "still accepting after drop");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Kills the child by PID on every path out of the test.
-struct ChildGuard(std::process::Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    let failure = || "still accepting after drop".to_owned();
+    let refused = || async move { tokio::net::TcpStream::connect(addr).await.is_err() };
+    let (cap, every) = (Duration::from_secs(5), Duration::from_millis(20));
+    until(cap, every, failure, refused).await;
 }
 
 #[tokio::test]
 async fn binary_prints_its_address_serves_and_exits_on_sigterm() {
-    use std::io::BufRead;
-
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-sim"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--reconnect-limit-per-minute",
-            "5",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .map(|_| line)
-    });
-    let line = tokio::time::timeout(Duration::from_secs(30), line)
-        .await
-        .expect("first line in time")
-        .unwrap()
-        .unwrap();
-    let endpoint = line
-        .trim_end()
-        .strip_prefix("ecs-sim listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
+    let mut child = SimProcess::start(&["--reconnect-limit-per-minute", "5"]).await;
+    let endpoint = child.endpoint.clone();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
 
-    let call = Call::vnc("cn-hangzhou", LINUX);
-    let response = http()
-        .post(format!("{endpoint}/?{}", call.query()))
-        .send()
-        .await
-        .unwrap();
-    let answer = Answer::read(response).await;
+    let answer = Call::vnc("cn-hangzhou", LINUX).send_to(&endpoint).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     assert!(answer.json["VncUrl"].is_string());
 
-    let pid = child.0.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "ecs-sim ignored SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    assert!(signal(child.pid(), "TERM"));
+    let failure = || "ecs-sim ignored SIGTERM".to_owned();
+    let exited = || std::future::ready(child.try_wait());
+    let (cap, every) = (Duration::from_secs(10), Duration::from_millis(20));
+    let status = poll(cap, every, failure, exited).await;
     assert!(status.success(), "{status:?}");
 }

@@ -2,7 +2,8 @@
 //! made with `openssl` exactly as scripts/local-cluster.sh makes the cluster's `pki/sa.key` and
 //! `pki/sa.pub`; tokens are signed here with ring, like kube-apiserver signs ServiceAccount tokens.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ecs_vnc_operator::aliyun::signature::{percent_encode, sign, string_to_sign};
+use ecs_vnc_operator::aliyun::signature::percent_encode;
 use ecs_vnc_operator::sim::{
     self, Fault, FaultKind, KeylessConfig, MetadataRole, OidcProvider, SimConfig, SimHandle,
     SimRole,
@@ -18,14 +19,17 @@ use ecs_vnc_operator::sim::{
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents};
 use serde_json::{Value, json};
+use support::ecs_sim::{self, LINUX, REGION, VNC, WINDOWS, loopback};
+use support::http::{self, json};
+use support::rrsa::ISSUER;
+use support::scratch::ScratchDir;
+use support::sim_process::SimProcess;
+use support::sim_requests::{Answer, Call, now_timestamp};
 
-const ISSUER: &str = "https://kubernetes.default.svc";
 const PROVIDER: &str = "acs:ram::1234567890:oidc-provider/ack-rrsa-test";
 const ROLE: &str = "acs:ram::1234567890:role/team-a";
 const LIMITED_ROLE: &str = "acs:ram::1234567890:role/linux-only";
 const SUBJECT: &str = "system:serviceaccount:team-a:opener";
-const LINUX: &str = "i-bp1hzoinajzkh91h1234";
-const WINDOWS: &str = "i-bp1windows0000000001";
 
 /// One RSA key pair on disk, in the forms the sim reads and the form ring signs with.
 struct KeyPair {
@@ -200,55 +204,16 @@ fn keyless() -> KeylessConfig {
     keyless_with(&keys().cluster.spki_pem)
 }
 
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
+/// [`keyless`] with credentials (STS's and the metadata service's) that live two seconds.
+fn short_lived() -> KeylessConfig {
+    KeylessConfig {
+        sts_lifetime_seconds: 2,
+        ..keyless()
+    }
 }
 
 async fn start(keyless: KeylessConfig) -> SimHandle {
-    sim::start_with_keyless(SimConfig::demo(), keyless, loopback())
-        .await
-        .unwrap()
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-fn timestamp() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    json: Value,
-}
-
-impl Answer {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let json = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
-        Answer { status, json }
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            (self.status, self.json["Code"].as_str().unwrap_or("<none>")),
-            (status, code),
-            "{}",
-            self.json
-        );
-        for field in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
-            assert!(self.json[field].is_string(), "{field} in {}", self.json);
-        }
-    }
+    ecs_sim::with_keyless(keyless).await
 }
 
 /// An `AssumeRoleWithOIDC` request, parameters overridable.
@@ -262,7 +227,7 @@ impl Exchange {
             ("Action", "AssumeRoleWithOIDC"),
             ("Version", "2015-04-01"),
             ("Format", "JSON"),
-            ("Timestamp", &timestamp()),
+            ("Timestamp", &now_timestamp()),
             ("RoleArn", ROLE),
             ("OIDCProviderArn", PROVIDER),
             ("OIDCToken", token),
@@ -295,8 +260,12 @@ impl Exchange {
 
     /// The SDK's way: everything in a form body.
     async fn send(&self, sim: &SimHandle) -> Answer {
-        let response = http()
-            .post(format!("{}/", sim.endpoint()))
+        self.send_to(&sim.endpoint()).await
+    }
+
+    async fn send_to(&self, endpoint: &str) -> Answer {
+        let response = http::client()
+            .post(format!("{endpoint}/"))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(self.encoded())
             .send()
@@ -305,14 +274,26 @@ impl Exchange {
         Answer::read(response).await
     }
 
+    /// Sends it and asserts STS's error answer: this status and `Code`.
+    async fn refused(&self, sim: &SimHandle, status: u16, code: &str) -> Answer {
+        let answer = self.send(sim).await;
+        answer.assert_error(status, code);
+        answer
+    }
+
     async fn send_in_query(&self, sim: &SimHandle) -> Answer {
-        let response = http()
+        let response = http::client()
             .post(format!("{}/?{}", sim.endpoint(), self.encoded()))
             .send()
             .await
             .unwrap();
         Answer::read(response).await
     }
+}
+
+/// An exchange of the usual token that asks for credentials lasting `seconds`.
+fn asking_for(seconds: &str) -> Exchange {
+    Exchange::new(&token()).set("DurationSeconds", seconds)
 }
 
 /// Temporary credentials as a client holds them.
@@ -334,43 +315,20 @@ impl Creds {
 
     /// A signed ECS call (POST, parameters in the query) with these credentials.
     async fn ecs(&self, sim: &SimHandle, action: &str, extra: &[(&str, &str)]) -> Answer {
-        let nonce = uuid::Uuid::new_v4().to_string();
-        let ts = timestamp();
-        let mut params: Vec<(&str, &str)> = vec![
-            ("Action", action),
-            ("Version", "2014-05-26"),
-            ("Format", "JSON"),
-            ("AccessKeyId", &self.id),
-            ("SignatureMethod", "HMAC-SHA1"),
-            ("SignatureVersion", "1.0"),
-            ("SignatureNonce", &nonce),
-            ("Timestamp", &ts),
-            ("RegionId", "cn-hangzhou"),
-        ];
+        let mut call = Call::new(action)
+            .key(&self.id, &self.secret)
+            .set("RegionId", REGION);
         if let Some(token) = &self.token {
-            params.push(("SecurityToken", token));
+            call = call.set("SecurityToken", token);
         }
-        params.extend_from_slice(extra);
-        let signature = sign(
-            &self.secret,
-            &string_to_sign("POST", params.iter().copied()),
-        );
-        let query: Vec<String> = params
-            .iter()
-            .chain([("Signature", signature.as_str())].iter())
-            .map(|(n, v)| format!("{}={}", percent_encode(n), percent_encode(v)))
-            .collect();
-        let response = http()
-            .post(format!("{}/?{}", sim.endpoint(), query.join("&")))
-            .send()
-            .await
-            .unwrap();
-        Answer::read(response).await
+        for (name, value) in extra {
+            call = call.set(name, value);
+        }
+        call.send(sim).await
     }
 
     async fn vnc(&self, sim: &SimHandle, instance: &str) -> Answer {
-        self.ecs(sim, "DescribeInstanceVncUrl", &[("InstanceId", instance)])
-            .await
+        self.ecs(sim, VNC, &[("InstanceId", instance)]).await
     }
 }
 
@@ -380,10 +338,6 @@ async fn exchange(sim: &SimHandle, role: &str) -> Creds {
     Creds::from_json(&answer.json["Credentials"])
 }
 
-async fn json(response: reqwest::Response) -> Value {
-    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
-}
-
 fn parse_time(text: &str) -> jiff::Timestamp {
     text.parse().unwrap()
 }
@@ -391,10 +345,7 @@ fn parse_time(text: &str) -> jiff::Timestamp {
 #[tokio::test]
 async fn a_service_account_token_becomes_sts_credentials_that_open_consoles() {
     let sim = start(keyless()).await;
-    let answer = Exchange::new(&token())
-        .set("DurationSeconds", "3600")
-        .send(&sim)
-        .await;
+    let answer = asking_for("3600").send(&sim).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let body = &answer.json;
     assert_eq!(body["RequestId"].as_str().unwrap().len(), 36);
@@ -458,15 +409,8 @@ async fn a_service_account_token_becomes_sts_credentials_that_open_consoles() {
     let stats = sim.stats();
     assert_eq!(stats.count("AssumeRoleWithOIDC", "Success"), 1);
     assert_eq!(stats.count("DescribeInstanceVncUrl", "Success"), 1);
-    let admin: Value = http()
-        .get(format!("{}/_sim/stats", sim.endpoint()))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
-        .unwrap();
+    let stats_url = format!("{}/_sim/stats", sim.endpoint());
+    let admin = json(http::client().get(stats_url).send().await.unwrap()).await;
     assert_eq!(admin["calls"]["AssumeRoleWithOIDC"]["Success"], 1);
 }
 
@@ -481,16 +425,9 @@ async fn parameters_are_read_from_the_query_string_too() {
 
 #[tokio::test]
 async fn issued_credentials_are_refused_once_expired() {
-    let sim = start(KeylessConfig {
-        sts_lifetime_seconds: 2,
-        ..keyless()
-    })
-    .await;
+    let sim = start(short_lived()).await;
     // The configured lifetime caps a longer DurationSeconds.
-    let answer = Exchange::new(&token())
-        .set("DurationSeconds", "3600")
-        .send(&sim)
-        .await;
+    let answer = asking_for("3600").send(&sim).await;
     assert_eq!(answer.status, 200, "{}", answer.json);
     let expiration = parse_time(answer.json["Credentials"]["Expiration"].as_str().unwrap());
     assert!(expiration.as_second() - now() <= 2);
@@ -517,135 +454,133 @@ async fn issued_credentials_are_refused_once_expired() {
 #[tokio::test]
 async fn a_shorter_duration_is_granted_as_asked() {
     let sim = start(keyless()).await;
-    let answer = Exchange::new(&token())
-        .set("DurationSeconds", "900")
-        .send(&sim)
-        .await;
+    let answer = asking_for("900").send(&sim).await;
     let expiration = parse_time(answer.json["Credentials"]["Expiration"].as_str().unwrap());
     assert!((890..=900).contains(&(expiration.as_second() - now())));
     for bad in ["899", "43201", "ten", "-900"] {
         Exchange::new(&token())
             .set("DurationSeconds", bad)
-            .send(&sim)
-            .await
-            .assert_error(400, "InvalidParameter.DurationSeconds");
+            .refused(&sim, 400, "InvalidParameter.DurationSeconds")
+            .await;
     }
+}
+
+/// [`claims`] with the fields of `patch` over them.
+fn claims_with(patch: Value) -> Value {
+    let mut c = claims();
+    for (k, v) in patch.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// [`claims`] without `field`.
+fn claims_without(field: &str) -> Value {
+    let mut c = claims();
+    c.as_object_mut().unwrap().remove(field);
+    c
+}
+
+/// A JWT with `header` and no signature.
+fn unsigned(header: Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    )
+}
+
+/// HS256 "signed" with the public key as the HMAC secret: the classic confusion attack.
+fn hs256_with_the_public_key() -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "HS256"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &std::fs::read(&keys().cluster.spki_pem).unwrap(),
+    );
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// `real` with its claims replaced after signing.
+fn tampered(real: &str) -> String {
+    let mut parts: Vec<String> = real.split('.').map(str::to_owned).collect();
+    let mut c = claims();
+    c["sub"] = json!("system:serviceaccount:kube-system:admin");
+    parts[1] = URL_SAFE_NO_PAD.encode(c.to_string());
+    parts.join(".")
+}
+
+const INVALID: &str = "AuthenticationFail.OIDCToken.Invalid";
+const INVALID_SIGNATURE: &str = "AuthenticationFail.OIDCToken.InvalidSignature";
+
+/// Tokens STS refuses, what is wrong with each, and the code it answers.
+fn bad_tokens() -> Vec<(&'static str, String, &'static str)> {
+    let real = token();
+    let expired = json!({"exp": now() - 600, "iat": now() - 4200, "nbf": now() - 4200});
+    let issuer = json!({"iss": "https://evil.example"});
+    let audience = json!({"aud": ["https://kubernetes.default.svc"]});
+    let untrusted = json!({"sub": "system:serviceaccount:team-b:opener"});
+    vec![
+        (
+            "signed by another key",
+            keys().stranger.sign(&header(), &claims()),
+            INVALID_SIGNATURE,
+        ),
+        (
+            "claims changed after signing",
+            tampered(&real),
+            INVALID_SIGNATURE,
+        ),
+        ("alg none", unsigned(json!({"alg": "none"})), INVALID),
+        ("alg HS256", hs256_with_the_public_key(), INVALID),
+        (
+            "another issuer",
+            token_with(claims_with(issuer)),
+            "AuthenticationFail.OIDCToken.IssuerNotMatch",
+        ),
+        (
+            "another audience",
+            token_with(claims_with(audience)),
+            "AuthenticationFail.OIDCToken.AudienceNotMatch",
+        ),
+        (
+            "no audience",
+            token_with(claims_without("aud")),
+            "AuthenticationFail.OIDCToken.AudienceNotMatch",
+        ),
+        (
+            "expired",
+            token_with(claims_with(expired)),
+            "AuthenticationFail.OIDCToken.Expired",
+        ),
+        (
+            "not valid yet",
+            token_with(claims_with(json!({"nbf": now() + 600}))),
+            INVALID,
+        ),
+        ("no exp", token_with(claims_without("exp")), INVALID),
+        (
+            "two segments",
+            real.rsplit_once('.').unwrap().0.to_owned(),
+            INVALID,
+        ),
+        ("garbage", "not-a-jwt".to_owned(), INVALID),
+        (
+            "untrusted subject",
+            token_with(claims_with(untrusted)),
+            "AuthenticationFail.NoPermission",
+        ),
+    ]
 }
 
 #[tokio::test]
 async fn bad_tokens_get_stss_authentication_codes() {
     let sim = start(keyless()).await;
-    let cluster = &keys().cluster;
-    let with = |patch: Value| {
-        let mut c = claims();
-        for (k, v) in patch.as_object().unwrap() {
-            c[k] = v.clone();
-        }
-        c
-    };
-    let unsigned = |header: Value| {
-        format!(
-            "{}.{}.",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims().to_string())
-        )
-    };
-    // HS256 "signed" with the public key as the HMAC secret: the classic confusion attack.
-    let hs256 = {
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(json!({"alg": "HS256"}).to_string()),
-            URL_SAFE_NO_PAD.encode(claims().to_string())
-        );
-        let key = ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            &std::fs::read(&cluster.spki_pem).unwrap(),
-        );
-        let tag = ring::hmac::sign(&key, input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
-    };
-    let real = token();
-    let tampered = {
-        let mut parts: Vec<String> = real.split('.').map(str::to_owned).collect();
-        let mut c = claims();
-        c["sub"] = json!("system:serviceaccount:kube-system:admin");
-        parts[1] = URL_SAFE_NO_PAD.encode(c.to_string());
-        parts.join(".")
-    };
-    let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "signed by another key",
-            keys().stranger.sign(&header(), &claims()),
-            "AuthenticationFail.OIDCToken.InvalidSignature",
-        ),
-        (
-            "claims changed after signing",
-            tampered,
-            "AuthenticationFail.OIDCToken.InvalidSignature",
-        ),
-        (
-            "alg none",
-            unsigned(json!({"alg": "none"})),
-            "AuthenticationFail.OIDCToken.Invalid",
-        ),
-        ("alg HS256", hs256, "AuthenticationFail.OIDCToken.Invalid"),
-        (
-            "another issuer",
-            token_with(with(json!({"iss": "https://evil.example"}))),
-            "AuthenticationFail.OIDCToken.IssuerNotMatch",
-        ),
-        (
-            "another audience",
-            token_with(with(json!({"aud": ["https://kubernetes.default.svc"]}))),
-            "AuthenticationFail.OIDCToken.AudienceNotMatch",
-        ),
-        (
-            "no audience",
-            token_with({
-                let mut c = claims();
-                c.as_object_mut().unwrap().remove("aud");
-                c
-            }),
-            "AuthenticationFail.OIDCToken.AudienceNotMatch",
-        ),
-        (
-            "expired",
-            token_with(with(
-                json!({"exp": now() - 600, "iat": now() - 4200, "nbf": now() - 4200}),
-            )),
-            "AuthenticationFail.OIDCToken.Expired",
-        ),
-        (
-            "not valid yet",
-            token_with(with(json!({"nbf": now() + 600}))),
-            "AuthenticationFail.OIDCToken.Invalid",
-        ),
-        (
-            "no exp",
-            token_with({
-                let mut c = claims();
-                c.as_object_mut().unwrap().remove("exp");
-                c
-            }),
-            "AuthenticationFail.OIDCToken.Invalid",
-        ),
-        (
-            "two segments",
-            real.rsplit_once('.').unwrap().0.to_owned(),
-            "AuthenticationFail.OIDCToken.Invalid",
-        ),
-        (
-            "garbage",
-            "not-a-jwt".to_owned(),
-            "AuthenticationFail.OIDCToken.Invalid",
-        ),
-        (
-            "untrusted subject",
-            token_with(with(json!({"sub": "system:serviceaccount:team-b:opener"}))),
-            "AuthenticationFail.NoPermission",
-        ),
-    ];
-    for (what, token, code) in &cases {
+    for (what, token, code) in &bad_tokens() {
         let answer = Exchange::new(token).send(&sim).await;
         assert_eq!(
             (answer.status, answer.json["Code"].as_str().unwrap_or("")),
@@ -657,28 +592,17 @@ async fn bad_tokens_get_stss_authentication_codes() {
         assert_eq!(answer.json["HostId"], "sts.aliyuncs.com", "{what}");
     }
     // An audience string (not a list) is fine too.
-    let single = token_with(with(json!({"aud": "sts.aliyuncs.com"})));
+    let single = token_with(claims_with(json!({"aud": "sts.aliyuncs.com"})));
     assert_eq!(Exchange::new(&single).send(&sim).await.status, 200);
     let stats = sim.stats();
     assert_eq!(stats.count("AssumeRoleWithOIDC", "Success"), 1);
-    assert_eq!(
-        stats.count(
-            "AssumeRoleWithOIDC",
-            "AuthenticationFail.OIDCToken.InvalidSignature"
-        ),
-        2
-    );
+    assert_eq!(stats.count("AssumeRoleWithOIDC", INVALID_SIGNATURE), 2);
 }
 
 #[tokio::test]
 async fn unknown_providers_and_roles_and_malformed_requests_are_refused() {
     let sim = start(keyless()).await;
     let t = token();
-    Exchange::new(&t)
-        .set("OIDCProviderArn", "acs:ram::1234567890:oidc-provider/other")
-        .send(&sim)
-        .await
-        .assert_error(401, "AuthenticationFail.NoPermission");
     let unknown_role = Exchange::new(&t)
         .set("RoleArn", "acs:ram::1234567890:role/nope")
         .send(&sim)
@@ -690,11 +614,6 @@ async fn unknown_providers_and_roles_and_malformed_requests_are_refused() {
             .unwrap()
             .contains("role/nope")
     );
-    Exchange::new(&t)
-        .set("RoleArn", "team-a")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidParameter.RoleArn");
     for name in [
         "RoleArn",
         "OIDCProviderArn",
@@ -712,33 +631,42 @@ async fn unknown_providers_and_roles_and_malformed_requests_are_refused() {
         );
     }
     let empty = Exchange::new(&t).set("OIDCToken", "").send(&sim).await;
-    empty.assert_error(401, "AuthenticationFail.OIDCToken.Invalid");
+    empty.assert_error(401, INVALID);
     assert_eq!(empty.json["Message"], "The OIDCToken can not empty.");
-    Exchange::new(&t)
-        .without("OIDCToken")
-        .send(&sim)
-        .await
-        .assert_error(401, "AuthenticationFail.OIDCToken.Invalid");
-    Exchange::new(&t)
-        .set("Version", "2014-05-26")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidVersion");
-    Exchange::new(&t)
-        .set("RoleSessionName", "has space")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidParameter.RoleSessionName");
-    Exchange::new(&t)
-        .set("Timestamp", "2020-01-01T00:00:00Z")
-        .send(&sim)
-        .await
-        .assert_error(400, "InvalidTimeStamp.Expired");
-    let huge = "a".repeat(20_000);
-    Exchange::new(&huge)
-        .send(&sim)
-        .await
-        .assert_error(401, "AuthenticationFail.OIDCToken.Invalid");
+    let exchange = || Exchange::new(&t);
+    let other_provider = "acs:ram::1234567890:oidc-provider/other";
+    let refusals = [
+        (
+            exchange().set("OIDCProviderArn", other_provider),
+            401,
+            "AuthenticationFail.NoPermission",
+        ),
+        (
+            exchange().set("RoleArn", "team-a"),
+            400,
+            "InvalidParameter.RoleArn",
+        ),
+        (exchange().without("OIDCToken"), 401, INVALID),
+        (
+            exchange().set("Version", "2014-05-26"),
+            400,
+            "InvalidVersion",
+        ),
+        (
+            exchange().set("RoleSessionName", "has space"),
+            400,
+            "InvalidParameter.RoleSessionName",
+        ),
+        (
+            exchange().set("Timestamp", "2020-01-01T00:00:00Z"),
+            400,
+            "InvalidTimeStamp.Expired",
+        ),
+        (Exchange::new(&"a".repeat(20_000)), 401, INVALID),
+    ];
+    for (exchange, status, code) in refusals {
+        exchange.refused(&sim, status, code).await;
+    }
     assert_eq!(sim.stats().count("AssumeRoleWithOIDC", "Success"), 0);
 }
 
@@ -746,9 +674,8 @@ async fn unknown_providers_and_roles_and_malformed_requests_are_refused() {
 async fn without_an_oidc_provider_every_exchange_is_refused() {
     let sim = start(KeylessConfig::default()).await;
     Exchange::new(&token())
-        .send(&sim)
-        .await
-        .assert_error(401, "AuthenticationFail.NoPermission");
+        .refused(&sim, 401, "AuthenticationFail.NoPermission")
+        .await;
 }
 
 #[tokio::test]
@@ -802,15 +729,13 @@ async fn pkcs1_pem_and_jwks_key_files_verify_the_same_tokens() {
     // A JWKS whose only RSA key has another kid does not verify a token naming "c2lt".
     let sim = start(keyless_with(&cluster.jwks("another"))).await;
     Exchange::new(&token())
-        .send(&sim)
-        .await
-        .assert_error(401, "AuthenticationFail.OIDCToken.InvalidSignature");
+        .refused(&sim, 401, "AuthenticationFail.OIDCToken.InvalidSignature")
+        .await;
 }
 
 #[tokio::test]
 async fn unusable_key_files_stop_the_start() {
-    let dir = std::env::temp_dir().join(format!("sim-sts-bad-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("sim-sts-bad");
     let private = dir.join("sa.key");
     openssl(&["genrsa", "-out", private.to_str().unwrap(), "2048"]);
     let garbage = dir.join("garbage.pem");
@@ -830,7 +755,6 @@ async fn unusable_key_files_stop_the_start() {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
         assert!(err.to_string().contains(needle), "{err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -849,15 +773,24 @@ async fn an_sts_fault_is_injected_only_when_named() {
     assert_eq!(Exchange::new(&token()).send(&sim).await.status, 200);
 }
 
-/// IMDSv2 against the sim's metadata endpoints.
-struct Metadata<'a> {
-    sim: &'a SimHandle,
+/// IMDSv2 against a sim's metadata endpoints.
+struct Metadata {
+    endpoint: String,
 }
 
-impl Metadata<'_> {
+impl Metadata {
+    fn of(sim: &SimHandle) -> Metadata {
+        let endpoint = sim.endpoint();
+        Metadata { endpoint }
+    }
+
+    /// `PUT /latest/api/token`, no header yet.
+    fn token_request(&self) -> reqwest::RequestBuilder {
+        http::client().put(format!("{}/latest/api/token", self.endpoint))
+    }
+
     async fn token(&self, ttl: &str) -> reqwest::Response {
-        http()
-            .put(format!("{}/latest/api/token", self.sim.endpoint()))
+        self.token_request()
             .header("X-aliyun-ecs-metadata-token-ttl-seconds", ttl)
             .send()
             .await
@@ -865,9 +798,9 @@ impl Metadata<'_> {
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = http().get(format!(
+        let mut request = http::client().get(format!(
             "{}/latest/meta-data/ram/security-credentials/{path}",
-            self.sim.endpoint()
+            self.endpoint
         ));
         if let Some(token) = token {
             request = request.header("X-aliyun-ecs-metadata-token", token);
@@ -879,7 +812,7 @@ impl Metadata<'_> {
 #[tokio::test]
 async fn instance_metadata_serves_role_credentials_with_imdsv2() {
     let sim = start(keyless()).await;
-    let md = Metadata { sim: &sim };
+    let md = Metadata::of(&sim);
     let response = md.token("60").await;
     assert_eq!(response.status(), 200);
     let token = response.text().await.unwrap();
@@ -925,14 +858,10 @@ async fn instance_metadata_serves_role_credentials_with_imdsv2() {
     for ttl in ["0", "21601", "x"] {
         assert_eq!(md.token(ttl).await.status(), 400, "ttl {ttl}");
     }
-    let no_ttl = http()
-        .put(format!("{}/latest/api/token", sim.endpoint()))
-        .send()
-        .await
-        .unwrap();
+    let no_ttl = md.token_request().send().await.unwrap();
     assert_eq!(no_ttl.status(), 400);
-    let proxied = http()
-        .put(format!("{}/latest/api/token", sim.endpoint()))
+    let proxied = md
+        .token_request()
         .header("X-aliyun-ecs-metadata-token-ttl-seconds", "60")
         .header("X-Forwarded-For", "10.0.0.1")
         .send()
@@ -951,12 +880,8 @@ async fn instance_metadata_serves_role_credentials_with_imdsv2() {
 
 #[tokio::test]
 async fn metadata_tokens_and_credentials_expire() {
-    let sim = start(KeylessConfig {
-        sts_lifetime_seconds: 2,
-        ..keyless()
-    })
-    .await;
-    let md = Metadata { sim: &sim };
+    let sim = start(short_lived()).await;
+    let md = Metadata::of(&sim);
     let token = md.token("1").await.text().await.unwrap();
     let credentials: Value = json(md.get("EcsVncRole", Some(&token)).await).await;
     let creds = Creds::from_json(&credentials);
@@ -979,87 +904,42 @@ async fn metadata_tokens_and_credentials_expire() {
 #[tokio::test]
 async fn the_binary_takes_the_keyless_flags() {
     let cluster = &keys().cluster;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecs-sim"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--oidc-provider-arn",
-            PROVIDER,
-            "--oidc-public-key",
-            cluster.spki_pem.to_str().unwrap(),
-            "--role",
-            &format!("{LIMITED_ROLE}={SUBJECT},system:serviceaccount:x:y"),
-            "--role-instances",
-            &format!("{LIMITED_ROLE}={LINUX}"),
-            "--sts-lifetime",
-            "30s",
-            "--metadata-role",
-            "EcsVncRole",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt;
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    tokio::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .await
-        .unwrap();
-    let endpoint = line
-        .trim()
-        .strip_prefix("ecs-sim listening on ")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    let body = Exchange::new(&token())
+    let child = SimProcess::start(&[
+        "--oidc-provider-arn",
+        PROVIDER,
+        "--oidc-public-key",
+        cluster.spki_pem.to_str().unwrap(),
+        "--role",
+        &format!("{LIMITED_ROLE}={SUBJECT},system:serviceaccount:x:y"),
+        "--role-instances",
+        &format!("{LIMITED_ROLE}={LINUX}"),
+        "--sts-lifetime",
+        "30s",
+        "--metadata-role",
+        "EcsVncRole",
+    ])
+    .await;
+    let exchanged = Exchange::new(&token())
         .set("RoleArn", LIMITED_ROLE)
-        .encoded();
-    let answer: Value = http()
-        .post(format!("{endpoint}/"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .map(|b| serde_json::from_slice::<Value>(&b).unwrap())
-        .unwrap();
+        .send_to(&child.endpoint)
+        .await;
+    let answer = exchanged.json;
     let expiration = parse_time(answer["Credentials"]["Expiration"].as_str().unwrap());
     assert!(
         (25..=30).contains(&(expiration.as_second() - now())),
         "{answer}"
     );
-    let token = http()
-        .put(format!("{endpoint}/latest/api/token"))
-        .header("X-aliyun-ecs-metadata-token-ttl-seconds", "60")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let names = http()
-        .get(format!(
-            "{endpoint}/latest/meta-data/ram/security-credentials/"
-        ))
-        .header("X-aliyun-ecs-metadata-token", token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let md = Metadata {
+        endpoint: child.endpoint.clone(),
+    };
+    let token = md.token("60").await.text().await.unwrap();
+    let names = md.get("", Some(&token)).await.text().await.unwrap();
     assert_eq!(names, "EcsVncRole");
-    child.kill().await.unwrap();
 }
 
 #[test]
 fn a_config_file_holds_the_keyless_part_next_to_the_cloud() {
-    let dir = std::env::temp_dir().join(format!("sim-sts-config-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("sim-sts-config");
     let file = dir.join("sim.yaml");
     std::fs::write(
         &file,
@@ -1094,5 +974,4 @@ fn a_config_file_holds_the_keyless_part_next_to_the_cloud() {
         sim::load_config_file(&file).is_err(),
         "unknown keys are refused"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,30 +2,24 @@
 //! HTTP, against a small scripted server on 127.0.0.1: the exact requests the contract asks for,
 //! each class of answer, and renewal over short lifetimes.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
+mod support;
+
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ecs_vnc_operator::aliyun::provider::{
     ENV_ECS_METADATA, ENV_IMDSV1_DISABLED, ENV_METADATA_ENDPOINT, ENV_OIDC_PROVIDER_ARN,
     ENV_OIDC_TOKEN_FILE, ENV_ROLE_ARN, ENV_ROLE_SESSION_NAME,
 };
-use ecs_vnc_operator::aliyun::signature::percent_decode;
 use ecs_vnc_operator::aliyun::{
     AssumeRoleWithOidc, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, Endpoint, OperatorCredentials,
     ProviderOptions, RenewBackoff, RetryPolicy, StsClient, StsError, StsOptions,
 };
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use jiff::{SignedDuration, Timestamp};
-use tokio::net::TcpListener;
+use support::ports::{assert_connection_refused, closed_endpoint};
+use support::scripted_server::{Reply, Server, reply};
+use support::sim_requests::timestamp_at;
 
 const ROLE: &str = "acs:ram::1234567890123456:role/vnc-opener";
 const PROVIDER: &str = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0ffee";
@@ -34,126 +28,11 @@ const SIGNATURE_PART: &str = "c2lnbmF0dXJlLW9mLXRoZS10b2tlbg";
 const METADATA_TOKEN: &str = "imds-session-token-AQAEAB";
 const INSTANCE_ROLE: &str = "EcsVncOperatorRole";
 
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: Option<String>,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Seen {
-    fn form(&self) -> BTreeMap<String, String> {
-        self.body
-            .split('&')
-            .filter(|p| !p.is_empty())
-            .map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap();
-                (percent_decode(k).unwrap(), percent_decode(v).unwrap())
-            })
-            .collect()
-    }
-}
-
-/// What the server answers: status, body, and how long it waits first.
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    delay: Duration,
-}
-
-fn answer(status: u16, body: impl Into<Vec<u8>>) -> Answer {
-    Answer {
-        status,
-        body: body.into(),
-        delay: Duration::ZERO,
-    }
-}
-
-type Script = dyn Fn(&Seen, usize) -> Answer + Send + Sync;
-
-/// A scripted HTTP server; `script` gets each request and how many came before it.
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Server {
-    async fn start(script: impl Fn(&Seen, usize) -> Answer + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let script: Arc<Script> = Arc::new(script);
-        let log = seen.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (log, script) = (log.clone(), script.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let (log, script) = (log.clone(), script.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body.collect().await.unwrap().to_bytes();
-                            let seen = Seen {
-                                method: parts.method.to_string(),
-                                path: parts.uri.path().to_owned(),
-                                query: parts.uri.query().map(str::to_owned),
-                                headers: parts
-                                    .headers
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (k.as_str().to_owned(), v.to_str().unwrap().to_owned())
-                                    })
-                                    .collect(),
-                                body: String::from_utf8_lossy(&body).into_owned(),
-                            };
-                            let n = {
-                                let mut log = log.lock().unwrap();
-                                log.push(seen.clone());
-                                log.len() - 1
-                            };
-                            let answer = script(&seen, n);
-                            tokio::time::sleep(answer.delay).await;
-                            let response = Response::builder()
-                                .status(answer.status)
-                                .header("content-type", "application/json")
-                                .body(Full::new(Bytes::from(answer.body)))
-                                .unwrap();
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, seen }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn endpoint(&self) -> Endpoint {
-        Endpoint::parse(&self.url()).unwrap()
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
 fn expiration_in(secs: i64) -> String {
     let at = Timestamp::now()
         .checked_add(SignedDuration::from_secs(secs))
         .unwrap();
-    at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    timestamp_at(at)
 }
 
 fn sts_success(n: usize, expiration: &str) -> Vec<u8> {
@@ -224,7 +103,7 @@ fn assert_no_token(err: &StsError) {
 #[tokio::test]
 async fn the_exchange_is_one_unsigned_form_post_with_exactly_the_contract_parameters() {
     let expiration = expiration_in(3600);
-    let server_ok = Server::start(move |_, n| answer(200, sts_success(n, &expiration))).await;
+    let server_ok = Server::start(move |_, n| reply(200, sts_success(n, &expiration))).await;
 
     let before = Timestamp::now();
     let got = fast_sts()
@@ -287,7 +166,7 @@ async fn the_exchange_is_one_unsigned_form_post_with_exactly_the_contract_parame
 #[tokio::test]
 async fn duration_seconds_is_sent_only_when_asked_for() {
     let expiration = expiration_in(900);
-    let server = Server::start(move |_, n| answer(200, sts_success(n, &expiration))).await;
+    let server = Server::start(move |_, n| reply(200, sts_success(n, &expiration))).await;
     let req = request().with_duration_seconds(900).unwrap();
     fast_sts()
         .assume_role_with_oidc(&server.endpoint(), &req)
@@ -308,7 +187,7 @@ async fn refusals_are_terminal_sent_once_and_never_echo_the_token() {
         (400, "InvalidParameter.RoleArn"),
     ] {
         let message = format!("The token {TOKEN} was refused; part {SIGNATURE_PART}.");
-        let server = Server::start(move |_, _| answer(status, sts_error(code, &message))).await;
+        let server = Server::start(move |_, _| reply(status, sts_error(code, &message))).await;
         let err = fast_sts()
             .assume_role_with_oidc(&server.endpoint(), &request())
             .await
@@ -342,9 +221,9 @@ async fn server_trouble_and_throttling_are_retried() {
         let expiration = expiration_in(3600);
         let server = Server::start(move |_, n| {
             if n == 0 {
-                answer(status, sts_error(code, "try later"))
+                reply(status, sts_error(code, "try later"))
             } else {
-                answer(200, sts_success(n, &expiration))
+                reply(200, sts_success(n, &expiration))
             }
         })
         .await;
@@ -356,7 +235,7 @@ async fn server_trouble_and_throttling_are_retried() {
         assert_eq!(server.seen().len(), 2);
     }
 
-    let server = Server::start(|_, _| answer(503, sts_error("ServiceUnavailable", "down"))).await;
+    let server = Server::start(|_, _| reply(503, sts_error("ServiceUnavailable", "down"))).await;
     let err = fast_sts()
         .assume_role_with_oidc(&server.endpoint(), &request())
         .await
@@ -367,9 +246,9 @@ async fn server_trouble_and_throttling_are_retried() {
 
 #[tokio::test]
 async fn timeouts_and_refused_connections_are_retryable_errors() {
-    let server = Server::start(|_, _| Answer {
+    let server = Server::start(|_, _| Reply {
         delay: Duration::from_secs(5),
-        ..answer(200, "{}")
+        ..reply(200, "{}")
     })
     .await;
     let client = StsClient::new(StsOptions {
@@ -386,23 +265,14 @@ async fn timeouts_and_refused_connections_are_retryable_errors() {
     assert!(err.is_retryable());
     assert_no_token(&err);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let endpoint = Endpoint::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    let closed = closed_endpoint();
+    let endpoint = Endpoint::parse(&closed).unwrap();
     let err = client
         .assume_role_with_oidc(&endpoint, &request())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "ConnectionFailed");
-    assert!(err.is_retryable());
-    assert_eq!(
-        err.to_string(),
-        format!("could not reach http://127.0.0.1:{port}: connection refused")
-    );
+    let shown = err.to_string();
+    assert_connection_refused(err.code(), err.is_retryable(), &shown, &closed);
 }
 
 #[tokio::test]
@@ -463,7 +333,7 @@ async fn oversized_malformed_and_incomplete_answers_are_refused() {
     })
     .unwrap();
     for (status, body, code, needle) in cases {
-        let server = Server::start(move |_, _| answer(status, body.clone())).await;
+        let server = Server::start(move |_, _| reply(status, body.clone())).await;
         let err = client
             .assume_role_with_oidc(&server.endpoint(), &request())
             .await
@@ -528,15 +398,15 @@ fn options(sts: &Server) -> ProviderOptions {
 async fn sts_and_metadata(lifetime: i64) -> Server {
     Server::start(
         move |seen, n| match (seen.method.as_str(), seen.path.as_str()) {
-            ("POST", "/") => answer(200, sts_success(n, &expiration_in(lifetime))),
+            ("POST", "/") => reply(200, sts_success(n, &expiration_in(lifetime))),
             ("PUT", "/latest/api/token") => {
                 let ttl = seen
                     .headers
                     .get("x-aliyun-ecs-metadata-token-ttl-seconds")
                     .and_then(|v| v.parse::<u32>().ok());
                 match ttl {
-                    Some(1..=21600) => answer(200, METADATA_TOKEN),
-                    _ => answer(400, ""),
+                    Some(1..=21600) => reply(200, METADATA_TOKEN),
+                    _ => reply(400, ""),
                 }
             }
             ("GET", path) if path.starts_with("/latest/meta-data/ram/security-credentials/") => {
@@ -546,10 +416,10 @@ async fn sts_and_metadata(lifetime: i64) -> Server {
                     .map(String::as_str)
                     != Some(METADATA_TOKEN)
                 {
-                    return answer(401, "");
+                    return reply(401, "");
                 }
                 if !path.ends_with(&format!("/{INSTANCE_ROLE}")) {
-                    return answer(404, "<html>404 Not Found</html>");
+                    return reply(404, "<html>404 Not Found</html>");
                 }
                 let body = serde_json::json!({
                     "AccessKeyId": format!("STS.imds-{n}"),
@@ -559,9 +429,9 @@ async fn sts_and_metadata(lifetime: i64) -> Server {
                     "LastUpdated": expiration_in(0),
                     "Code": "Success",
                 });
-                answer(200, body.to_string())
+                reply(200, body.to_string())
             }
-            _ => answer(404, ""),
+            _ => reply(404, ""),
         },
     )
     .await
@@ -701,9 +571,9 @@ async fn rrsa_credentials_are_renewed_before_each_short_lifetime_ends_with_the_t
 #[tokio::test]
 async fn concurrent_callers_share_one_exchange() {
     let expiration = expiration_in(3600);
-    let server = Server::start(move |_, n| Answer {
+    let server = Server::start(move |_, n| Reply {
         delay: Duration::from_millis(200),
-        ..answer(200, sts_success(n, &expiration))
+        ..reply(200, sts_success(n, &expiration))
     })
     .await;
     let token = TokenFile::new(TOKEN);
@@ -727,7 +597,7 @@ async fn concurrent_callers_share_one_exchange() {
 #[tokio::test]
 async fn a_failing_sts_is_not_asked_again_on_every_call() {
     let server =
-        Server::start(|_, _| answer(404, sts_error("EntityNotExist.Role", "no role"))).await;
+        Server::start(|_, _| reply(404, sts_error("EntityNotExist.Role", "no role"))).await;
     let token = TokenFile::new(TOKEN);
     let chain = OperatorCredentials::from_lookup(lookup(rrsa_env(&token)), options(&server))
         .unwrap()
@@ -835,8 +705,8 @@ async fn the_instance_role_uses_imdsv2_and_names_an_unknown_role() {
 #[tokio::test]
 async fn without_an_imdsv2_token_imdsv1_is_tried_unless_disabled() {
     let server = Server::start(|seen, _| match seen.method.as_str() {
-        "PUT" => answer(403, ""),
-        _ => answer(
+        "PUT" => reply(403, ""),
+        _ => reply(
             200,
             serde_json::json!({
                 "AccessKeyId": "STS.v1", "AccessKeySecret": "s", "SecurityToken": "t",

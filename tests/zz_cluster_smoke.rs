@@ -1,15 +1,15 @@
-//! Smoke test for the local control plane harness (tests/support/cluster.rs).
+//! Smoke test for the local control plane of the test library (tests/support/cluster.rs).
 
-#[path = "support/cluster.rs"]
-mod cluster;
+mod support;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
+use support::cluster::Cluster;
 
 #[tokio::test]
 #[ignore = "end-to-end: needs the local control plane; run scripts/test.sh"]
 async fn control_plane_serves_namespaces() {
-    let cluster = cluster::Cluster::start();
+    let cluster = Cluster::start();
     let client = cluster.client().await;
 
     let namespaces: Api<Namespace> = Api::all(client);
@@ -49,7 +49,7 @@ async fn custom_resource_watch_and_service_account_client() {
         ApiResource, DynamicObject, GroupVersionKind, PostParams, WatchEvent, WatchParams,
     };
 
-    let cluster = cluster::Cluster::start();
+    let cluster = Cluster::start();
     let crd = cluster.dir.join("crd.yaml");
     std::fs::write(
         &crd,
@@ -103,7 +103,7 @@ spec:
         .await
         .expect("create SA");
     let sa_kubeconfig = cluster.service_account_kubeconfig("default", "robot");
-    let sa_client = cluster::Cluster::client_from(&sa_kubeconfig).await;
+    let sa_client = Cluster::client_from(&sa_kubeconfig).await;
     let pods: Api<Pod> = Api::namespaced(sa_client, "default");
     match pods.list(&ListParams::default()).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),

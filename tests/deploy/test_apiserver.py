@@ -226,37 +226,31 @@ def test_deploy_rbac_grants_exactly_the_operator_calls(cluster):
     for ns in (NS, WATCHED_NAMESPACE, "elsewhere"):
         cluster.ensure_namespace(ns)
     nothing = frozenset()
-
-    cluster_rbac = yaml.safe_dump_all(load_all((DEPLOY / "rbac.yaml").read_text()))
-    cluster.kubectl("apply", "-f", "-", input=cluster_rbac)
-    try:
-        assert_authorizer_allows(
-            cluster,
+    for rbac, want in [
+        (
+            DEPLOY / "rbac.yaml",
             {
                 ALL_NAMESPACES: SESSION_GRANTS,
                 "elsewhere": SESSION_GRANTS,
                 NS: SESSION_GRANTS | LEASE_GRANTS,
             },
-        )
-    finally:
-        cluster.kubectl("delete", "-f", "-", input=cluster_rbac)
-
-    namespaced_rbac = yaml.safe_dump_all(
-        load_all((DEPLOY / "namespaced" / "rbac.yaml").read_text())
-    )
-    cluster.kubectl("apply", "-f", "-", input=namespaced_rbac)
-    try:
-        assert_authorizer_allows(
-            cluster,
+        ),
+        (
+            DEPLOY / "namespaced" / "rbac.yaml",
             {
                 ALL_NAMESPACES: nothing,
                 "elsewhere": nothing,
                 WATCHED_NAMESPACE: SESSION_GRANTS,
                 NS: LEASE_GRANTS,
             },
-        )
-    finally:
-        cluster.kubectl("delete", "-f", "-", input=namespaced_rbac)
+        ),
+    ]:
+        manifests = yaml.safe_dump_all(load_all(rbac.read_text()))
+        cluster.kubectl("apply", "-f", "-", input=manifests)
+        try:
+            assert_authorizer_allows(cluster, want)
+        finally:
+            cluster.kubectl("delete", "-f", "-", input=manifests)
 
 
 # --- The people's ClusterRoles, aggregated by Kubernetes' own controller --------------------------

@@ -111,25 +111,3 @@ def test_rrsa_projects_an_sts_token_and_sets_the_official_environment(render):
 def test_rrsa_without_its_parts_fails_naming_the_missing_one(helm, render, values, message):
     with pytest.raises(helm.HelmError, match=message):
         render(values)
-
-
-@pytest.mark.parametrize(
-    "values, where",
-    [
-        ({"operator": {"oidcProviderArn": "acs:ram::1:role/x"}}, "/operator/oidcProviderArn"),
-        ({"operator": {"oidcProviderArn": "arn:aws:iam::1:oidc-provider/x"}}, "/operator/oidcProviderArn"),
-        ({"operator": {"stsEndpoint": "sts.aliyuncs.com"}}, "/operator/stsEndpoint"),
-        ({"rrsa": {"roleArn": "acs:ram::1:oidc-provider/x"}}, "/rrsa/roleArn"),
-        ({"rrsa": {"enabled": "yes"}}, "/rrsa/enabled"),
-        ({"operator": {"keylessSessions": "true"}}, "/operator/keylessSessions"),
-        ({"rrsa": {"tokenExpirationSeconds": 60}}, "/rrsa/tokenExpirationSeconds"),
-        ({"rrsa": {"audience": "x"}}, "audience"),
-    ],
-    ids=lambda v: str(v),
-)
-def test_schema_rejects_bad_keyless_values(helm, values, where):
-    from manifests import CHART
-
-    with helm.Chart.load(str(CHART)) as chart, pytest.raises(helm.HelmValuesError) as err:
-        chart.validate_schema(chart.merge_values(values))
-    assert where in str(err.value), str(err.value)

@@ -68,6 +68,19 @@ REJECTED = [
     ({"networkPolicy": {"metricsFrom": [{"namespace": "monitoring"}]}}, "namespace"),
     ({"networkPolicy": {"egress": {"to": []}}}, "/networkPolicy/egress"),
     ({"networkPolicy": {"egress": [{"from": []}]}}, "from"),
+    ({"rrsa": {"audience": "x"}}, "audience"),
+] + [
+    # The keyless settings (test_chart_keyless.py renders the good ones): section, key, value.
+    ({section: {key: value}}, f"/{section}/{key}")
+    for section, key, value in (
+        ("operator", "oidcProviderArn", "acs:ram::1:role/x"),
+        ("operator", "oidcProviderArn", "arn:aws:iam::1:oidc-provider/x"),
+        ("operator", "stsEndpoint", "sts.aliyuncs.com"),
+        ("operator", "keylessSessions", "true"),
+        ("rrsa", "roleArn", "acs:ram::1:oidc-provider/x"),
+        ("rrsa", "enabled", "yes"),
+        ("rrsa", "tokenExpirationSeconds", 60),
+    )
 ]
 
 

@@ -10,8 +10,10 @@ use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
-use super::support::harness::{Env, LINUX};
-use super::{Ran, WAIT, command};
+use super::support::ecs_sim::LINUX;
+use super::support::env::Env;
+use super::support::session_wait::WAIT;
+use super::{Ran, command};
 
 const OURS: &str = "https://g.alicdn.com/aliyun/ecs-console-vnc2/0.0.8/index.html";
 

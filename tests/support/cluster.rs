@@ -23,22 +23,22 @@
 //! `scripts/local-cluster.sh build`; a test never builds them itself but
 //! panics with that instruction instead.
 //!
-//! Include it from an integration test with
-//! `#[path = "support/cluster.rs"] mod cluster;`.
+//! Reached through the shared test library: `mod support;` then `support::cluster::Cluster`.
 //!
 //! Note: there is no kubelet or scheduler, so Pods are stored but never run.
 //! The kube-apiserver is Kubernetes 1.20: no CEL validation rules in CRDs it
 //! serves itself, no server-side strict field validation, ServiceAccount token
 //! Secrets are still created automatically.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// Must match `K8S_VERSION` in `scripts/local-cluster.sh`.
+use super::paths::{cache_root, root};
+
+/// Must match `K8S_VERSION` in `scripts/cluster/lib.sh`.
 const K8S_VERSION: &str = "1.20.2";
-/// Must match `CRD_K8S_MINOR` in `scripts/local-cluster.sh`: the only
+/// Must match `CRD_K8S_MINOR` in `scripts/cluster/lib.sh`: the only
 /// supported value of `ECSVNC_CRD_SERVER`.
 pub const CRD_SERVER_VERSION: &str = "1.36";
 /// The CRD `scripts/local-cluster.sh up` installs on the 1.36 server.
@@ -58,26 +58,12 @@ pub struct Cluster {
     crd_server_url: Option<String>,
 }
 
-fn manifest_dir() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn script() -> PathBuf {
-    manifest_dir().join("scripts/local-cluster.sh")
-}
-
-fn cache_root() -> PathBuf {
-    match std::env::var_os("ECSVNC_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").expect("HOME is not set");
-            PathBuf::from(home).join(".cache/ecs-vnc-operator")
-        }
-    }
+    root().join("scripts/local-cluster.sh")
 }
 
 /// Where `scripts/local-cluster.sh build` puts the binaries.
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     cache_root().join(format!("k8s-{K8S_VERSION}")).join("bin")
 }
 
@@ -101,7 +87,8 @@ pub fn crd_server_from_env() -> Option<String> {
     }
 }
 
-fn kubectl_program() -> PathBuf {
+/// `/usr/bin/kubectl`, else `kubectl` from PATH.
+pub fn kubectl_program() -> PathBuf {
     let system = Path::new("/usr/bin/kubectl");
     if system.exists() {
         system.to_path_buf()
@@ -110,13 +97,96 @@ fn kubectl_program() -> PathBuf {
     }
 }
 
-fn describe(out: &Output) -> String {
+/// A finished command's exit status, stdout and stderr, for a failure message.
+pub fn describe(out: &Output) -> String {
     format!(
         "exit status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Panics, naming the fix, unless the binaries `up` needs are built and kubectl runs (never
+/// skips, never builds: that takes minutes).
+fn check_prerequisites(crd_server: Option<&str>) {
+    if let Some(version) = crd_server {
+        assert_eq!(
+            version, CRD_SERVER_VERSION,
+            "unsupported CRD server {version}: only {CRD_SERVER_VERSION}"
+        );
+        let binary = crd_bin_dir().join("apiextensions-apiserver");
+        if !binary.is_file() {
+            panic!(
+                "the Kubernetes {CRD_SERVER_VERSION} apiextensions-apiserver is missing ({}): \
+                 run scripts/local-cluster.sh build first \
+                 (one-off, ~4 minutes; it downloads Debian sid's Go packages)",
+                binary.display()
+            );
+        }
+    }
+    let bin = bin_dir();
+    let missing: Vec<&str> = ["etcd", "kube-apiserver", "kube-controller-manager"]
+        .into_iter()
+        .filter(|name| !bin.join(name).is_file())
+        .collect();
+    if !missing.is_empty() {
+        panic!(
+            "local control plane binaries missing in {} ({}): \
+             run scripts/local-cluster.sh build first \
+             (one-off, ~6 minutes; it runs scripts/install-deps.sh for the apt packages)",
+            bin.display(),
+            missing.join(", ")
+        );
+    }
+    if Command::new(kubectl_program())
+        .args(["version", "--client"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        panic!("kubectl not found: run scripts/install-deps.sh");
+    }
+}
+
+/// `scripts/local-cluster.sh up`: the state directory it printed last.
+fn up(crd_server: Option<&str>) -> PathBuf {
+    // ECSVNC_OWNER_PID: the script's watchdog tears the control plane
+    // down once this test process is gone, even if it was killed before
+    // Drop could run (or the Cluster lived in a static).
+    let mut up = Command::new("bash");
+    up.arg(script())
+        .arg("up")
+        .env("ECSVNC_OWNER_PID", std::process::id().to_string())
+        .stdin(Stdio::null());
+    match crd_server {
+        Some(version) => up.env("ECSVNC_CRD_SERVER", version),
+        None => up.env_remove("ECSVNC_CRD_SERVER"),
+    };
+    let out = up
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
+    if !out.status.success() {
+        panic!(
+            "scripts/local-cluster.sh up failed (if binaries are missing: \
+             run scripts/local-cluster.sh build first)\n{}",
+            describe(&out)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| PathBuf::from(line.trim()))
+        .unwrap_or_else(|| {
+            panic!(
+                "local-cluster.sh up printed no directory\n{}",
+                describe(&out)
+            )
+        })
 }
 
 impl Cluster {
@@ -141,81 +211,8 @@ impl Cluster {
     /// [`Cluster::start`] with the CRD server given explicitly: `None` for
     /// plain 1.20, `Some("1.36")` for the hybrid.
     pub fn start_with(crd_server: Option<&str>) -> Cluster {
-        if let Some(version) = crd_server {
-            assert_eq!(
-                version, CRD_SERVER_VERSION,
-                "unsupported CRD server {version}: only {CRD_SERVER_VERSION}"
-            );
-            let binary = crd_bin_dir().join("apiextensions-apiserver");
-            if !binary.is_file() {
-                panic!(
-                    "the Kubernetes {CRD_SERVER_VERSION} apiextensions-apiserver is missing ({}): \
-                     run scripts/local-cluster.sh build first \
-                     (one-off, ~4 minutes; it downloads Debian sid's Go packages)",
-                    binary.display()
-                );
-            }
-        }
-        let bin = bin_dir();
-        let missing: Vec<&str> = ["etcd", "kube-apiserver", "kube-controller-manager"]
-            .into_iter()
-            .filter(|name| !bin.join(name).is_file())
-            .collect();
-        if !missing.is_empty() {
-            panic!(
-                "local control plane binaries missing in {} ({}): \
-                 run scripts/local-cluster.sh build first \
-                 (one-off, ~6 minutes; it runs scripts/install-deps.sh for the apt packages)",
-                bin.display(),
-                missing.join(", ")
-            );
-        }
-        if Command::new(kubectl_program())
-            .args(["version", "--client"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| !s.success())
-            .unwrap_or(true)
-        {
-            panic!("kubectl not found: run scripts/install-deps.sh");
-        }
-
-        // ECSVNC_OWNER_PID: the script's watchdog tears the control plane
-        // down once this test process is gone, even if it was killed before
-        // Drop could run (or the Cluster lived in a static).
-        let mut up = Command::new("bash");
-        up.arg(script())
-            .arg("up")
-            .env("ECSVNC_OWNER_PID", std::process::id().to_string())
-            .stdin(Stdio::null());
-        match crd_server {
-            Some(version) => up.env("ECSVNC_CRD_SERVER", version),
-            None => up.env_remove("ECSVNC_CRD_SERVER"),
-        };
-        let out = up
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script().display()));
-        if !out.status.success() {
-            panic!(
-                "scripts/local-cluster.sh up failed (if binaries are missing: \
-                 run scripts/local-cluster.sh build first)\n{}",
-                describe(&out)
-            );
-        }
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let dir = stdout
-            .lines()
-            .rev()
-            .find(|line| !line.trim().is_empty())
-            .map(|line| PathBuf::from(line.trim()))
-            .unwrap_or_else(|| {
-                panic!(
-                    "local-cluster.sh up printed no directory\n{}",
-                    describe(&out)
-                )
-            });
-
+        check_prerequisites(crd_server);
+        let dir = up(crd_server);
         // From here on, Drop cleans up even if the rest panics.
         let mut cluster = Cluster {
             kubeconfig: dir.join("kubeconfig"),
@@ -292,7 +289,7 @@ impl Cluster {
             );
             return;
         }
-        let path = manifest_dir().join(VNCSESSION_CRD);
+        let path = root().join(VNCSESSION_CRD);
         let path_str = path.to_str().expect("non-UTF-8 path");
         let out = self.kubectl(&["apply", "--validate=false", "-f", path_str]);
         assert!(

@@ -1,22 +1,16 @@
 //! Listeners on 127.0.0.1 standing for endpoints a tenant controls (issue 23): a tarpit that
 //! accepts connections and never answers, and an ECS look-alike that answers every request with
 //! one fixed error. Each counts what it received and stops (closing its connections) on drop.
-#![allow(dead_code)]
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+
+use super::scripted_server::{Server, reply};
 
 /// ECS's answer to a request signed with an expired STS token.
 pub const EXPIRED_TOKEN_ANSWER: &str = r#"{"RequestId":"x","HostId":"h","Code":"InvalidSecurityToken.Expired","Message":"The security token you provided has expired."}"#;
@@ -103,62 +97,20 @@ impl Drop for Tarpit {
 pub struct FixedAnswer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    requests: Arc<AtomicUsize>,
-    task: JoinHandle<()>,
+    server: Server,
 }
 
 impl FixedAnswer {
     pub async fn start(status: u16, body: &'static str) -> FixedAnswer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
-        let status = StatusCode::from_u16(status).unwrap();
-        let task = tokio::spawn(async move {
-            let mut connections = JoinSet::new();
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => {
-                        let Ok((stream, _)) = accepted else {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        };
-                        let counter = counter.clone();
-                        let service = service_fn(move |_req: Request<Incoming>| {
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let mut answer = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-                            *answer.status_mut() = status;
-                            answer.headers_mut().insert(
-                                hyper::header::CONTENT_TYPE,
-                                hyper::header::HeaderValue::from_static("application/json"),
-                            );
-                            async move { Ok::<_, Infallible>(answer) }
-                        });
-                        connections.spawn(async move {
-                            let _ = http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-        });
+        let server = Server::start(move |_, _| reply(status, body)).await;
         FixedAnswer {
-            url,
-            requests,
-            task,
+            url: server.url(),
+            server,
         }
     }
 
     /// Requests answered so far.
     pub fn requests(&self) -> usize {
-        self.requests.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for FixedAnswer {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.server.seen().len()
     }
 }
