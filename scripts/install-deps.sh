@@ -16,7 +16,7 @@ fi
 missing=()
 
 # Go 1.19 is the newest Go in bookworm that still builds Kubernetes 1.20 with
-# its vendored dependencies (see the reflect2 note in local-cluster.sh).
+# its vendored dependencies (see the reflect2 note in scripts/cluster/build-1.20.sh).
 [[ -x /usr/lib/go-1.19/bin/go ]] || missing+=(golang-1.19-go)
 # The Kubernetes build scripts (hack/lib) call rsync to stage outputs.
 command -v rsync >/dev/null 2>&1 || missing+=(rsync)
@@ -43,6 +43,8 @@ command -v lua5.1 >/dev/null 2>&1 || missing+=(lua5.1)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 # prlimit (util-linux) runs the operator under a low file-descriptor limit in the metrics tests.
 command -v prlimit >/dev/null 2>&1 || missing+=(util-linux)
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules in the deploy tests.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The tests and the script talk to the apiserver with kubectl.
 if [[ ! -x /usr/bin/kubectl ]] && ! command -v kubectl >/dev/null 2>&1; then
     missing+=(kubernetes-client)

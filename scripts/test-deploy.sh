@@ -3,7 +3,9 @@
 # crds/vncsession.yaml byte for byte; the chart is linted and rendered by real Helm
 # (helm-python-sdk, the Helm v4 SDK in-process, no helm binary); the values schema rejects bad
 # values; the RBAC is exactly the operator's calls; deploy/ and the chart are accepted by a real
-# kube-apiserver (scripts/local-cluster.sh) with server-side dry-run.
+# kube-apiserver (scripts/local-cluster.sh) with server-side dry-run; the alert rules
+# (charts/ecs-vnc-operator/files/prometheus-rules.yaml) pass `promtool check rules` and
+# `promtool test rules` (tests/deploy/test_prometheus_rules.py; promtool from install-deps.sh).
 #
 #   scripts/test-deploy.sh [PYTEST ARGS...]
 #
