@@ -21,6 +21,10 @@ REJECTED = [
     ({"operator": {"urlValidity": "15"}}, "/operator/urlValidity"),
     ({"operator": {"urlValidity": 15}}, "/operator/urlValidity"),
     ({"operator": {"sessionKeepalive": "5 minutes"}}, "/operator/sessionKeepalive"),
+    # Zero parses as a duration but the operator refuses it: a crash loop, so the schema refuses it.
+    ({"operator": {"urlValidity": "0s"}}, "/operator/urlValidity"),
+    ({"operator": {"sessionKeepalive": "0m"}}, "/operator/sessionKeepalive"),
+    ({"operator": {"sessionKeepalive": "00h0m"}}, "/operator/sessionKeepalive"),
     ({"operator": {"reconnectLimitPerMinute": -1}}, "/operator/reconnectLimitPerMinute"),
     ({"operator": {"reconnectLimitPerMinute": 0}}, "/operator/reconnectLimitPerMinute"),
     ({"operator": {"reconnectLimitPerMinute": 1001}}, "/operator/reconnectLimitPerMinute"),
