@@ -43,12 +43,22 @@ fn named_paths(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The paths `text` names, and those of them that are not in the tree.
+fn named_and_missing(text: &str) -> (Vec<String>, Vec<String>) {
+    let named = named_paths(text);
+    let missing = named
+        .iter()
+        .filter(|p| !root().join(p).exists())
+        .cloned()
+        .collect();
+    (named, missing)
+}
+
 #[test]
 fn every_path_the_code_map_names_exists() {
     let text = architecture();
-    let named = named_paths(&text);
+    let (named, missing) = named_and_missing(&text);
     assert!(named.len() > 20, "the code map names its rooms: {named:?}");
-    let missing: Vec<_> = named.iter().filter(|p| !root().join(p).exists()).collect();
     assert!(
         missing.is_empty(),
         "ARCHITECTURE.md names paths that are gone: {missing:?}"
@@ -59,9 +69,8 @@ fn every_path_the_code_map_names_exists() {
 #[test]
 fn every_file_the_threat_model_cites_exists() {
     let text = std::fs::read_to_string(root().join("SECURITY.md")).unwrap();
-    let cited = named_paths(&text);
+    let (cited, missing) = named_and_missing(&text);
     assert!(cited.len() > 10, "SECURITY.md cites its proofs: {cited:?}");
-    let missing: Vec<_> = cited.iter().filter(|p| !root().join(p).exists()).collect();
     assert!(
         missing.is_empty(),
         "SECURITY.md cites files that are gone: {missing:?}"

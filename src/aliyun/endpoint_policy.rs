@@ -10,6 +10,7 @@ use std::fmt;
 use reqwest::Url;
 
 use super::endpoint::{Endpoint, override_hosts};
+use super::flag_list;
 use super::regions::Regions;
 
 /// What messages call the default allow-list (its few hundred hosts are not listed).
@@ -50,10 +51,7 @@ pub struct AllowedEndpoints {
 impl AllowedEndpoints {
     /// Parses a comma-separated list; every pattern must be `http(s)://host[:port]`, nothing more.
     pub fn parse(list: &str) -> Result<Self, String> {
-        let patterns = list
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
+        let patterns = flag_list::items(list)
             .map(Pattern::parse)
             .collect::<Result<Vec<_>, _>>()?;
         if patterns.is_empty() {

@@ -8,6 +8,7 @@ mod credentials;
 mod endpoint;
 mod endpoint_policy;
 mod error;
+mod flag_list;
 mod http;
 pub mod provider;
 mod regions;

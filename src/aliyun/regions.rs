@@ -3,6 +3,7 @@
 //! (`ecs.<region>.aliyuncs.com`), and not every such name is ECS's: `oss-accelerate` makes an OSS
 //! bucket's host. So only regions named here are ever turned into hosts or sent to.
 
+use super::flag_list;
 use crate::session::validate;
 
 /// The regions of the official SDK's endpoint data: `regions` and the `ecs` regional endpoints of
@@ -95,12 +96,7 @@ impl Regions {
 
     /// `--extra-regions`: comma-separated region ids; empty means none.
     pub fn parse(list: &str) -> Result<Self, String> {
-        let extra = list
-            .split(',')
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let extra = flag_list::items(list).map(str::to_owned).collect();
         Self::new(extra)
     }
 

@@ -8,6 +8,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::error::EcsError;
@@ -78,8 +79,7 @@ pub fn decode_vnc_url(
     status: u16,
     sent_at: Timestamp,
 ) -> Result<IssuedVncUrl, EcsError> {
-    let parsed: VncUrlBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let parsed: VncUrlBody = parse_answer(body, status)?;
     let request_id = request_id(parsed.request_id.filter(|r| !r.is_empty()));
     match (parsed.vnc_url.filter(|v| !v.is_empty()), request_id) {
         (Some(vnc_url), _) if !is_plain_vnc_url(&vnc_url) => Err(EcsError::MalformedResponse {
@@ -147,8 +147,7 @@ pub fn decode_os_type(
     region_id: &str,
     instance_id: &str,
 ) -> Result<String, EcsError> {
-    let parsed: InstancesBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let parsed: InstancesBody = parse_answer(body, status)?;
     let request_id = request_id(parsed.request_id);
     let Some(list) = parsed.instances else {
         return Err(EcsError::MalformedResponse {
@@ -178,9 +177,14 @@ pub fn decode_os_type(
     }
 }
 
-/// Says what is wrong without quoting the body: serde's own message quotes an offending string
-/// whole, and the body is whatever the endpoint chose to send (the reason reaches the status).
-pub(crate) fn malformed(status: u16, e: serde_json::Error, request_id: Option<String>) -> EcsError {
+/// The body of a 2xx answer as `T`. Says what is wrong without quoting the body: serde's own
+/// message quotes an offending string whole, and the body is whatever the endpoint chose to send
+/// (the reason reaches the status).
+pub(crate) fn parse_answer<T: DeserializeOwned>(body: &[u8], status: u16) -> Result<T, EcsError> {
+    serde_json::from_slice(body).map_err(|e| malformed(status, e))
+}
+
+fn malformed(status: u16, e: serde_json::Error) -> EcsError {
     let what = match e.classify() {
         Category::Io => "unreadable",
         Category::Syntax => "syntax error",
@@ -194,7 +198,7 @@ pub(crate) fn malformed(status: u16, e: serde_json::Error, request_id: Option<St
             e.line(),
             e.column()
         ),
-        request_id,
+        request_id: None,
     }
 }
 

@@ -225,32 +225,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ecs_errors_carry_the_request_id_and_exit_1() {
-        let f = Failure::from(EcsError::Api {
-            code: "InvalidInstanceId.NotFound".into(),
-            message: "The specified InstanceId does not exist.".into(),
-            request_id: Some("R-1".into()),
-            http_status: Some(404),
-        });
-        assert_eq!(f.code, 1);
-        assert_eq!(
-            f.message,
-            "ECS answered InvalidInstanceId.NotFound: The specified InstanceId does not exist. (RequestId: R-1)"
-        );
-    }
-
-    #[test]
-    fn unreachable_endpoint_exits_2() {
-        let f = Failure::from(EcsError::ConnectionFailed {
-            endpoint: "http://127.0.0.1:1".into(),
-            reason: "connection refused".into(),
-            request_sent: false,
-        });
-        assert_eq!(f.code, 2);
-        assert_eq!(
-            f.message,
-            "could not reach http://127.0.0.1:1: connection refused"
-        );
+    fn ecs_errors_exit_1_with_the_request_id_and_an_unreachable_endpoint_exits_2() {
+        let cases = [
+            (
+                EcsError::Api {
+                    code: "InvalidInstanceId.NotFound".into(),
+                    message: "The specified InstanceId does not exist.".into(),
+                    request_id: Some("R-1".into()),
+                    http_status: Some(404),
+                },
+                1,
+                "ECS answered InvalidInstanceId.NotFound: The specified InstanceId does not exist. (RequestId: R-1)",
+            ),
+            (
+                EcsError::ConnectionFailed {
+                    endpoint: "http://127.0.0.1:1".into(),
+                    reason: "connection refused".into(),
+                    request_sent: false,
+                },
+                2,
+                "could not reach http://127.0.0.1:1: connection refused",
+            ),
+        ];
+        for (error, code, message) in cases {
+            let f = Failure::from(error);
+            assert_eq!(f.code, code);
+            assert_eq!(f.message, message);
+        }
     }
 
     #[test]

@@ -133,6 +133,11 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
 
+    /// Asks for a slot for instance `i-a` in cn-hangzhou at second `s`.
+    fn ask(limiter: &Limiter, s: i64) -> Result<(), Timestamp> {
+        limiter.try_acquire("cn-hangzhou", "i-a", at(s))
+    }
+
     #[test]
     fn a_fresh_limiter_counts_what_the_watch_cache_says_was_issued() {
         let limiter = Limiter::new(2);
@@ -176,39 +181,30 @@ mod tests {
     fn the_31st_url_in_a_minute_waits_for_the_first_slot_to_free() {
         let limiter = Limiter::new(30);
         for i in 0..30 {
-            assert_eq!(limiter.try_acquire("cn-hangzhou", "i-a", at(i)), Ok(()));
+            assert_eq!(ask(&limiter, i), Ok(()));
         }
-        assert_eq!(
-            limiter.try_acquire("cn-hangzhou", "i-a", at(30)),
-            Err(at(60))
-        );
-        assert_eq!(
-            limiter.try_acquire("cn-hangzhou", "i-a", at(59)),
-            Err(at(60))
-        );
-        assert_eq!(limiter.try_acquire("cn-hangzhou", "i-a", at(60)), Ok(()));
-        assert_eq!(
-            limiter.try_acquire("cn-hangzhou", "i-a", at(60)),
-            Err(at(61))
-        );
+        for (s, answer) in [
+            (30, Err(at(60))),
+            (59, Err(at(60))),
+            (60, Ok(())),
+            (60, Err(at(61))),
+        ] {
+            assert_eq!(ask(&limiter, s), answer, "at second {s}");
+        }
     }
 
     #[test]
     fn instances_and_regions_are_counted_apart() {
         let limiter = Limiter::new(1);
-        assert_eq!(limiter.try_acquire("cn-hangzhou", "i-a", at(0)), Ok(()));
+        assert_eq!(ask(&limiter, 0), Ok(()));
         assert_eq!(limiter.try_acquire("cn-hangzhou", "i-b", at(0)), Ok(()));
         assert_eq!(limiter.try_acquire("cn-shanghai", "i-a", at(0)), Ok(()));
-        assert!(limiter.try_acquire("cn-hangzhou", "i-a", at(1)).is_err());
+        assert!(ask(&limiter, 1).is_err());
     }
 
     #[test]
     fn a_zero_limit_never_grants() {
-        let limiter = Limiter::new(0);
-        assert_eq!(
-            limiter.try_acquire("cn-hangzhou", "i-a", at(0)),
-            Err(at(60))
-        );
+        assert_eq!(ask(&Limiter::new(0), 0), Err(at(60)));
     }
 
     #[test]

@@ -57,10 +57,7 @@ pub async fn recent(client: &kube::Client, session: &VncSession, limit: usize) -
 type Tagged = (Option<ObjectReference>, EventLine);
 
 async fn list_v1(client: &kube::Client, ns: &str, name: &str) -> Result<Vec<Tagged>, kube::Error> {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    let params = ListParams::default().fields(&format!("regarding.name={name}"));
-    let list = api.list(&params).await?;
-    Ok(list.items.into_iter().map(from_v1).collect())
+    list(client, ns, &format!("regarding.name={name}"), from_v1).await
 }
 
 async fn list_core(
@@ -68,58 +65,75 @@ async fn list_core(
     ns: &str,
     name: &str,
 ) -> Result<Vec<Tagged>, kube::Error> {
-    let api: Api<CoreEvent> = Api::namespaced(client.clone(), ns);
-    let params = ListParams::default().fields(&format!("involvedObject.name={name}"));
-    let list = api.list(&params).await?;
-    Ok(list.items.into_iter().map(from_core).collect())
+    list(
+        client,
+        ns,
+        &format!("involvedObject.name={name}"),
+        from_core,
+    )
+    .await
+}
+
+/// One list of Events of either API, filtered by `fields`, each read by `tag`.
+async fn list<K>(
+    client: &kube::Client,
+    ns: &str,
+    fields: &str,
+    tag: fn(K) -> Tagged,
+) -> Result<Vec<Tagged>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let list = api.list(&ListParams::default().fields(fields)).await?;
+    Ok(list.items.into_iter().map(tag).collect())
 }
 
 fn from_v1(e: Event) -> Tagged {
-    let at = e
-        .series
-        .as_ref()
-        .map(|s| s.last_observed_time.0)
-        .or(e.event_time.as_ref().map(|t| t.0))
-        .or(e.deprecated_last_timestamp.as_ref().map(|t| t.0))
-        .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    let count = e
-        .series
-        .as_ref()
-        .map(|s| s.count)
-        .or(e.deprecated_count)
-        .unwrap_or(1);
-    let line = EventLine {
-        at,
-        type_: e.type_.unwrap_or_default(),
-        reason: e.reason.unwrap_or_default(),
-        note: e.note.unwrap_or_default(),
-        count,
-    };
-    (e.regarding, line)
+    let series = e.series.as_ref();
+    let seen = [
+        series.map(|s| s.last_observed_time.0),
+        e.event_time.as_ref().map(|t| t.0),
+        e.deprecated_last_timestamp.as_ref().map(|t| t.0),
+        e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    ];
+    let count = series.map(|s| s.count).or(e.deprecated_count);
+    (e.regarding, line(seen, count, e.type_, e.reason, e.note))
 }
 
 fn from_core(e: CoreEvent) -> Tagged {
-    let at = e
-        .series
-        .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
-        .or(e.last_timestamp.as_ref().map(|t| t.0))
-        .or(e.event_time.as_ref().map(|t| t.0))
-        .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0));
-    let count = e
-        .series
-        .as_ref()
-        .and_then(|s| s.count)
-        .or(e.count)
-        .unwrap_or(1);
-    let line = EventLine {
-        at,
-        type_: e.type_.unwrap_or_default(),
-        reason: e.reason.unwrap_or_default(),
-        note: e.message.unwrap_or_default(),
-        count,
-    };
+    let series = e.series.as_ref();
+    let seen = [
+        series.and_then(|s| s.last_observed_time.as_ref().map(|t| t.0)),
+        e.last_timestamp.as_ref().map(|t| t.0),
+        e.event_time.as_ref().map(|t| t.0),
+        e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    ];
+    let count = series.and_then(|s| s.count).or(e.count);
+    let line = line(seen, count, e.type_, e.reason, e.message);
     (Some(e.involved_object), line)
+}
+
+/// Reads an Event of either API the same way: `at` is the first of the times it carries, most
+/// telling first (`seen`); an unsaid count is 1, absent text empty.
+fn line(
+    seen: [Option<Timestamp>; 4],
+    count: Option<i32>,
+    type_: Option<String>,
+    reason: Option<String>,
+    note: Option<String>,
+) -> EventLine {
+    EventLine {
+        at: seen.into_iter().flatten().next(),
+        type_: type_.unwrap_or_default(),
+        reason: reason.unwrap_or_default(),
+        note: note.unwrap_or_default(),
+        count: count.unwrap_or(1),
+    }
 }
 
 /// Keeps the Events about this very session (not another kind with the same name, nor an
@@ -146,11 +160,21 @@ fn latest(events: Vec<Tagged>, session: &VncSession, limit: usize) -> Vec<EventL
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::mock::{self, Step};
+    use crate::plugin::mock::{self, Seen, Step};
     use serde_json::{Value, json};
 
     fn session() -> VncSession {
         serde_json::from_value(mock::session_json("db-1", "1", Value::Null)).unwrap()
+    }
+
+    /// The latest ten Events of db-1 in team-a, from an API server that answers `steps`.
+    async fn recent_through(steps: Vec<Step>) -> (Recent, Vec<Seen>) {
+        let (target, mut handle) = mock::target("team-a");
+        let session = session();
+        tokio::join!(
+            recent(&target.client, &session, 10),
+            mock::serve(&mut handle, steps)
+        )
     }
 
     fn v1_event(name: &str, kind: &str, uid: &str, reason: &str, at: &str) -> Value {
@@ -167,7 +191,6 @@ mod tests {
 
     #[tokio::test]
     async fn reads_events_k8s_io_filtered_by_the_regarding_name() {
-        let (target, mut handle) = mock::target("team-a");
         let items = vec![
             v1_event(
                 "db-1",
@@ -198,17 +221,11 @@ mod tests {
                 "2026-11-26T07:00:00.000000Z",
             ),
         ];
-        let session = session();
-        let (recent, seen) = tokio::join!(
-            recent(&target.client, &session, 10),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
-                        .json(200, v1_list(items))
-                ]
-            )
-        );
+        let (recent, seen) = recent_through(vec![
+            Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
+                .json(200, v1_list(items)),
+        ])
+        .await;
         assert_eq!(
             seen[0].param("fieldSelector").as_deref(),
             Some("regarding.name=db-1")
@@ -223,7 +240,6 @@ mod tests {
 
     #[tokio::test]
     async fn an_older_server_is_asked_through_core_v1() {
-        let (target, mut handle) = mock::target("team-a");
         let rejected = json!({"kind": "Status", "status": "Failure", "reason": "BadRequest",
             "code": 400, "message": "field label not supported: regarding.name"});
         let core = json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [
@@ -231,18 +247,11 @@ mod tests {
              "involvedObject": {"kind": "VncSession", "name": "db-1", "uid": "uid-db-1"},
              "reason": "Throttled", "message": "at most 30", "type": "Warning", "count": 3,
              "lastTimestamp": "2026-11-26T08:00:00Z"}]});
-        let session = session();
-        let (recent, seen) = tokio::join!(
-            recent(&target.client, &session, 10),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
-                        .json(400, rejected),
-                    Step::new("GET", "/api/v1/namespaces/team-a/events").json(200, core),
-                ]
-            )
-        );
+        let (recent, seen) = recent_through(vec![
+            Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events").json(400, rejected),
+            Step::new("GET", "/api/v1/namespaces/team-a/events").json(200, core),
+        ])
+        .await;
         assert_eq!(
             seen[1].param("fieldSelector").as_deref(),
             Some("involvedObject.name=db-1")
@@ -261,20 +270,13 @@ mod tests {
 
     #[tokio::test]
     async fn no_permission_for_events_is_said_not_fatal() {
-        let (target, mut handle) = mock::target("team-a");
-        let session = session();
-        let (recent, _) = tokio::join!(
-            recent(&target.client, &session, 10),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events").json(
-                        403,
-                        json!({"kind": "Status", "code": 403, "reason": "Forbidden"})
-                    )
-                ]
-            )
-        );
+        let (recent, _) = recent_through(vec![
+            Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events").json(
+                403,
+                json!({"kind": "Status", "code": 403, "reason": "Forbidden"}),
+            ),
+        ])
+        .await;
         let Recent::Unavailable(why) = recent else {
             panic!("{recent:?}")
         };

@@ -171,61 +171,55 @@ mod tests {
         assert!(lines[2].starts_with("team-b      db-1"));
     }
 
+    /// `kubectl vnc list` (with `-A` if `all_namespaces`) in team-a against an API server that
+    /// answers the one GET with `step`: the result, stdout and stderr.
+    async fn list_through(all_namespaces: bool, step: Step) -> (Result<(), Error>, String, String) {
+        let (target, mut handle) = mock::target("team-a");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (result, _) = tokio::join!(
+            execute(&target, all_namespaces, &mut out, &mut err),
+            mock::serve(&mut handle, vec![step])
+        );
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (result, text(out), text(err))
+    }
+
     #[tokio::test]
     async fn list_all_namespaces_asks_the_cluster_wide_path() {
-        let (target, mut handle) = mock::target("team-a");
         let list = json!({"apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSessionList",
                           "metadata": {"resourceVersion": "9"},
                           "items": [mock::session_json("db-1", "3", ready())]});
-        let (mut out, mut sink) = (Vec::new(), Vec::new());
-        let (result, _) = tokio::join!(
-            execute(&target, true, &mut out, &mut sink),
-            mock::serve(
-                &mut handle,
-                vec![Step::new("GET", "/apis/ecsvnc.dev/v1alpha1/vncsessions").json(200, list)]
-            )
-        );
+        let (result, out, _) = list_through(
+            true,
+            Step::new("GET", "/apis/ecsvnc.dev/v1alpha1/vncsessions").json(200, list),
+        )
+        .await;
         result.unwrap();
-        let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("NAMESPACE   NAME"), "{out}");
         assert!(out.contains("team-a      db-1"), "{out}");
     }
 
     #[tokio::test]
     async fn an_empty_namespace_says_so_on_stderr() {
-        let (target, mut handle) = mock::target("team-a");
         let list = json!({"apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSessionList",
                           "metadata": {}, "items": []});
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (result, _) = tokio::join!(
-            execute(&target, false, &mut out, &mut err),
-            mock::serve(
-                &mut handle,
-                vec![Step::new("GET", &mock::sessions_path("team-a")).json(200, list)]
-            )
-        );
+        let (result, out, err) = list_through(
+            false,
+            Step::new("GET", &mock::sessions_path("team-a")).json(200, list),
+        )
+        .await;
         result.unwrap();
         assert!(out.is_empty());
-        assert_eq!(
-            String::from_utf8(err).unwrap(),
-            "No VncSessions found in namespace \"team-a\".\n"
-        );
+        assert_eq!(err, "No VncSessions found in namespace \"team-a\".\n");
     }
 
     #[tokio::test]
     async fn a_missing_crd_is_named_with_the_fix() {
-        let (target, mut handle) = mock::target("team-a");
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (result, _) = tokio::join!(
-            execute(&target, false, &mut out, &mut err),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::sessions_path("team-a"))
-                        .text(404, "404 page not found")
-                ]
-            )
-        );
+        let (result, ..) = list_through(
+            false,
+            Step::new("GET", &mock::sessions_path("team-a")).text(404, "404 page not found"),
+        )
+        .await;
         assert!(matches!(result, Err(Error::CrdMissing)));
     }
 }

@@ -1,5 +1,6 @@
 //! A scripted API server for the plugin's unit tests: each step names the request expected next
-//! (method and path) and the answer; the test gets back what was sent.
+//! (method and path) and the answer; the test gets back what was sent. Its request matching
+//! (`next_request`, `respond`) also serves the reconcile fixture in `src/controller/tests/`.
 
 use std::time::Duration;
 
@@ -9,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::connect::Target;
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-type Responder = tower_test::mock::SendResponse<Response<Body>>;
+pub type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub type Responder = tower_test::mock::SendResponse<Response<Body>>;
 
 pub fn target(namespace: &str) -> (Target, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -138,29 +139,64 @@ fn decode(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A request as it came, not answered yet.
+pub struct Arrived {
+    pub query: String,
+    pub content_type: String,
+    /// The JSON body; `null` when there is none.
+    pub body: Value,
+    pub send: Responder,
+}
+
+/// Waits (5 s at most) for the next request, which must be `method` on `path`.
+pub async fn next_request(handle: &mut Handle, method: &str, path: &str) -> Arrived {
+    let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
+        .await
+        .unwrap_or_else(|_| panic!("no request came for {method} {path}"))
+        .expect("the client is gone");
+    assert_eq!(request.method().as_str(), method, "method for {path}");
+    assert_eq!(request.uri().path(), path);
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let content_type = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = request.into_body().collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    Arrived {
+        query,
+        content_type,
+        body,
+        send,
+    }
+}
+
+/// Answers a request with status `code` and `payload`.
+pub fn respond(send: Responder, code: u16, payload: Vec<u8>) {
+    send.send_response(
+        Response::builder()
+            .status(code)
+            .body(Body::from(payload))
+            .unwrap(),
+    );
+}
+
 /// Serves `steps` in order; panics on a request that does not match, or one that never comes.
 pub async fn serve(handle: &mut Handle, steps: Vec<Step>) -> Vec<Seen> {
     let mut seen = Vec::new();
     for step in steps {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(5), handle.next_request())
-            .await
-            .unwrap_or_else(|_| panic!("no request came for {} {}", step.method, step.path))
-            .expect("the client is gone");
-        assert_eq!(request.method().as_str(), step.method, "for {}", step.path);
-        assert_eq!(request.uri().path(), step.path);
-        let query = request.uri().query().unwrap_or_default().to_owned();
-        let content_type = request
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let bytes = request.into_body().collect_bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
+        let Arrived {
+            query,
+            content_type,
+            body,
+            send,
+        } = next_request(handle, step.method, &step.path).await;
         let (code, payload) = match step.reply {
             Reply::Json(code, value) => (code, serde_json::to_vec(&value).unwrap()),
             Reply::Text(code, text) => (code, text.into_bytes()),
@@ -182,12 +218,7 @@ pub async fn serve(handle: &mut Handle, steps: Vec<Step>) -> Vec<Seen> {
                 continue;
             }
         };
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(payload))
-                .unwrap(),
-        );
+        respond(send, code, payload);
         seen.push(Seen {
             query,
             body,

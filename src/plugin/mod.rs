@@ -48,7 +48,7 @@ pub mod terminal;
 pub mod wait;
 
 #[cfg(test)]
-mod mock;
+pub(crate) mod mock;
 
 pub use args::Cli;
 pub use error::Error;

@@ -213,13 +213,18 @@ mod tests {
         )
     }
 
+    /// Runs `open` (with `--print` if `print`) and serves the session Ready with 15 s left.
+    async fn open_ready(print: bool, browser: &FakeBrowser) -> Run {
+        run_open(args("db-1", print, Duration::from_secs(5)), browser, |v| {
+            Some(ready_in(v, 15))
+        })
+        .await
+    }
+
     #[tokio::test]
     async fn ready_prints_the_url_alone_on_stdout_and_opens_the_browser() {
         let browser = FakeBrowser::default();
-        let run = run_open(args("db-1", false, Duration::from_secs(5)), &browser, |v| {
-            Some(ready_in(v, 15))
-        })
-        .await;
+        let run = open_ready(false, &browser).await;
         run.result.unwrap();
         assert_eq!(run.out, format!("{URL}\n"));
         assert!(
@@ -234,10 +239,7 @@ mod tests {
     #[tokio::test]
     async fn print_does_not_start_a_browser() {
         let browser = FakeBrowser::default();
-        let run = run_open(args("db-1", true, Duration::from_secs(5)), &browser, |v| {
-            Some(ready_in(v, 15))
-        })
-        .await;
+        let run = open_ready(true, &browser).await;
         run.result.unwrap();
         assert_eq!(run.out, format!("{URL}\n"));
         assert!(browser.opened.lock().unwrap().is_empty());
@@ -299,10 +301,7 @@ mod tests {
             fail: true,
             ..FakeBrowser::default()
         };
-        let run = run_open(args("db-1", false, Duration::from_secs(5)), &browser, |v| {
-            Some(ready_in(v, 15))
-        })
-        .await;
+        let run = open_ready(false, &browser).await;
         run.result.unwrap();
         assert!(
             run.err

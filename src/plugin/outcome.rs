@@ -144,6 +144,27 @@ mod tests {
         s
     }
 
+    /// A session whose answer to refresh "mine" is `phase`, with the rest of the status from `edit`.
+    fn answered(phase: Phase, edit: impl FnOnce(&mut VncSessionStatus)) -> VncSession {
+        session("mine", |st| {
+            st.observed_refresh = Some("mine".into());
+            st.phase = Some(phase);
+            edit(st);
+        })
+    }
+
+    fn last_error(code: &str, message: &str) -> Option<LastError> {
+        Some(LastError {
+            code: code.into(),
+            message: message.into(),
+        })
+    }
+
+    /// What `open` says to refresh "mine" on `s`, which must be a refusal.
+    fn refusal_of(s: &VncSession) -> Refusal {
+        refused(verdict(s, "mine", now()))
+    }
+
     fn condition(reason: &str, message: &str) -> Condition {
         Condition {
             type_: "Ready".into(),
@@ -186,9 +207,7 @@ mod tests {
 
     #[test]
     fn ready_hands_over_the_url_and_its_expiry() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Ready);
+        let s = answered(Phase::Ready, |st| {
             st.console_url = Some(
                 "https://console/?vncUrl=wss%3A%2F%2Fx&instanceId=i-bp1abc&isWindows=false".into(),
             );
@@ -207,16 +226,14 @@ mod tests {
 
     #[test]
     fn failed_with_a_wrong_instance_points_at_the_spec() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Failed);
-            st.last_error = Some(LastError {
-                code: "InvalidInstanceId.NotFound".into(),
-                message: "The specified InstanceId does not exist.".into(),
-            });
+        let s = answered(Phase::Failed, |st| {
+            st.last_error = last_error(
+                "InvalidInstanceId.NotFound",
+                "The specified InstanceId does not exist.",
+            );
             st.conditions = vec![condition("IssueFailed", "InvalidInstanceId.NotFound: ...")];
         });
-        let r = refused(verdict(&s, "mine", now()));
+        let r = refusal_of(&s);
         assert_eq!(r.kind, RefusalKind::Failed);
         assert_eq!(r.reason, "IssueFailed");
         assert_eq!(
@@ -238,16 +255,11 @@ mod tests {
     #[test]
     fn failed_fixes_follow_the_code() {
         let fix = |code: &str, refreshable: bool| {
-            let s = session("mine", |st| {
-                st.observed_refresh = Some("mine".into());
-                st.phase = Some(Phase::Failed);
+            let s = answered(Phase::Failed, |st| {
                 st.refreshable = refreshable;
-                st.last_error = Some(LastError {
-                    code: code.into(),
-                    message: "m".into(),
-                });
+                st.last_error = last_error(code, "m");
             });
-            refused(verdict(&s, "mine", now())).fix
+            refusal_of(&s).fix
         };
         assert!(fix("CredentialsNotFound", false).contains("spec.credentialsRef"));
         assert!(fix("SignatureDoesNotMatch", false).contains("AccessKey"));
@@ -260,20 +272,15 @@ mod tests {
 
     #[test]
     fn throttled_says_when_the_operator_tries_again() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Pending);
+        let s = answered(Phase::Pending, |st| {
             st.retry_at = Some(Time("2026-11-26T08:00:21Z".parse().unwrap()));
-            st.last_error = Some(LastError {
-                code: "Throttled".into(),
-                message: "at most 30 console URLs per minute".into(),
-            });
+            st.last_error = last_error("Throttled", "at most 30 console URLs per minute");
             st.conditions = vec![condition(
                 "Throttled",
                 "at most 30 console URLs per minute for i-bp1abc; the next one is issued at 2026-11-26T08:00:21Z",
             )];
         });
-        let r = refused(verdict(&s, "mine", now()));
+        let r = refusal_of(&s);
         assert_eq!(r.kind, RefusalKind::Throttled);
         assert_eq!(r.kind.exit_code(), EXIT_THROTTLED);
         assert_eq!(r.phase, "Pending");
@@ -290,17 +297,15 @@ mod tests {
 
     #[test]
     fn ecs_throttling_in_a_failure_is_throttled_too() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Failed);
+        let s = answered(Phase::Failed, |st| {
             st.refreshable = true;
-            st.last_error = Some(LastError {
-                code: "Throttling.User".into(),
-                message: "Request was denied due to user flow control.".into(),
-            });
+            st.last_error = last_error(
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            );
             st.conditions = vec![condition("Throttled", "Throttling.User: ...")];
         });
-        let r = refused(verdict(&s, "mine", now()));
+        let r = refusal_of(&s);
         assert_eq!(r.kind, RefusalKind::Throttled);
         assert_eq!(
             r.message,
@@ -311,15 +316,13 @@ mod tests {
 
     #[test]
     fn closed_says_the_ttl_passed() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Closed);
+        let s = answered(Phase::Closed, |st| {
             st.conditions = vec![condition(
                 "Closed",
                 "the grant's ttl of 8h has passed; no more console URLs",
             )];
         });
-        let r = refused(verdict(&s, "mine", now()));
+        let r = refusal_of(&s);
         assert_eq!(r.kind, RefusalKind::Closed);
         assert_eq!(r.kind.exit_code(), EXIT_CLOSED);
         assert_eq!(r.reason, "Closed");
@@ -351,14 +354,11 @@ mod tests {
         let invalid = session("mine", |st| {
             st.observed_generation = Some(1);
             st.phase = Some(Phase::Failed);
-            st.last_error = Some(LastError {
-                code: "InvalidSpec".into(),
-                message: "spec.ttl: not a duration".into(),
-            });
+            st.last_error = last_error("InvalidSpec", "spec.ttl: not a duration");
         });
         let mut invalid = invalid;
         invalid.metadata.generation = Some(1);
-        let r = refused(verdict(&invalid, "mine", now()));
+        let r = refusal_of(&invalid);
         assert_eq!(r.kind, RefusalKind::Failed);
         assert!(r.fix.starts_with("fix the spec"));
         // Other failures answer refreshes: wait for ours.
@@ -372,27 +372,19 @@ mod tests {
 
     #[test]
     fn a_url_that_expired_on_the_way_asks_to_try_again() {
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::UrlExpired);
+        let s = answered(Phase::UrlExpired, |st| {
             st.refreshable = true;
             st.conditions = vec![condition(
                 "UrlExpired",
                 "the console URL no longer opens connections",
             )];
         });
-        let r = refused(verdict(&s, "mine", now()));
+        let r = refusal_of(&s);
         assert_eq!(r.kind, RefusalKind::NotReady);
         assert_eq!(r.kind.exit_code(), EXIT_NOT_READY);
         assert!(r.fix.contains("kubectl vnc open db-1 -n team-a"));
         // Ready without a URL is not a URL either.
-        let s = session("mine", |st| {
-            st.observed_refresh = Some("mine".into());
-            st.phase = Some(Phase::Ready);
-        });
-        assert_eq!(
-            refused(verdict(&s, "mine", now())).kind,
-            RefusalKind::NotReady
-        );
+        let s = answered(Phase::Ready, |_| {});
+        assert_eq!(refusal_of(&s).kind, RefusalKind::NotReady);
     }
 }

@@ -64,8 +64,28 @@ pub async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::mock::{self, Step};
+    use crate::plugin::mock::{self, Seen, Step};
     use serde_json::Value;
+
+    /// `kubectl vnc refresh NAME -n team-a` against an API server that answers the one PATCH
+    /// with `code` and `body`: the result, stdout, stderr and the request it saw.
+    async fn refresh_answered(
+        name: &str,
+        code: u16,
+        body: Value,
+    ) -> (Result<(), Error>, String, String, Vec<Seen>) {
+        let (target, mut api) = mock::target("team-a");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (result, seen) = tokio::join!(
+            execute(&target, name, &mut out, &mut err),
+            mock::serve(
+                &mut api,
+                vec![Step::new("PATCH", &mock::session_path("team-a", name)).json(code, body)]
+            )
+        );
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        (result, text(out), text(err), seen)
+    }
 
     #[test]
     fn values_are_timestamped_and_unique() {
@@ -79,19 +99,8 @@ mod tests {
 
     #[tokio::test]
     async fn refresh_merge_patches_only_the_annotation() {
-        let (target, mut api) = mock::target("team-a");
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let (result, seen) = tokio::join!(
-            execute(&target, "db-1", &mut out, &mut err),
-            mock::serve(
-                &mut api,
-                vec![
-                    Step::new("PATCH", &mock::session_path("team-a", "db-1"))
-                        .json(200, mock::session_json("db-1", "5", Value::Null))
-                ]
-            )
-        );
+        let (result, out, err, seen) =
+            refresh_answered("db-1", 200, mock::session_json("db-1", "5", Value::Null)).await;
         result.unwrap();
         let body = &seen[0].body;
         let value = body["metadata"]["annotations"][REFRESH_ANNOTATION]
@@ -102,30 +111,16 @@ mod tests {
             json!({"metadata": {"annotations": {REFRESH_ANNOTATION: value}}})
         );
         assert_eq!(seen[0].content_type, "application/merge-patch+json");
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{value}\n"));
-        assert!(
-            String::from_utf8(err)
-                .unwrap()
-                .contains("refresh requested")
-        );
+        assert_eq!(out, format!("{value}\n"));
+        assert!(err.contains("refresh requested"));
     }
 
     #[tokio::test]
     async fn no_right_to_patch_names_the_annotation_and_the_edit_role() {
-        let (target, mut api) = mock::target("team-a");
-        let (mut out, mut err) = (Vec::new(), Vec::new());
         let forbidden = serde_json::json!({"kind": "Status", "status": "Failure",
             "reason": "Forbidden", "code": 403,
             "message": "vncsessions.ecsvnc.dev \"db-1\" is forbidden: User \"bob\" cannot patch"});
-        let (result, _) = tokio::join!(
-            execute(&target, "db-1", &mut out, &mut err),
-            mock::serve(
-                &mut api,
-                vec![
-                    Step::new("PATCH", &mock::session_path("team-a", "db-1")).json(403, forbidden)
-                ]
-            )
-        );
+        let (result, ..) = refresh_answered("db-1", 403, forbidden).await;
         let err = result.unwrap_err();
         assert_eq!(err.exit_code(), crate::plugin::error::EXIT_FORBIDDEN);
         let text = err.to_string();
@@ -145,18 +140,7 @@ mod tests {
 
     #[tokio::test]
     async fn refresh_of_a_missing_session_is_not_found() {
-        let (target, mut api) = mock::target("team-a");
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (result, _) = tokio::join!(
-            execute(&target, "nope", &mut out, &mut err),
-            mock::serve(
-                &mut api,
-                vec![
-                    Step::new("PATCH", &mock::session_path("team-a", "nope"))
-                        .json(404, mock::not_found("nope"))
-                ]
-            )
-        );
+        let (result, ..) = refresh_answered("nope", 404, mock::not_found("nope")).await;
         let err = result.unwrap_err();
         assert_eq!(
             err.to_string(),

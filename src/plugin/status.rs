@@ -209,35 +209,45 @@ mod tests {
 
     const NOW: &str = "2026-11-26T08:00:03Z";
 
+    /// db-1 at version 7 with `status`.
+    fn session_with(status: serde_json::Value) -> VncSession {
+        serde_json::from_value(mock::session_json("db-1", "7", status)).unwrap()
+    }
+
     fn ready_session() -> VncSession {
-        let mut obj = mock::session_json(
-            "db-1",
-            "7",
-            json!({
-                "phase": "Ready", "isWindows": false, "refreshable": false,
-                "consoleUrl": "https://console/?vncUrl=wss%3A%2F%2Fsecret",
-                "issuedAt": "2026-11-26T08:00:00Z",
-                "urlExpiresAt": "2026-11-26T08:00:15Z",
-                "sessionExpiresAt": "2026-11-26T08:05:15Z",
-                "refreshCount": 2,
-                "conditions": [{"type": "Ready", "status": "True", "reason": "UrlIssued",
-                    "message": "console URL issued for i-bp1hzoinajzkh91h1234; it opens a connection until 2026-11-26T08:00:15Z",
-                    "lastTransitionTime": "2026-11-26T08:00:00Z"}]
-            }),
-        );
-        obj["spec"]["reason"] = json!("INC-42 disk full");
-        serde_json::from_value(obj).unwrap()
+        let mut session = session_with(json!({
+            "phase": "Ready", "isWindows": false, "refreshable": false,
+            "consoleUrl": "https://console/?vncUrl=wss%3A%2F%2Fsecret",
+            "issuedAt": "2026-11-26T08:00:00Z",
+            "urlExpiresAt": "2026-11-26T08:00:15Z",
+            "sessionExpiresAt": "2026-11-26T08:05:15Z",
+            "refreshCount": 2,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "UrlIssued",
+                "message": "console URL issued for i-bp1hzoinajzkh91h1234; it opens a connection until 2026-11-26T08:00:15Z",
+                "lastTransitionTime": "2026-11-26T08:00:00Z"}]
+        }));
+        session.spec.reason = Some("INC-42 disk full".into());
+        session
+    }
+
+    /// The one Event shown, seen once at 08:00:00.
+    fn one_event(type_: &str, reason: &str, note: &str) -> Recent {
+        Recent::Listed(vec![EventLine {
+            at: Some("2026-11-26T08:00:00Z".parse().unwrap()),
+            type_: type_.into(),
+            reason: reason.into(),
+            note: note.into(),
+            count: 1,
+        }])
     }
 
     #[test]
     fn a_ready_session_shows_both_countdowns_and_never_the_url() {
-        let events = Recent::Listed(vec![EventLine {
-            at: Some("2026-11-26T08:00:00Z".parse().unwrap()),
-            type_: "Normal".into(),
-            reason: "RefreshRequested".into(),
-            note: "issued a new console URL for i-bp1hzoinajzkh91h1234 on request".into(),
-            count: 1,
-        }]);
+        let events = one_event(
+            "Normal",
+            "RefreshRequested",
+            "issued a new console URL for i-bp1hzoinajzkh91h1234 on request",
+        );
         let text = render(&ready_session(), &events, NOW.parse().unwrap());
         assert_eq!(
             text,
@@ -261,15 +271,10 @@ mod tests {
 
     #[test]
     fn a_failed_session_shows_the_error_retry_and_what_to_do() {
-        let obj = mock::session_json(
-            "db-1",
-            "7",
-            json!({"phase": "Failed", "refreshable": true,
+        let session = session_with(json!({"phase": "Failed", "refreshable": true,
                    "urlExpiresAt": "2026-11-26T07:00:15Z",
                    "lastError": {"code": "InternalError", "message": "The request processing has failed."},
-                   "retryAt": "2026-11-26T08:00:07Z"}),
-        );
-        let session: VncSession = serde_json::from_value(obj).unwrap();
+                   "retryAt": "2026-11-26T08:00:07Z"}));
         let text = render(
             &session,
             &Recent::Unavailable("you may not list events.events.k8s.io".into()),
@@ -297,13 +302,8 @@ mod tests {
 
     #[test]
     fn a_grant_no_refresh_can_help_is_not_sent_to_open() {
-        let obj = mock::session_json(
-            "db-1",
-            "7",
-            json!({"phase": "Failed", "refreshable": false,
-                   "lastError": {"code": "InvalidAccessKeyId.NotFound", "message": "no such key"}}),
-        );
-        let session: VncSession = serde_json::from_value(obj).unwrap();
+        let session = session_with(json!({"phase": "Failed", "refreshable": false,
+                   "lastError": {"code": "InvalidAccessKeyId.NotFound", "message": "no such key"}}));
         let text = render(&session, &Recent::Listed(Vec::new()), NOW.parse().unwrap());
         assert!(!text.contains("kubectl vnc open"), "{text}");
         assert!(
@@ -316,25 +316,14 @@ mod tests {
 
     #[test]
     fn control_characters_from_the_cluster_never_reach_the_terminal() {
-        let obj = mock::session_json(
-            "db-1",
-            "7",
-            json!({"phase": "Failed", "refreshable": true,
+        let mut session = session_with(json!({"phase": "Failed", "refreshable": true,
                    "lastError": {"code": "InternalError\u{1b}[8m",
                                  "message": "fine\rFAKE: all good\u{1b}]0;title\u{07}"},
                    "conditions": [{"type": "Ready", "status": "False", "reason": "IssueFailed",
                        "message": "line one\nStalled:      False\u{202E}txet",
-                       "lastTransitionTime": "2026-11-26T08:00:00Z"}]}),
-        );
-        let mut session: VncSession = serde_json::from_value(obj).unwrap();
+                       "lastTransitionTime": "2026-11-26T08:00:00Z"}]}));
         session.spec.reason = Some("INC-7 磁盘已满\u{9b}2J\u{2066}x\u{7f}".into());
-        let events = Recent::Listed(vec![EventLine {
-            at: Some("2026-11-26T08:00:00Z".parse().unwrap()),
-            type_: "Warning\u{1b}[1m".into(),
-            reason: "IssueFailed\t".into(),
-            note: "a\nb\u{8}\u{8}c".into(),
-            count: 1,
-        }]);
+        let events = one_event("Warning\u{1b}[1m", "IssueFailed\t", "a\nb\u{8}\u{8}c");
         let text = render(&session, &events, NOW.parse().unwrap());
         let bad = |c: char| {
             (c.is_control() && c != '\n')
@@ -364,44 +353,46 @@ mod tests {
         assert!(unavailable.contains("  not shown: list failed: HTTP 500: \u{FFFD}[31mboom\n"));
     }
 
-    #[tokio::test]
-    async fn status_reads_the_session_then_its_events() {
+    /// `kubectl vnc status NAME -n team-a` against an API server that answers `steps`.
+    async fn status_through(name: &str, steps: Vec<Step>) -> (Result<(), Error>, String) {
         let (target, mut handle) = mock::target("team-a");
-        let events = json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList",
-                            "metadata": {}, "items": []});
         let mut out = Vec::new();
         let (result, _) = tokio::join!(
-            execute(&target, "db-1", &mut out),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::session_path("team-a", "db-1"))
-                        .json(200, serde_json::to_value(ready_session()).unwrap()),
-                    Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
-                        .json(200, events),
-                ]
-            )
+            execute(&target, name, &mut out),
+            mock::serve(&mut handle, steps)
         );
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[tokio::test]
+    async fn status_reads_the_session_then_its_events() {
+        let events = json!({"apiVersion": "events.k8s.io/v1", "kind": "EventList",
+                            "metadata": {}, "items": []});
+        let (result, out) = status_through(
+            "db-1",
+            vec![
+                Step::new("GET", &mock::session_path("team-a", "db-1"))
+                    .json(200, serde_json::to_value(ready_session()).unwrap()),
+                Step::new("GET", "/apis/events.k8s.io/v1/namespaces/team-a/events")
+                    .json(200, events),
+            ],
+        )
+        .await;
         result.unwrap();
-        let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("Name:         db-1\n"), "{out}");
         assert!(out.contains("Events:\n  none\n"), "{out}");
     }
 
     #[tokio::test]
     async fn status_of_a_missing_session_is_not_found() {
-        let (target, mut handle) = mock::target("team-a");
-        let mut out = Vec::new();
-        let (result, _) = tokio::join!(
-            execute(&target, "ghost", &mut out),
-            mock::serve(
-                &mut handle,
-                vec![
-                    Step::new("GET", &mock::session_path("team-a", "ghost"))
-                        .json(404, mock::not_found("ghost"))
-                ]
-            )
-        );
+        let (result, _) = status_through(
+            "ghost",
+            vec![
+                Step::new("GET", &mock::session_path("team-a", "ghost"))
+                    .json(404, mock::not_found("ghost")),
+            ],
+        )
+        .await;
         assert!(matches!(result, Err(Error::NotFound { .. })));
     }
 }

@@ -92,17 +92,20 @@ mod tests {
     use crate::session::crd::REFRESH_ANNOTATION;
     use serde_json::{Value, json};
 
-    fn with_refresh(mut obj: Value, value: &str) -> Value {
-        obj["metadata"]["annotations"] = json!({REFRESH_ANNOTATION: value});
+    /// db-1 at version `rv` with `status`, its refresh annotation set to "mine".
+    fn asked(rv: &str, status: Value) -> Value {
+        let mut obj = mock::session_json("db-1", rv, status);
+        obj["metadata"]["annotations"] = json!({REFRESH_ANNOTATION: "mine"});
         obj
     }
 
     fn start(rv: &str) -> VncSession {
-        serde_json::from_value(with_refresh(
-            mock::session_json("db-1", rv, Value::Null),
-            "mine",
-        ))
-        .unwrap()
+        serde_json::from_value(asked(rv, Value::Null)).unwrap()
+    }
+
+    /// The version of the object the wait ended on.
+    fn answered_version(result: Result<VncSession, Error>) -> Option<String> {
+        result.ok().unwrap().resource_version()
     }
 
     /// Waits for "mine" from version 10 against an API server that answers `steps`.
@@ -121,25 +124,14 @@ mod tests {
 
     #[tokio::test]
     async fn watches_the_one_object_from_the_patch_version_until_served() {
-        let not_yet = with_refresh(
-            mock::session_json("db-1", "11", json!({"observedRefresh": "earlier"})),
-            "mine",
-        );
-        let done = with_refresh(
-            mock::session_json(
-                "db-1",
-                "12",
-                json!({"observedRefresh": "mine", "phase": "Ready"}),
-            ),
-            "mine",
-        );
+        let not_yet = asked("11", json!({"observedRefresh": "earlier"}));
+        let done = asked("12", json!({"observedRefresh": "mine", "phase": "Ready"}));
         let (result, seen) = wait_through(vec![
             Step::new("GET", &mock::sessions_path("team-a"))
                 .events(vec![modified(not_yet), modified(done)]),
         ])
         .await;
-        let obj = result.ok().unwrap();
-        assert_eq!(obj.resource_version().as_deref(), Some("12"));
+        assert_eq!(answered_version(result).as_deref(), Some("12"));
         assert_eq!(seen[0].param("watch").as_deref(), Some("true"));
         assert_eq!(seen[0].param("resourceVersion").as_deref(), Some("10"));
         assert_eq!(
@@ -153,10 +145,7 @@ mod tests {
         let bookmark = json!({"type": "BOOKMARK", "object": {
             "apiVersion": "ecsvnc.dev/v1alpha1", "kind": "VncSession",
             "metadata": {"resourceVersion": "15"}}});
-        let done = with_refresh(
-            mock::session_json("db-1", "16", json!({"observedRefresh": "mine"})),
-            "mine",
-        );
+        let done = asked("16", json!({"observedRefresh": "mine"}));
         let (result, seen) = wait_through(vec![
             Step::new("GET", &mock::sessions_path("team-a")).events(vec![bookmark]),
             Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(done)]),
@@ -170,40 +159,27 @@ mod tests {
     async fn a_gone_version_reads_the_object_and_goes_on_from_there() {
         let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
             "status": "Failure", "reason": "Expired", "code": 410, "message": "too old"}});
-        let current = with_refresh(
-            mock::session_json("db-1", "40", json!({"observedRefresh": "mine"})),
-            "mine",
-        );
+        let current = asked("40", json!({"observedRefresh": "mine"}));
         let (result, _) = wait_through(vec![
             Step::new("GET", &mock::sessions_path("team-a")).events(vec![gone]),
             Step::new("GET", &mock::session_path("team-a", "db-1")).json(200, current),
         ])
         .await;
-        assert_eq!(
-            result.ok().unwrap().resource_version().as_deref(),
-            Some("40")
-        );
+        assert_eq!(answered_version(result).as_deref(), Some("40"));
     }
 
     #[tokio::test]
     async fn a_grant_that_closes_while_waiting_is_the_answer() {
         // The operator answers no refresh once the ttl has passed; it only writes Closed.
-        let closed = with_refresh(
-            mock::session_json(
-                "db-1",
-                "13",
-                json!({"observedRefresh": "earlier", "observedGeneration": 1, "phase": "Closed"}),
-            ),
-            "mine",
+        let closed = asked(
+            "13",
+            json!({"observedRefresh": "earlier", "observedGeneration": 1, "phase": "Closed"}),
         );
         let (result, _) = wait_through(vec![
             Step::new("GET", &mock::sessions_path("team-a")).events(vec![modified(closed)]),
         ])
         .await;
-        assert_eq!(
-            result.ok().unwrap().resource_version().as_deref(),
-            Some("13")
-        );
+        assert_eq!(answered_version(result).as_deref(), Some("13"));
     }
 
     #[tokio::test]

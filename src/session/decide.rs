@@ -163,39 +163,38 @@ fn by_phase(obs: &Observed, now: Timestamp, closes_at: Option<Timestamp>) -> Dec
     }
 }
 
+/// Settles on a phase that only a changed spec leaves (`Failed` for an invalid spec, `Closed`):
+/// no URL, no retry, nothing to wake for.
+fn settled(
+    mut status: VncSessionStatus,
+    obs: &Observed,
+    phase: Phase,
+    note: Note,
+    now: Timestamp,
+) -> Update {
+    leave_ready(&mut status, phase, false);
+    status.retry_at = None;
+    Update::announcing(status, obs, note, now, None)
+}
+
 fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
     let mut status = answered(obs);
-    leave_ready(&mut status, Phase::Failed, false);
     status.observed_generation = Some(obs.generation);
-    status.retry_at = None;
     status.last_error = Some(LastError {
         code: INVALID_SPEC.to_owned(),
         message: message.clone(),
     });
-    Update::announcing(
-        status,
-        obs,
-        Note::warning(Reason::IssueFailed, message),
-        now,
-        None,
-    )
+    let note = Note::warning(Reason::IssueFailed, message);
+    settled(status, obs, Phase::Failed, note, now)
 }
 
 fn closed(obs: &Observed, now: Timestamp) -> Update {
-    let mut status = answered(obs);
-    leave_ready(&mut status, Phase::Closed, false);
-    status.retry_at = None;
     let message = format!(
         "the grant's ttl of {} has passed; no more console URLs",
         obs.spec.ttl.as_deref().unwrap_or_default()
     );
-    Update::announcing(
-        status,
-        obs,
-        Note::normal(Reason::Closed, message),
-        now,
-        None,
-    )
+    let note = Note::normal(Reason::Closed, message);
+    settled(answered(obs), obs, Phase::Closed, note, now)
 }
 
 /// In the grant's last `urlValidity`, asked for a URL: `Closed` now, since any URL would still
@@ -203,8 +202,6 @@ fn closed(obs: &Observed, now: Timestamp) -> Update {
 fn closed_early(obs: &Observed, now: Timestamp, deadline: Timestamp) -> Update {
     let mut status = answered(obs);
     status.observed_generation = Some(obs.generation);
-    leave_ready(&mut status, Phase::Closed, false);
-    status.retry_at = None;
     let message = format!(
         "the grant ends at {} (ttl {}), before a URL issued now would stop opening connections \
          ({}); no more console URLs",
@@ -212,13 +209,8 @@ fn closed_early(obs: &Observed, now: Timestamp, deadline: Timestamp) -> Update {
         obs.spec.ttl.as_deref().unwrap_or_default(),
         expiry::rfc3339(expiry::add(now, obs.url_validity)),
     );
-    Update::announcing(
-        status,
-        obs,
-        Note::warning(Reason::Closed, message),
-        now,
-        None,
-    )
+    let note = Note::warning(Reason::Closed, message);
+    settled(status, obs, Phase::Closed, note, now)
 }
 
 fn url_expired(obs: &Observed, now: Timestamp) -> Update {

@@ -536,14 +536,20 @@ fn a_terminal_failure_waits_for_the_spec_or_the_secret() {
         failed("InvalidInstanceId.NotFound", false),
         0,
     );
-    assert_eq!(update.status.phase, Some(Phase::Failed));
-    assert!(!update.status.refreshable);
     assert_eq!(update.wake_at, None);
     assert_eq!(update.status.credentials_version.as_deref(), Some("100"));
-    assert_eq!(s.decide(10_000), Decision::Wait(None));
-    s.credentials_version = Some("101".into());
+    assert_waits_for_a_changed_secret(&mut s, &update, 10_000, "101");
+}
+
+/// `update` is a failure no retry mends: it waits (at `later`, still) until the Secret changes
+/// to `version`, and then issues again.
+fn assert_waits_for_a_changed_secret(s: &mut Session, update: &Update, later: i64, version: &str) {
+    assert_eq!(update.status.phase, Some(Phase::Failed));
+    assert!(!update.status.refreshable);
+    assert_eq!(s.decide(later), Decision::Wait(None));
+    s.credentials_version = Some(version.into());
     assert_eq!(
-        s.decide(10_001),
+        s.decide(later + 1),
         Decision::Issue(IssueCause::CredentialsChanged)
     );
 }
@@ -559,16 +565,12 @@ fn a_missing_secret_is_tried_again_once_it_exists() {
         },
         0,
     );
-    assert_eq!(update.status.phase, Some(Phase::Failed));
-    assert!(!update.status.refreshable);
     assert_eq!(ready(&update.status).reason, "CredentialsNotFound");
-    assert_eq!(update.note.unwrap().reason, Reason::CredentialsNotFound);
-    assert_eq!(s.decide(60), Decision::Wait(None));
-    s.credentials_version = Some("7".into());
     assert_eq!(
-        s.decide(61),
-        Decision::Issue(IssueCause::CredentialsChanged)
+        update.note.as_ref().unwrap().reason,
+        Reason::CredentialsNotFound
     );
+    assert_waits_for_a_changed_secret(&mut s, &update, 60, "7");
 }
 
 #[test]

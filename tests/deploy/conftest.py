@@ -54,12 +54,17 @@ def render(helm) -> Callable[..., list[Doc]]:
     return _render
 
 
+def on_path(tool: str, fix: str) -> str:
+    """Where `tool` is on PATH; fails the test with the command that installs it if it is not."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not on PATH; run: {fix}", pytrace=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def kubectl_path() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        pytest.fail(f"kubectl is not on PATH; run: {FIX_KUBECTL}", pytrace=False)
-    return path
+    return on_path("kubectl", FIX_KUBECTL)
 
 
 @dataclass
@@ -94,9 +99,48 @@ class Cluster:
         there; the 1.20 API server itself accepts it and drops the rules it cannot enforce (the
         operator checks them again)."""
         self.kubectl("apply", "--validate=false", "-f", str(CRD))
-        self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=30s", "crd/vncsessions.ecsvnc.dev"
-        )
+        self.crd_established("vncsessions.ecsvnc.dev")
+
+    def install_prometheus_operator_crd(self, kind: str) -> None:
+        """A stand-in for the Prometheus Operator's CRD of `kind` (ServiceMonitor, PrometheusRule),
+        created for real and Established, so an object of that kind has a kind to be checked
+        against (its schema is the Prometheus Operator's business, not ours)."""
+        group = "monitoring.coreos.com"
+        singular = kind.lower()
+        plural = f"{singular}s"
+        crd = {
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"{plural}.{group}"},
+            "spec": {
+                "group": group,
+                "names": {
+                    "kind": kind,
+                    "listKind": f"{kind}List",
+                    "plural": plural,
+                    "singular": singular,
+                },
+                "scope": "Namespaced",
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "x-kubernetes-preserve-unknown-fields": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(crd))
+        self.crd_established(f"{plural}.{group}")
+
+    def crd_established(self, name: str) -> None:
+        self.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{name}")
 
     def client_certificate(self, user: str, into: Path) -> tuple[Path, Path]:
         """A client certificate and key for `user`, signed by the cluster's CA (which the API

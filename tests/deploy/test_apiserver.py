@@ -31,31 +31,6 @@ OPERATOR = f"system:serviceaccount:{NS}:{SA}"
 # The identity a pod of the operator's ServiceAccount presents.
 OPERATOR_GROUPS = ("system:serviceaccounts", f"system:serviceaccounts:{NS}", "system:authenticated")
 
-# A stand-in for the Prometheus Operator's CRD, so a ServiceMonitor has a kind to be checked
-# against (its schema is the Prometheus Operator's business, not ours).
-SERVICE_MONITOR_CRD = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: servicemonitors.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  names:
-    kind: ServiceMonitor
-    listKind: ServiceMonitorList
-    plural: servicemonitors
-    singular: servicemonitor
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"""
-
 
 def dry_run(cluster, docs) -> str:
     """Server-side dry-run of `docs`, after creating their namespaces for real."""
@@ -63,10 +38,6 @@ def dry_run(cluster, docs) -> str:
         cluster.ensure_namespace(ns)
     out = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(docs))
     return out.stdout
-
-
-def crd_established(cluster, name: str) -> None:
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=30s", f"crd/{name}")
 
 
 def test_crd_is_created_for_real(cluster):
@@ -124,8 +95,7 @@ def test_deploy_is_accepted(cluster, kubectl_path, variant):
 )
 def test_chart_is_accepted(cluster, render, values):
     if values.get("serviceMonitor", {}).get("enabled"):
-        cluster.kubectl("apply", "-f", "-", input=SERVICE_MONITOR_CRD)
-        crd_established(cluster, "servicemonitors.monitoring.coreos.com")
+        cluster.install_prometheus_operator_crd("ServiceMonitor")
     docs = render(values, namespace="ecs-vnc-chart", release="vnc")
     out = dry_run(cluster, docs)
     assert out.count("(server dry run)") == len(docs), out

@@ -6,13 +6,12 @@ and the chart's PrometheusRule (off by default) is that file, scoped to the rele
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from conftest import FIX_KUBECTL
+from conftest import FIX_KUBECTL, on_path
 from manifests import CHART, REPO, of_kind, one
 
 RULES = CHART / "files" / "prometheus-rules.yaml"
@@ -21,38 +20,10 @@ RULES_TEST = REPO / "tests" / "deploy" / "prometheus" / "rules_test.yaml"
 SOURCE_JOB = 'job="ecs-vnc-operator"'
 FIX_PROMTOOL = f"{FIX_KUBECTL} (it installs Debian's prometheus package, which has promtool)"
 
-# A stand-in for the Prometheus Operator's CRD, so a PrometheusRule has a kind to be checked
-# against (its schema is the Prometheus Operator's business, not ours).
-PROMETHEUS_RULE_CRD = """
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: prometheusrules.monitoring.coreos.com
-spec:
-  group: monitoring.coreos.com
-  names:
-    kind: PrometheusRule
-    listKind: PrometheusRuleList
-    plural: prometheusrules
-    singular: prometheusrule
-  scope: Namespaced
-  versions:
-    - name: v1
-      served: true
-      storage: true
-      schema:
-        openAPIV3Schema:
-          type: object
-          x-kubernetes-preserve-unknown-fields: true
-"""
-
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(f"promtool is not on PATH; run: {FIX_PROMTOOL}", pytrace=False)
-    return path
+    return on_path("promtool", FIX_PROMTOOL)
 
 
 def run_promtool(promtool: str, *args: str) -> str:
@@ -234,13 +205,7 @@ def test_the_schema_rejects_bad_prometheus_rule_values(helm, values, where):
 
 
 def test_the_prometheus_rule_is_accepted_by_the_api_server(cluster, render):
-    cluster.kubectl("apply", "-f", "-", input=PROMETHEUS_RULE_CRD)
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=30s",
-        "crd/prometheusrules.monitoring.coreos.com",
-    )
+    cluster.install_prometheus_operator_crd("PrometheusRule")
     docs = of_kind(
         render({"prometheusRule": {"enabled": True}}, namespace="ecs-vnc-rules", release="vnc"),
         "PrometheusRule",

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::aliyun::credentials::Credentials;
 use crate::aliyun::error::EcsError;
-use crate::aliyun::response::{malformed, request_id};
+use crate::aliyun::response::{parse_answer, request_id};
 
 /// The longest an answer's credentials may live, counted from when the request was sent: STS
 /// issues at most 12 h, the metadata service 6 h; anything far beyond is a broken answer or clock.
@@ -50,8 +50,7 @@ pub(crate) fn decode_assumed_role(
     status: u16,
     sent_at: Timestamp,
 ) -> Result<StsCredentials, EcsError> {
-    let parsed: AssumeRoleBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let parsed: AssumeRoleBody = parse_answer(body, status)?;
     let request_id = request_id(parsed.request_id);
     let Some(fields) = parsed.credentials else {
         return Err(refused(status, "answer has no Credentials", request_id));
@@ -75,8 +74,7 @@ pub(crate) fn decode_instance_credentials(
     status: u16,
     sent_at: Timestamp,
 ) -> Result<StsCredentials, EcsError> {
-    let parsed: InstanceCredentialsBody =
-        serde_json::from_slice(body).map_err(|e| malformed(status, e, None))?;
+    let parsed: InstanceCredentialsBody = parse_answer(body, status)?;
     if parsed.code.as_deref() != Some("Success") {
         return Err(refused(status, "answer's Code is not Success", None));
     }

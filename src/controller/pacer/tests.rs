@@ -22,6 +22,17 @@ fn at_20_per_second() -> Pacer {
     Pacer::new(PacerConfig::per_second(20))
 }
 
+/// A pacer at 20/s, the key it paces, and the test's start.
+fn paced() -> (Pacer, PaceKey, Instant) {
+    (at_20_per_second(), key("ak", "cn-hangzhou"), Instant::now())
+}
+
+/// Takes a turn at `now` and answers it with a throttle at once.
+fn throttle_at(pacer: &Pacer, k: &PaceKey, now: Instant) {
+    let t = ticket(pacer.turn(k, now, WAIT));
+    pacer.throttled(k, &t, now);
+}
+
 /// Takes a turn and returns when it starts.
 fn start(pacer: &Pacer, key: &PaceKey, now: Instant) -> Instant {
     match pacer.turn(key, now, WAIT) {
@@ -39,9 +50,7 @@ fn ticket(turn: Turn) -> Ticket {
 
 #[test]
 fn turns_are_spaced_one_interval_apart_and_an_idle_key_goes_at_once() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     assert!(matches!(pacer.turn(&k, t0, WAIT), Turn::Go(t) if t.at == t0));
     assert!(matches!(pacer.turn(&k, t0, WAIT), Turn::Wait(t) if t.at == t0 + ms(50)));
     assert_eq!(start(&pacer, &k, t0), t0 + ms(100));
@@ -53,9 +62,7 @@ fn turns_are_spaced_one_interval_apart_and_an_idle_key_goes_at_once() {
 
 #[test]
 fn a_turn_beyond_the_wait_is_handed_back_and_not_reserved() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     for _ in 0..3 {
         pacer.turn(&k, t0, ms(100));
     }
@@ -65,9 +72,7 @@ fn a_turn_beyond_the_wait_is_handed_back_and_not_reserved() {
 
 #[test]
 fn callers_turned_away_in_a_row_are_told_to_come_back_one_interval_apart() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     for _ in 0..3 {
         pacer.turn(&k, t0, ms(100));
     }
@@ -89,9 +94,7 @@ fn callers_turned_away_in_a_row_are_told_to_come_back_one_interval_apart() {
 
 #[test]
 fn throttling_halves_the_rate_and_pauses_the_whole_key() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     let first = ticket(pacer.turn(&k, t0, WAIT));
     pacer.throttled(&k, &first, t0 + ms(10));
     assert_eq!(pacer.rate(&k), Some(10.0));
@@ -102,9 +105,7 @@ fn throttling_halves_the_rate_and_pauses_the_whole_key() {
 
 #[test]
 fn turns_handed_out_before_a_throttle_are_void() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     let sent = ticket(pacer.turn(&k, t0, WAIT));
     let waiting = ticket(pacer.turn(&k, t0, WAIT));
     assert!(pacer.confirm(&k, &waiting));
@@ -116,9 +117,7 @@ fn turns_handed_out_before_a_throttle_are_void() {
 
 #[test]
 fn one_wave_of_throttling_answers_halves_the_rate_once() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     let wave: Vec<Ticket> = (0..5).map(|_| ticket(pacer.turn(&k, t0, WAIT))).collect();
     for t in &wave {
         pacer.throttled(&k, t, t0 + ms(300));
@@ -132,14 +131,8 @@ fn one_wave_of_throttling_answers_halves_the_rate_once() {
 
 #[test]
 fn halving_stops_at_the_floor() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let mut now = Instant::now();
-    for _ in 0..20 {
-        let t = ticket(pacer.turn(&k, now, Duration::MAX));
-        now = t.at;
-        pacer.throttled(&k, &t, now);
-    }
+    let (pacer, k, t0) = paced();
+    throttling_wave(&pacer, &k, t0, 20);
     assert_eq!(pacer.rate(&k), Some(1.0));
 }
 
@@ -168,11 +161,9 @@ fn answers_until(pacer: &Pacer, k: &PaceKey, rate: f64) -> usize {
 
 /// Throttled at `t0`, one call answered, throttled again a second later: not a wave.
 fn two_throttles_an_answer_apart(pacer: &Pacer, k: &PaceKey, t0: Instant) {
-    let t = ticket(pacer.turn(k, t0, WAIT));
-    pacer.throttled(k, &t, t0);
+    throttle_at(pacer, k, t0);
     answer(pacer, k);
-    let t = ticket(pacer.turn(k, t0 + ms(1000), WAIT));
-    pacer.throttled(k, &t, t0 + ms(1000));
+    throttle_at(pacer, k, t0 + ms(1000));
 }
 
 /// Throttles every first call after a pause, `times` in a row, nothing answered in between
@@ -189,11 +180,8 @@ fn throttling_wave(pacer: &Pacer, k: &PaceKey, t0: Instant, times: usize) -> Ins
 
 #[test]
 fn answers_bring_the_rate_back_gradually_up_to_the_configured_one() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
-    let t = ticket(pacer.turn(&k, t0, WAIT));
-    pacer.throttled(&k, &t, t0);
+    let (pacer, k, t0) = paced();
+    throttle_at(&pacer, &k, t0);
     assert_eq!(pacer.rate(&k), Some(10.0));
     // A tenth of the throttled rate, 2/s, per second of answers: 10 answers at 10/s add
     // about 2.
@@ -210,9 +198,7 @@ fn answers_bring_the_rate_back_gradually_up_to_the_configured_one() {
 
 #[test]
 fn near_the_rate_that_was_throttled_recovery_slows_to_a_probe() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     // Say the real quota is about 8/s: throttled at 20; after the pause the quota is full
     // again and calls go through at 10/s, until it runs dry again.
     two_throttles_an_answer_apart(&pacer, &k, t0);
@@ -229,10 +215,9 @@ fn near_the_rate_that_was_throttled_recovery_slows_to_a_probe() {
 
 #[test]
 fn a_throttling_wave_from_elsewhere_is_not_taken_for_the_quota() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
+    let (pacer, k, t0) = paced();
     // Every probe after a pause throttled, six times: 20, 10, 5, 2.5, 1.25, then the floor.
-    throttling_wave(&pacer, &k, Instant::now(), 6);
+    throttling_wave(&pacer, &k, t0, 6);
     assert_eq!(pacer.rate(&k), Some(1.0));
     // Once a call is answered again, the wave counts as one throttling answer at the 20/s it
     // began at: the rate goes on from 10/s and gains 2/s per second's worth of answers up to
@@ -249,9 +234,7 @@ fn a_throttling_wave_from_elsewhere_is_not_taken_for_the_quota() {
 
 #[test]
 fn only_an_answer_to_a_call_sent_after_the_wave_ends_it() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     let early = ticket(pacer.turn(&k, t0, WAIT));
     throttling_wave(&pacer, &k, t0, 6);
     // A call sent before the wave and answered late says nothing about the quota now.
@@ -263,9 +246,7 @@ fn only_an_answer_to_a_call_sent_after_the_wave_ends_it() {
 
 #[test]
 fn one_throttling_answer_between_answers_is_not_a_wave() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     two_throttles_an_answer_apart(&pacer, &k, t0);
     answer(&pacer, &k);
     // Scaled to the last throttled rate (about 10/s), not to the 20/s of the first answer:
@@ -276,9 +257,7 @@ fn one_throttling_answer_between_answers_is_not_a_wave() {
 
 #[test]
 fn while_the_rate_is_cut_callers_turned_away_come_back_within_the_horizon() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
+    let (pacer, k, t0) = paced();
     let resumes = throttling_wave(&pacer, &k, t0, 6);
     let now = resumes - ms(500);
     // 40 callers that may not wait: at 1/s their turns would be 40 s away, but the rate is
@@ -312,8 +291,7 @@ fn keys_and_regions_are_paced_apart() {
     let pacer = at_20_per_second();
     let t0 = Instant::now();
     let hangzhou = key("ak1", "cn-hangzhou");
-    let t = ticket(pacer.turn(&hangzhou, t0, WAIT));
-    pacer.throttled(&hangzhou, &t, t0);
+    throttle_at(&pacer, &hangzhou, t0);
     for other in [key("ak1", "cn-shanghai"), key("ak2", "cn-hangzhou")] {
         assert_eq!(pacer.rate(&other), Some(20.0));
         assert!(matches!(pacer.turn(&other, t0, WAIT), Turn::Go(_)));
@@ -324,11 +302,8 @@ fn keys_and_regions_are_paced_apart() {
 
 #[test]
 fn a_key_left_alone_for_a_minute_is_forgotten_and_starts_afresh() {
-    let pacer = at_20_per_second();
-    let k = key("ak", "cn-hangzhou");
-    let t0 = Instant::now();
-    let t = ticket(pacer.turn(&k, t0, WAIT));
-    pacer.throttled(&k, &t, t0);
+    let (pacer, k, t0) = paced();
+    throttle_at(&pacer, &k, t0);
     pacer.turn(&key("other", "cn-hangzhou"), t0 + ms(59_000), WAIT);
     assert_eq!(pacer.lock().map.len(), 2);
     pacer.turn(&key("other", "cn-hangzhou"), t0 + ms(121_000), WAIT);

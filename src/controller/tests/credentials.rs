@@ -15,17 +15,7 @@ use crate::session::VncSession;
 async fn a_missing_secret_fails_with_credentials_not_found() {
     let mut f = fixture().await;
     let s = session("db-1");
-    let (action, seen) = run(
-        &mut f,
-        &s,
-        vec![
-            pending_patch("db-1"),
-            secret_get(not_found()),
-            status_patch("db-1"),
-            event(),
-        ],
-    )
-    .await;
+    let (action, seen) = run(&mut f, &s, missing_secret_steps("db-1")).await;
     let st = &seen[2].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["refreshable"], false);
@@ -76,18 +66,8 @@ async fn a_credentials_ref_cannot_reach_another_namespace() {
     let mut raw = session_json(&session("db-1"));
     raw["spec"]["credentialsRef"] = json!({"name": "ecs-credentials", "namespace": "kube-system"});
     let s: VncSession = serde_json::from_value(raw.clone()).unwrap();
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        vec![
-            pending_patch("db-1"),
-            // The only Secret read is in the session's own namespace.
-            secret_read(),
-            status_patch("db-1"),
-            event(),
-        ],
-    )
-    .await;
+    // The only Secret read is in the session's own namespace.
+    let (_, seen) = run(&mut f, &s, first_issue_steps("db-1", good_secret())).await;
     assert_eq!(seen[2].1["status"]["phase"], "Ready");
 }
 
@@ -142,12 +122,9 @@ async fn a_namespace_not_offered_operator_credentials_makes_no_ecs_call() {
 #[tokio::test]
 async fn a_secret_name_with_a_path_is_refused_before_any_api_call() {
     let mut f = fixture().await;
-    let mut s = session("path-1");
-    s.spec.credentials_ref = Some(crate::session::crd::CredentialsRef {
-        name: "../kube-system/x".into(),
-    });
+    let s = session_naming_a_secret_path("path-1");
     // A status write and its Event; no read of the session, no Secret, no ECS call.
-    let (_, seen) = run(&mut f, &s, vec![status_patch("path-1"), event()]).await;
+    let (_, seen) = run(&mut f, &s, decided_steps("path-1")).await;
     let st = &seen[0].1["status"];
     assert_eq!(st["phase"], "Failed");
     assert_eq!(st["lastError"]["code"], "InvalidSpec");
@@ -176,26 +153,16 @@ async fn a_refresh_costs_two_api_requests_once_the_secret_is_known_unchanged() {
     f.ctx.secrets.observe(&Event::Apply(secret_meta("77")));
     // First refresh: the Secret is read once (resourceVersion 77, as the watch says).
     let s = expired_and_asked_to_refresh("db-1");
-    run(
-        &mut f,
-        &s,
-        vec![secret_read(), status_patch("db-1"), event()],
-    )
-    .await;
+    run(&mut f, &s, reissue_steps("db-1")).await;
     // Next refresh of another session using it: the status patch and the Event, nothing else.
     let mut s = expired_and_asked_to_refresh("db-2");
     s.metadata.resource_version = Some("20".into());
-    let (_, seen) = run(&mut f, &s, vec![status_patch("db-2"), event()]).await;
+    let (_, seen) = run(&mut f, &s, decided_steps("db-2")).await;
     assert_eq!(seen[0].1["status"]["phase"], "Ready");
     // The Secret changes: read again.
     f.ctx.secrets.observe(&Event::Apply(secret_meta("78")));
     let mut s = expired_and_asked_to_refresh("db-3");
     s.metadata.resource_version = Some("30".into());
-    run(
-        &mut f,
-        &s,
-        vec![secret_read(), status_patch("db-3"), event()],
-    )
-    .await;
+    run(&mut f, &s, reissue_steps("db-3")).await;
     assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 3);
 }

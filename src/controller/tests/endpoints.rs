@@ -29,10 +29,7 @@ async fn an_endpoint_outside_the_allow_list_gets_nothing_not_even_a_secret_read(
         }
         let (_, seen) = run(&mut f, &s, no_secret_steps("evil-1")).await;
         let st = &seen[1].1["status"];
-        assert_eq!(st["phase"], "Failed");
-        assert_eq!(st["refreshable"], false);
-        assert_eq!(st["lastError"]["code"], "EndpointNotAllowed");
-        let message = st["lastError"]["message"].as_str().unwrap();
+        let message = assert_failed_for_good(st, "EndpointNotAllowed");
         assert!(
             message.contains("spec.endpoint") && message.contains("--allowed-endpoints"),
             "{message}"
@@ -77,11 +74,7 @@ async fn a_region_outside_the_sdks_table_fails_with_invalid_region_id_and_nothin
     let mut s = session("oss-1");
     s.spec.region_id = "oss-accelerate".into();
     let (_, seen) = run(&mut f, &s, no_secret_steps("oss-1")).await;
-    let st = &seen[1].1["status"];
-    assert_eq!(st["phase"], "Failed");
-    assert_eq!(st["refreshable"], false);
-    assert_eq!(st["lastError"]["code"], "InvalidRegionId");
-    let message = st["lastError"]["message"].as_str().unwrap();
+    let message = assert_failed_for_good(&seen[1].1["status"], "InvalidRegionId");
     assert!(
         message.contains("\"oss-accelerate\"")
             && message.contains("--extra-regions")
@@ -108,7 +101,7 @@ async fn an_endpoint_a_url_parser_would_reinterpret_gets_nothing_even_when_its_h
         let mut s = session("fc-1");
         s.spec.endpoint = Some(endpoint.clone());
         // Refused by the spec rules: a status write and its Event, no Secret read, no ECS call.
-        let (_, seen) = run(&mut f, &s, vec![status_patch("fc-1"), event()]).await;
+        let (_, seen) = run(&mut f, &s, decided_steps("fc-1")).await;
         let st = &seen[0].1["status"];
         assert_eq!(st["phase"], "Failed", "{endpoint}");
         assert_eq!(st["lastError"]["code"], "InvalidSpec", "{endpoint}");

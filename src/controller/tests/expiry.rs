@@ -10,7 +10,7 @@ use super::fixture::*;
 async fn an_expired_window_is_recorded_without_any_ecs_call() {
     let mut f = fixture().await;
     let s = issued("db-1", 20);
-    let (action, seen) = run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    let (action, seen) = run(&mut f, &s, decided_steps("db-1")).await;
     let st = &seen[0].1["status"];
     assert_eq!(st["phase"], "UrlExpired");
     assert_eq!(st["refreshable"], true);
@@ -20,11 +20,7 @@ async fn an_expired_window_is_recorded_without_any_ecs_call() {
     );
     assert_eq!(seen[1].1["reason"], "UrlExpired");
     assert_eq!(f.sim.stats().total("DescribeInstanceVncUrl"), 0);
-    let wait = requeue_secs(&action);
-    assert!(
-        wait > 290.0 && wait <= 295.1,
-        "next look at sessionExpiresAt, got {wait}"
-    );
+    assert_requeued_within(&action, 290.0, 295.1, "next look at sessionExpiresAt");
 }
 
 #[tokio::test]
@@ -51,12 +47,7 @@ async fn an_expired_session_makes_no_call_at_all() {
 async fn a_new_refresh_value_issues_one_url_and_records_it() {
     let mut f = fixture().await;
     let s = expired_and_asked_to_refresh("db-1");
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        vec![secret_read(), status_patch("db-1"), event()],
-    )
-    .await;
+    let (_, seen) = run(&mut f, &s, reissue_steps("db-1")).await;
     let st = &seen[1].1["status"];
     assert_eq!(st["phase"], "Ready");
     assert_eq!(st["observedRefresh"], "b");
@@ -76,7 +67,7 @@ async fn the_ttl_closes_the_grant_without_reading_the_secret() {
     let mut f = fixture().await;
     let mut s = issued("db-1", 5);
     s.spec.ttl = Some("5s".into());
-    let (action, seen) = run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    let (action, seen) = run(&mut f, &s, decided_steps("db-1")).await;
     assert_eq!(seen[0].1["status"]["phase"], "Closed");
     assert_eq!(seen[0].1["status"]["refreshable"], false);
     assert!(seen[0].1["status"].get("consoleUrl").is_none());

@@ -2,6 +2,7 @@
 //! failed at; a URL is no failure.
 
 use super::fixture::*;
+use crate::session::VncSession;
 
 /// The failure series that are not 0, sorted (a family's series come in no fixed order).
 fn failures(f: &Fixture) -> Vec<String> {
@@ -17,31 +18,28 @@ fn failures(f: &Fixture) -> Vec<String> {
     lines
 }
 
+/// The failure series after one reconcile of `s` on a fresh fixture.
+async fn failures_after(s: &VncSession, steps: Vec<Expect>) -> Vec<String> {
+    let mut f = fixture().await;
+    run(&mut f, s, steps).await;
+    failures(&f)
+}
+
 #[tokio::test]
 async fn a_refused_endpoint_is_counted_at_the_spec_stage() {
     let (trap_url, _) = trap().await;
-    let mut f = fixture().await;
     let mut s = session("evil-1");
     s.spec.endpoint = Some(trap_url);
-    run(&mut f, &s, no_secret_steps("evil-1")).await;
     assert_eq!(
-        failures(&f),
+        failures_after(&s, no_secret_steps("evil-1")).await,
         [r#"ecsvnc_issue_failures_total{stage="spec",code="EndpointNotAllowed"} 1"#]
     );
 }
 
 #[tokio::test]
 async fn a_missing_secret_is_counted_at_the_credentials_stage() {
-    let mut f = fixture().await;
-    let steps = vec![
-        pending_patch("db-1"),
-        secret_get(not_found()),
-        status_patch("db-1"),
-        event(),
-    ];
-    run(&mut f, &session("db-1"), steps).await;
     assert_eq!(
-        failures(&f),
+        failures_after(&session("db-1"), missing_secret_steps("db-1")).await,
         [r#"ecsvnc_issue_failures_total{stage="credentials",code="CredentialsNotFound"} 1"#]
     );
 }
@@ -49,14 +47,15 @@ async fn a_missing_secret_is_counted_at_the_credentials_stage() {
 #[tokio::test]
 async fn an_invalid_spec_and_a_refused_refresh_value_are_counted_without_an_issue() {
     let mut f = fixture().await;
-    let mut s = session("path-1");
-    s.spec.credentials_ref = Some(crate::session::crd::CredentialsRef {
-        name: "../kube-system/x".into(),
-    });
-    run(&mut f, &s, vec![status_patch("path-1"), event()]).await;
+    run(
+        &mut f,
+        &session_naming_a_secret_path("path-1"),
+        decided_steps("path-1"),
+    )
+    .await;
     let mut s = expired_and_asked_to_refresh("db-1");
     s.metadata.annotations = Some([("ecsvnc.dev/refresh".to_owned(), "r".repeat(2_000))].into());
-    run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    run(&mut f, &s, decided_steps("db-1")).await;
     assert_eq!(
         failures(&f),
         [

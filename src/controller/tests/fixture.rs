@@ -16,6 +16,7 @@ use crate::aliyun::{
     ClientOptions, Credentials, EcsClient, Endpoint, RetryPolicy, StsClient, StsOptions,
 };
 use crate::controller::{Context, Settings, reconcile};
+use crate::plugin::mock::{next_request, respond};
 use crate::session::expiry::Limits;
 use crate::session::{VncSession, VncSessionStatus};
 use crate::sim::{self, SimConfig, SimHandle};
@@ -26,7 +27,7 @@ pub const LINUX: &str = "i-bp1hzoinajzkh91h1234";
 
 pub const SESSIONS: &str = "/apis/ecsvnc.dev/v1alpha1/namespaces/team-a/vncsessions";
 
-pub type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+pub use crate::plugin::mock::Handle;
 
 pub struct Fixture {
     pub ctx: Arc<Context>,
@@ -101,6 +102,15 @@ pub fn with_status(mut s: VncSession, edit: impl FnOnce(&mut VncSessionStatus)) 
     status.observed_generation = Some(1);
     edit(&mut status);
     s.status = Some(status);
+    s
+}
+
+/// A session whose Secret name is a path out of its namespace: refused by the spec rules.
+pub fn session_naming_a_secret_path(name: &str) -> VncSession {
+    let mut s = session(name);
+    s.spec.credentials_ref = Some(crate::session::crd::CredentialsRef {
+        name: "../kube-system/x".into(),
+    });
     s
 }
 
@@ -211,37 +221,15 @@ pub fn secret_get(reply: (u16, Value)) -> Expect {
 pub async fn serve(api: &mut Handle, steps: Vec<Expect>) -> Vec<(String, Value)> {
     let mut seen = Vec::new();
     for step in steps {
-        let (request, send) = tokio::time::timeout(Duration::from_secs(5), api.next_request())
-            .await
-            .unwrap_or_else(|_| panic!("no request came for {} {}", step.method, step.path))
-            .expect("the client is gone");
-        assert_eq!(
-            request.method().as_str(),
-            step.method,
-            "method for {}",
-            step.path
-        );
-        assert_eq!(request.uri().path(), step.path);
-        let query = request.uri().query().unwrap_or_default().to_owned();
-        let bytes = request.into_body().collect_bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
+        let request = next_request(api, step.method, &step.path).await;
         let (code, reply) = step.reply;
         let reply = if code == 200 && reply.is_null() {
-            body.clone()
+            &request.body
         } else {
-            reply
+            &reply
         };
-        send.send_response(
-            Response::builder()
-                .status(code)
-                .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-                .unwrap(),
-        );
-        seen.push((query, body));
+        respond(request.send, code, serde_json::to_vec(reply).unwrap());
+        seen.push((request.query, request.body));
     }
     seen
 }
@@ -294,6 +282,27 @@ pub fn no_secret_steps(name: &str) -> Vec<Expect> {
     vec![pending_patch(name), status_patch(name), event()]
 }
 
+/// The calls of a first issue whose Secret is not there: Pending, the 404, the status, the Event.
+pub fn missing_secret_steps(name: &str) -> Vec<Expect> {
+    vec![
+        pending_patch(name),
+        secret_get(not_found()),
+        status_patch(name),
+        event(),
+    ]
+}
+
+/// The calls of an issue on a session that has a status already (a refresh, a retry): the
+/// Secret, the status, the Event; no Pending write.
+pub fn reissue_steps(name: &str) -> Vec<Expect> {
+    vec![secret_read(), status_patch(name), event()]
+}
+
+/// The calls of an outcome decided without ECS or the Secret: the status write and its Event.
+pub fn decided_steps(name: &str) -> Vec<Expect> {
+    vec![status_patch(name), event()]
+}
+
 pub fn session_json(s: &VncSession) -> Value {
     serde_json::to_value(s).unwrap()
 }
@@ -342,6 +351,20 @@ pub fn requeue_secs(action: &Action) -> f64 {
     } else {
         value
     }
+}
+
+/// Asserts that `action` requeues after more than `low` and at most `high` seconds.
+pub fn assert_requeued_within(action: &Action, low: f64, high: f64, when: &str) {
+    let wait = requeue_secs(action);
+    assert!(wait > low && wait <= high, "{when}, got {wait}");
+}
+
+/// Asserts a `Failed` status that no retry will change, with `code`; returns its message.
+pub fn assert_failed_for_good<'a>(st: &'a Value, code: &str) -> &'a str {
+    assert_eq!(st["phase"], "Failed", "{code}");
+    assert_eq!(st["refreshable"], false, "{code}");
+    assert_eq!(st["lastError"]["code"], code);
+    st["lastError"]["message"].as_str().unwrap()
 }
 
 /// A TCP listener standing for an attacker's endpoint: counts every connection it is offered.

@@ -81,7 +81,7 @@ async fn an_outcome_whose_write_failed_is_written_later_without_a_second_url() {
     assert!(result.is_err(), "the shell error is reported for backoff");
     assert_eq!(f.ctx.unwritten.len(), 1, "the outcome is kept");
     // The next reconcile writes it: no Secret read, no ECS call.
-    let (_, seen) = run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    let (_, seen) = run(&mut f, &s, decided_steps("db-1")).await;
     let st = &seen[0].1["status"];
     assert_eq!(st["phase"], "Ready");
     assert_eq!(st["observedRefresh"], "b");
@@ -113,7 +113,7 @@ async fn an_oversized_refresh_value_is_refused_once_and_never_stored() {
     let mut s = expired_and_asked_to_refresh("db-1");
     let huge = "r".repeat(200_000);
     s.metadata.annotations = Some([("ecsvnc.dev/refresh".to_owned(), huge.clone())].into());
-    let (_, seen) = run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    let (_, seen) = run(&mut f, &s, decided_steps("db-1")).await;
     let st = &seen[0].1["status"];
     assert_eq!(st["phase"], "Expired", "nothing else changes");
     let recorded = st["observedRefresh"].as_str().unwrap();

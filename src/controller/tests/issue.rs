@@ -77,11 +77,7 @@ async fn first_issue_reads_the_secret_calls_ecs_and_applies_a_ready_status() {
         metrics.contains(r#"ecsvnc_reconciles_total{result="ok"} 1"#),
         "{metrics}"
     );
-    let wait = requeue_secs(&action);
-    assert!(
-        wait > 10.0 && wait <= 15.1,
-        "next look when the URL expires, got {wait}"
-    );
+    assert_requeued_within(&action, 10.0, 15.1, "next look when the URL expires");
 }
 
 #[tokio::test]
@@ -106,16 +102,9 @@ async fn terminal_ecs_errors_fail_without_retry() {
         s.spec.is_windows = Some(false);
         let seen = issue_against(&mut f, &s).await;
         let st = &seen[2].1["status"];
-        assert_eq!(st["phase"], "Failed", "{code}");
-        assert_eq!(st["refreshable"], false, "{code}");
-        assert_eq!(st["lastError"]["code"], code);
+        let message = assert_failed_for_good(st, code);
         assert!(st.get("retryAt").is_none(), "{code}");
-        assert!(
-            !st["lastError"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("RequestId")
-        );
+        assert!(!message.contains("RequestId"));
         assert_eq!(seen[3].1["reason"], "IssueFailed");
         assert_eq!(
             f.sim.stats().total("DescribeInstanceVncUrl"),
@@ -147,12 +136,11 @@ async fn bad_credentials_are_terminal_until_the_secret_changes() {
 #[tokio::test]
 async fn retryable_ecs_errors_back_off_per_object() {
     let mut f = fixture().await;
-    f.sim.inject(Fault {
-        action: Some("DescribeInstanceVncUrl".into()),
-        instance_id: None,
-        kind: FaultKind::InternalError,
-        count: 10,
-    });
+    f.sim.inject(
+        Fault::next(FaultKind::InternalError)
+            .for_action("DescribeInstanceVncUrl")
+            .times(10),
+    );
     let mut s = session("db-1");
     s.spec.is_windows = Some(true);
     let seen = issue_against(&mut f, &s).await;
@@ -173,12 +161,7 @@ async fn retryable_ecs_errors_back_off_per_object() {
 #[tokio::test]
 async fn ecs_throttling_is_reported_as_throttled() {
     let mut f = fixture().await;
-    f.sim.inject(Fault {
-        action: None,
-        instance_id: None,
-        kind: FaultKind::Throttling,
-        count: 10,
-    });
+    f.sim.inject(Fault::next(FaultKind::Throttling).times(10));
     let mut s = session("db-1");
     s.spec.is_windows = Some(false);
     let seen = issue_against(&mut f, &s).await;
@@ -208,10 +191,11 @@ async fn the_per_instance_limit_counts_across_sessions() {
         "the throttled issue made no ECS call"
     );
     assert_metric_line(&f, "ecsvnc_throttled_issues_total 1");
-    let wait = requeue_secs(&action);
-    assert!(
-        wait > 55.0 && wait <= 61.1,
-        "requeued when the slot frees (rounded up to a whole second), got {wait}"
+    assert_requeued_within(
+        &action,
+        55.0,
+        61.1,
+        "requeued when the slot frees (rounded up to a whole second)",
     );
 }
 
@@ -228,12 +212,7 @@ async fn a_session_throttled_by_an_earlier_process_asks_the_limiter_of_now() {
             message: "at most 1 console URLs per minute".into(),
         });
     });
-    let (_, seen) = run(
-        &mut f,
-        &s,
-        vec![secret_read(), status_patch("db-1"), event()],
-    )
-    .await;
+    let (_, seen) = run(&mut f, &s, reissue_steps("db-1")).await;
     assert_eq!(seen[1].1["status"]["phase"], "Ready");
 }
 
@@ -242,7 +221,7 @@ async fn an_invalid_spec_from_an_old_schema_fails_naming_the_field() {
     let mut f = fixture().await;
     let mut s = session("db-1");
     s.spec.instance_id = "not-an-instance".into();
-    let (_, seen) = run(&mut f, &s, vec![status_patch("db-1"), event()]).await;
+    let (_, seen) = run(&mut f, &s, decided_steps("db-1")).await;
     let st = &seen[0].1["status"];
     assert_eq!(st["lastError"]["code"], "InvalidSpec");
     assert!(

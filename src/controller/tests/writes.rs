@@ -8,18 +8,19 @@ use kube::runtime::controller::Action;
 use serde_json::json;
 
 use super::fixture::*;
+use crate::session::VncSession;
+
+/// What one reconcile of `s` on a fresh fixture decides, the API server answering `steps`.
+async fn action_after(s: &VncSession, steps: Vec<Expect>) -> Action {
+    run(&mut fixture().await, s, steps).await.0
+}
 
 #[tokio::test]
 async fn a_cached_copy_older_than_our_own_write_waits_for_the_watch() {
     let mut f = fixture().await;
     let s = expired_and_asked_to_refresh("db-1");
     // The refresh is served; the watch cache still holds the version that was written over.
-    run(
-        &mut f,
-        &s,
-        vec![secret_read(), status_patch("db-1"), event()],
-    )
-    .await;
+    run(&mut f, &s, reissue_steps("db-1")).await;
     // The same stale copy again: no call at all, neither to the API server nor to ECS.
     let (action, seen) = run(&mut f, &s, vec![]).await;
     assert!(seen.is_empty());
@@ -29,20 +30,13 @@ async fn a_cached_copy_older_than_our_own_write_waits_for_the_watch() {
 
 #[tokio::test]
 async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
-    let mut f = fixture().await;
-    let s = session("db-1");
-    let (action, _) = run(
-        &mut f,
-        &s,
-        vec![
-            pending_patch("db-1"),
-            secret_read(),
-            status_write("db-1", not_found()),
-        ],
-    )
-    .await;
+    let steps = vec![
+        pending_patch("db-1"),
+        secret_read(),
+        status_write("db-1", not_found()),
+    ];
     assert_eq!(
-        action,
+        action_after(&session("db-1"), steps).await,
         Action::await_change(),
         "no Event for a gone object, no retry"
     );
@@ -50,9 +44,7 @@ async fn a_session_deleted_during_the_ecs_call_ends_quietly() {
 
 #[tokio::test]
 async fn a_conflicting_expiry_write_waits_for_the_newer_version() {
-    let mut f = fixture().await;
-    let s = issued("db-1", 20);
-    let (action, _) = run(&mut f, &s, vec![status_conflict("db-1")]).await;
+    let action = action_after(&issued("db-1", 20), vec![status_conflict("db-1")]).await;
     // Decided on the cached copy without a read: the 409 says a newer version exists, and its
     // watch event brings the session back.
     assert_eq!(action, Action::await_change());
@@ -94,19 +86,13 @@ async fn a_change_during_the_ecs_call_costs_no_second_url() {
 
 #[tokio::test]
 async fn an_outcome_whose_session_was_deleted_meanwhile_is_dropped() {
-    let mut f = fixture().await;
+    let steps = vec![
+        secret_read(),
+        status_conflict("db-1"),
+        session_get("db-1", not_found()),
+    ];
     let s = expired_and_asked_to_refresh("db-1");
-    let (action, _) = run(
-        &mut f,
-        &s,
-        vec![
-            secret_read(),
-            status_conflict("db-1"),
-            session_get("db-1", not_found()),
-        ],
-    )
-    .await;
-    assert_eq!(action, Action::await_change());
+    assert_eq!(action_after(&s, steps).await, Action::await_change());
 }
 
 #[tokio::test]
