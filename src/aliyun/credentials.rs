@@ -42,7 +42,16 @@ pub enum CredentialsError {
     EmptyKey { key: &'static str },
     #[error("credentials Secret key {key:?} is not valid UTF-8")]
     KeyNotUtf8 { key: &'static str },
+    /// Real AccessKeys are a few dozen bytes and STS tokens a few KiB; a Secret may hold 1 MiB,
+    /// which the operator would otherwise keep (and send) for as long as the Secret is unchanged.
+    #[error("credentials Secret key {key:?} is longer than {limit} bytes; it is not an AccessKey")]
+    KeyTooLong { key: &'static str, limit: usize },
 }
+
+/// Bounds of what a Secret's keys may hold (bytes): far above real AccessKeys and STS tokens.
+const KEY_ID_MAX_BYTES: usize = 128;
+const KEY_SECRET_MAX_BYTES: usize = 128;
+const TOKEN_MAX_BYTES: usize = 16 * 1024;
 
 impl Credentials {
     /// Surrounding whitespace is trimmed; an empty token counts as none.
@@ -116,6 +125,15 @@ impl Credentials {
             let Some(bytes) = data.get(key) else {
                 return Ok(None);
             };
+            let limit = match key {
+                KEY_ACCESS_KEY_ID => KEY_ID_MAX_BYTES,
+                KEY_ACCESS_KEY_SECRET => KEY_SECRET_MAX_BYTES,
+                _ => TOKEN_MAX_BYTES,
+            };
+            // Checked before trimming: the bound is on what the Secret holds.
+            if bytes.len() > limit {
+                return Err(CredentialsError::KeyTooLong { key, limit });
+            }
             let text =
                 std::str::from_utf8(bytes).map_err(|_| CredentialsError::KeyNotUtf8 { key })?;
             Ok(Some(text.trim().to_owned()))
@@ -360,6 +378,41 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("UTF-8"), "{err}");
         assert!(err.to_string().contains("accessKeySecret"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_too_large_to_be_an_access_key_is_refused_not_kept() {
+        let huge = vec![b's'; 1_000_000];
+        let err = Credentials::from_secret_data(&data(&[
+            ("accessKeyId", b"id"),
+            ("accessKeySecret", &huge),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            CredentialsError::KeyTooLong {
+                key: "accessKeySecret",
+                limit: 128
+            }
+        );
+        let token = vec![b't'; 16 * 1024 + 1];
+        let err = Credentials::from_secret_data(&data(&[
+            ("accessKeyId", b"id"),
+            ("accessKeySecret", b"s"),
+            ("securityToken", &token),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("longer than 16384 bytes"), "{err}");
+        // A real STS token (a few KiB) is fine.
+        let real = vec![b't'; 4096];
+        assert!(
+            Credentials::from_secret_data(&data(&[
+                ("accessKeyId", b"id"),
+                ("accessKeySecret", b"s"),
+                ("securityToken", &real),
+            ]))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -174,12 +174,12 @@ impl Call<'_> {
                 is_windows,
             },
             Ok(Err(e)) => {
-                // The limiter counts URLs ECS may have issued. Refused outright (a wrong key, an
-                // unknown instance), or failed before anything was sent (a host that does not
-                // resolve, a refused port): no URL exists, so the slot goes back. Otherwise
-                // anyone able to name the instance could use up its limit and lock out the
-                // sessions that may open it.
-                if !e.is_retryable() || e.never_sent() {
+                // The limiter counts URLs ECS may have issued. An error answer (a wrong key, an
+                // unknown instance, throttling) or a failure before anything was sent (a host
+                // that does not resolve, a refused port): no URL exists, so the slot goes back.
+                // Otherwise anyone able to name the instance could use up its limit and lock out
+                // the sessions that may open it. Only an answer lost after sending keeps it.
+                if e.is_error_answer() || e.never_sent() {
                     give_back();
                 }
                 failed(&e, Some(is_windows), self.renewed.as_ref())

@@ -160,10 +160,10 @@ where
 
 /// Objects per page of a first list (and of every re-list). Served from etcd in pages rather
 /// than from the watch cache in one answer (`resourceVersion=0` ignores the limit): a page is
-/// what the operator holds at once, whatever a tenant put into its objects' metadata (up to
-/// 256 KiB of annotations each). 50 such objects are about 13 MiB; 10,000 small ones take 200
-/// round trips.
-pub const LIST_PAGE_SIZE: u32 = 50;
+/// what the operator holds at once, body and parsed objects, before anything is trimmed, and a
+/// tenant's object may be as large as etcd allows (about 1.5 MiB: labels have no total bound).
+/// 10 such objects are about 15 MiB; 10,000 small ones take 1,000 round trips.
+pub const LIST_PAGE_SIZE: u32 = 10;
 
 fn paged() -> watcher::Config {
     watcher::Config::default().page_size(LIST_PAGE_SIZE)

@@ -182,7 +182,7 @@ fn invalid_spec(obs: &Observed, message: String, now: Timestamp) -> Update {
     status.observed_generation = Some(obs.generation);
     status.last_error = Some(LastError {
         code: INVALID_SPEC.to_owned(),
-        message: message.clone(),
+        message: super::message::clip(&message, super::message::MESSAGE_MAX_BYTES),
     });
     let note = Note::warning(Reason::IssueFailed, message);
     settled(status, obs, Phase::Failed, note, now)

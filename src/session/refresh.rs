@@ -19,7 +19,7 @@ const CACHE_MARK: char = '\u{1}';
 
 /// Why a refresh value is refused; `None` when it is served.
 pub fn refusal(value: &str) -> Option<String> {
-    if value.starts_with(CACHE_MARK) && value.len() < REFRESH_MAX_BYTES {
+    if cache_record(value).is_some() {
         // Already cut down by the cache: the original was over the limit.
         return Some(format!(
             "the ecsvnc.dev/refresh value is longer than {REFRESH_MAX_BYTES} bytes"
@@ -42,8 +42,8 @@ pub fn refusal(value: &str) -> Option<String> {
 /// What `status.observedRefresh` records for `value`: the value itself when it is served, else a
 /// digest of it (the same for the value as written and for the form the cache keeps).
 pub fn observed_form(value: &str) -> Cow<'_, str> {
-    if let Some(kept) = value.strip_prefix(CACHE_MARK) {
-        return Cow::Owned(kept.to_owned());
+    if let Some(kept) = cache_record(value) {
+        return Cow::Borrowed(kept);
     }
     if refusal(value).is_none() {
         return Cow::Borrowed(value);
@@ -55,6 +55,16 @@ pub fn observed_form(value: &str) -> Cow<'_, str> {
 /// replaced by its bounded record (marked so that it is still refused).
 pub fn cache_form(value: &str) -> Option<String> {
     (value.len() > REFRESH_MAX_BYTES).then(|| format!("{CACHE_MARK}{}", digest_form(value)))
+}
+
+/// The record in a value the cache cut down: the mark, then exactly `refused:sha1:<40 hex>`.
+/// Anything else that starts with the mark is a tenant's value, refused for its control
+/// character and recorded by its own digest.
+fn cache_record(value: &str) -> Option<&str> {
+    let record = value.strip_prefix(CACHE_MARK)?;
+    let hex = record.strip_prefix(REFUSED_PREFIX)?;
+    (hex.len() == 40 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then_some(record)
 }
 
 fn digest_form(value: &str) -> String {
@@ -106,6 +116,8 @@ mod tests {
             "\u{7f}",
             "\u{85}",
             "\u{1}refused:sha1:00",
+            // A forged cache mark does not smuggle escapes into observedRefresh.
+            "\u{1}\u{1b}]0;owned\u{7}\u{1b}[2J",
         ] {
             assert!(refusal(value).is_some(), "{value:?}");
             assert!(

@@ -6,6 +6,9 @@ pub const REGION_ID_PATTERN: &str = "^[a-z]{2,}(-[a-z0-9]+)+$";
 /// Pattern `^i-[a-z0-9]+$`, at most 64 characters.
 pub const INSTANCE_ID_PATTERN: &str = "^i-[a-z0-9]+$";
 pub const INSTANCE_ID_MAX_LEN: usize = 64;
+/// The CRD's bounds on `regionId` and `ttl`, checked again here.
+pub const REGION_ID_MAX_LEN: usize = 64;
+pub const TTL_MAX_LEN: usize = 32;
 pub const REASON_MAX_LEN: usize = 1024;
 /// A host name is at most 253 bytes; with a scheme and a port an endpoint is well under this.
 pub const ENDPOINT_MAX_BYTES: usize = 512;
@@ -235,6 +238,21 @@ fn object_name(field: &str, kind: &str, value: &str) -> Result<(), String> {
 
 /// All spec rules at once; the first broken one is reported with the field it concerns.
 pub fn spec(spec: &super::VncSessionSpec) -> Result<(), String> {
+    // First, so that no message below quotes an unbounded value (an old CRD may lack the
+    // schema's own bounds).
+    for (field, value, max) in [
+        ("regionId", Some(spec.region_id.as_str()), REGION_ID_MAX_LEN),
+        (
+            "instanceId",
+            Some(spec.instance_id.as_str()),
+            INSTANCE_ID_MAX_LEN,
+        ),
+        ("ttl", spec.ttl.as_deref(), TTL_MAX_LEN),
+    ] {
+        if value.is_some_and(|v| v.len() > max) {
+            return Err(format!("spec.{field} is longer than {max} bytes"));
+        }
+    }
     region_id(&spec.region_id).map_err(|m| format!("spec.{m}"))?;
     instance_id(&spec.instance_id).map_err(|m| format!("spec.{m}"))?;
     if let Some(reason) = &spec.reason {
@@ -397,6 +415,28 @@ mod spec_tests {
             spec(&s)
                 .unwrap_err()
                 .starts_with("spec.serviceAccountRef.name")
+        );
+    }
+
+    #[test]
+    fn an_unbounded_field_from_an_old_schema_is_refused_without_being_quoted() {
+        let mut s = crate::session::VncSessionSpec {
+            region_id: "cn-hangzhou".into(),
+            instance_id: "i-bp1".into(),
+            credentials_ref: None,
+            service_account_ref: None,
+            is_windows: None,
+            reason: None,
+            ttl: Some(format!("{}m", "9".repeat(1_000_000))),
+            endpoint: None,
+        };
+        let err = spec(&s).unwrap_err();
+        assert_eq!(err, "spec.ttl is longer than 32 bytes");
+        s.ttl = None;
+        s.region_id = format!("cn-{}", "a".repeat(100));
+        assert_eq!(
+            spec(&s).unwrap_err(),
+            "spec.regionId is longer than 64 bytes"
         );
     }
 

@@ -127,6 +127,12 @@ impl EcsError {
         }
     }
 
+    /// True when the endpoint answered with an error body (any code, throttling included): an
+    /// answer that carries no VncUrl issued none.
+    pub fn is_error_answer(&self) -> bool {
+        matches!(self, Self::Api { .. } | Self::SecurityTokenRejected { .. })
+    }
+
     /// True for throttling answers, which callers may want to report separately.
     pub fn is_throttling(&self) -> bool {
         matches!(self, Self::Api { code, .. } if code.starts_with("Throttling"))

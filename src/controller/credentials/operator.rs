@@ -56,7 +56,8 @@ impl Operator<'_> {
     /// policy says.
     pub fn withholds_role(&self, role: &str, namespace: &str) -> bool {
         let own_role = self.own.and_then(|c| c.rrsa_role_arn());
-        own_role == Some(role) && !self.scope.offers(namespace)
+        // RAM compares ARNs without regard to case; so does this check.
+        own_role.is_some_and(|own| own.eq_ignore_ascii_case(role)) && !self.scope.offers(namespace)
     }
 }
 
