@@ -392,17 +392,26 @@ mod spec_tests {
         }
     }
 
-    #[test]
-    fn the_credential_sources_exclude_each_other() {
-        let mut s = crate::session::VncSessionSpec {
+    /// A valid spec with nothing optional set.
+    fn plain() -> crate::session::VncSessionSpec {
+        crate::session::VncSessionSpec {
             region_id: "cn-hangzhou".into(),
             instance_id: "i-bp1".into(),
-            credentials_ref: Some(crate::session::crd::CredentialsRef { name: "k".into() }),
-            service_account_ref: Some(crate::session::crd::ServiceAccountRef { name: "sa".into() }),
+            credentials_ref: None,
+            service_account_ref: None,
             is_windows: None,
             reason: None,
             ttl: None,
             endpoint: None,
+        }
+    }
+
+    #[test]
+    fn the_credential_sources_exclude_each_other() {
+        let mut s = crate::session::VncSessionSpec {
+            credentials_ref: Some(crate::session::crd::CredentialsRef { name: "k".into() }),
+            service_account_ref: Some(crate::session::crd::ServiceAccountRef { name: "sa".into() }),
+            ..plain()
         };
         let err = spec(&s).unwrap_err();
         assert!(err.starts_with("spec.serviceAccountRef"), "{err}");
@@ -421,14 +430,8 @@ mod spec_tests {
     #[test]
     fn an_unbounded_field_from_an_old_schema_is_refused_without_being_quoted() {
         let mut s = crate::session::VncSessionSpec {
-            region_id: "cn-hangzhou".into(),
-            instance_id: "i-bp1".into(),
-            credentials_ref: None,
-            service_account_ref: None,
-            is_windows: None,
-            reason: None,
             ttl: Some(format!("{}m", "9".repeat(1_000_000))),
-            endpoint: None,
+            ..plain()
         };
         let err = spec(&s).unwrap_err();
         assert_eq!(err, "spec.ttl is longer than 32 bytes");
@@ -443,14 +446,8 @@ mod spec_tests {
     #[test]
     fn a_reason_is_one_line_of_plain_text() {
         let mut s = crate::session::VncSessionSpec {
-            region_id: "cn-hangzhou".into(),
-            instance_id: "i-bp1".into(),
-            credentials_ref: None,
-            service_account_ref: None,
-            is_windows: None,
             reason: Some("磁盘已满 disk full, INC-4711".into()),
-            ttl: None,
-            endpoint: None,
+            ..plain()
         };
         assert_eq!(spec(&s), Ok(()));
         for bad in [
