@@ -906,7 +906,7 @@ watch a namespace of their own. \`examples/bench_scale.rs\` creates the $(fo .se
 $(fo .allExpiredSeconds) s), and the row waits until \`ecs-sim\`'s counters and the leader's CPU are still, so nothing is due. The
 leader (peak RSS $(fo_mib oldLeaderHwmKiB) over the creation) gets SIGKILL; right after, the last session in list order
 gets a new \`ecsvnc.dev/refresh\` value. A standby holds no watch cache: its controller, and with it
-its first list (50 objects a page), starts only once it holds the Lease, which the killed leader
+its first list (10 objects a page, `LIST_PAGE_SIZE`), starts only once it holds the Lease, which the killed leader
 could not release, so the first ~15 s are the Lease running out. Takeover and end of the first
 list are the new leader's own log lines ("became the leader", "watch caches synced"); served is
 \`status.observedRefresh\` equal to the value with a URL (no \`lastError\`, \`issuedAt\` not before
@@ -933,7 +933,7 @@ From \`$FO_REPRO\` ($RUN_AT, $(nproc) cores; the method and the whole row are in
 RELIABILITY.md, "Failover at scale"): $(fo .sessions) sessions at rest (all \`Expired\`, nothing due), two
 replicas with \`--leader-elect --lease-duration 15s\` and \`${FO_ARGS[*]}\`, the leader SIGKILLed, and one
 session's \`ecsvnc.dev/refresh\` set right after the kill. A standby starts its controller, and its
-first list (50 objects a page), only once it holds the Lease.
+first list (10 objects a page, `LIST_PAGE_SIZE`), only once it holds the Lease.
 
 | Measure | Result |
 |---|---|
