@@ -318,7 +318,20 @@ async fn the_operator_serves_metrics_health_and_exits_cleanly_on_sigterm() {
     };
     assert_eq!(get("/healthz").await.0, 200);
     assert_eq!(get("/readyz").await.0, 200, "{}", op.logs());
-    let (_, metrics) = get("/metrics").await;
+    // The session gauge reads the operator's own watch cache, which may see the Ready status a
+    // moment after the test did: wait for it (bounded), then read the rest from that answer.
+    let metrics = support::waiting::poll(
+        WAIT,
+        Duration::from_millis(100),
+        || "the Ready session never showed in ecsvnc_sessions".to_owned(),
+        || async {
+            let (_, metrics) = get("/metrics").await;
+            metrics
+                .contains(r#"ecsvnc_sessions{phase="Ready"} 1"#)
+                .then_some(metrics)
+        },
+    )
+    .await;
     for sample in [
         r#"ecsvnc_ecs_requests_total{action="DescribeInstanceVncUrl",code="Success"} 1"#,
         r#"ecsvnc_sessions{phase="Ready"} 1"#,
